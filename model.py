@@ -1,0 +1,313 @@
+"""
+GPT-2 in one file: the model, OpenAI's weights, and fast cached generation.
+
+Numerically this *is* GPT-2 (tests/test_model.py checks logits and greedy decoding against HF transformers):
+pre-LayerNorm blocks, fused qkv projection, causal attention through F.scaled_dot_product_attention,
+GELU(tanh) MLP 4x wide, learned absolute positions, final LayerNorm, lm_head tied to the token embedding.
+Imports torch and the standard library only; transformers is imported inside from_pretrained.
+"""
+import math
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+
+@dataclass
+class GPTConfig:
+    block_size: int = 1024
+    vocab_size: int = 50304  # GPT-2's 50257 padded up to a multiple of 64: faster matmuls
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    bias: bool = True  # biases in Linear and LayerNorm layers, as in GPT-2; False is a little faster
+    # ids >= tokenizer_vocab_size are padding rows the tokenizer cannot decode: generate() never produces them.
+    # None means every id is a real token.
+    tokenizer_vocab_size: int | None = None
+
+    def __post_init__(self):
+        if self.n_embd % self.n_head != 0:
+            raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
+        if self.tokenizer_vocab_size is not None and not 0 < self.tokenizer_vocab_size <= self.vocab_size:
+            raise ValueError(f"tokenizer_vocab_size={self.tokenizer_vocab_size} must be in 1..vocab_size={self.vocab_size}")
+
+
+class KVCache:
+    """Keys and values of every token seen so far, so generation feeds only the newest token through the model."""
+
+    def __init__(self, n_layer: int, max_len: int):
+        self.layers: list[torch.Tensor | None] = [None] * n_layer  # each (2, B, nh, max_len, hs), made on first use
+        self.max_len = max_len
+        self.pos = 0  # number of tokens cached; GPT.forward advances it
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store the new tokens' k, v (B, nh, T, hs) and return those of all tokens so far (B, nh, pos+T, hs)."""
+        if self.layers[layer] is None:  # allocated here so it takes k's dtype, which autocast decides
+            B, nh, _, hs = k.shape
+            self.layers[layer] = k.new_empty(2, B, nh, self.max_len, hs)
+        buf, end = self.layers[layer], self.pos + k.size(2)
+        buf[0, :, :, self.pos:end] = k
+        buf[1, :, :, self.pos:end] = v
+        return buf[0, :, :, :end], buf[1, :, :, :end]
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig, layer_idx: int):
+        super().__init__()
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v for all heads at once
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
+        self.n_head, self.dropout, self.layer_idx = config.n_head, config.dropout, layer_idx
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        pos, mask = 0, None
+        if cache is not None:
+            pos = cache.pos
+            k, v = cache.update(self.layer_idx, k, v)  # (B, nh, pos+T, hs)
+            if pos > 0 and T > 1:  # a chunk after cached tokens: query i sees keys 0..pos+i
+                mask = torch.ones(T, pos + T, dtype=torch.bool, device=x.device).tril(diagonal=pos)
+        # one new token after the cache may see every cached key, so it needs no mask at all
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=(pos == 0 and T > 1),
+                                           dropout_p=self.dropout if self.training else 0.0)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble the heads side by side
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))  # GPT-2's "gelu_new"
+
+
+class Block(nn.Module):
+    def __init__(self, config: GPTConfig, layer_idx: int):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config, layer_idx)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache)
+        return x + self.mlp(self.ln_2(x))
+
+
+# HF's GPT-2 stores these as Conv1D, i.e. (in, out): transpose them against nn.Linear's (out, in)
+HF_TRANSPOSED = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+PRETRAINED = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
+
+# Dense bf16 (fp16 where the chip has no bf16) tensor-core peaks in FLOP/s from the vendors' datasheets, matched
+# against torch.cuda.get_device_name(). More specific names first: "H100 PCIe" must win over "H100".
+PEAK_FLOPS = {
+    "H100 PCIe": 756e12, "H100 NVL": 835e12, "H100": 989e12, "H200": 989e12, "GH200": 989e12, "B200": 2250e12,
+    "A100": 312e12, "A10G": 70e12, "A10": 125e12, "L40S": 362e12, "L4": 121e12,
+    "RTX 4090": 165e12, "RTX 3090": 71e12, "V100": 125e12, "T4": 65e12,
+}
+
+
+def device_peak_flops(device: torch.device) -> float | None:
+    """The device's peak FLOP/s from PEAK_FLOPS, or None when unknown (CPUs: pass your own peak instead)."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in PEAK_FLOPS.items() if key in name), None)
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            wpe=nn.Embedding(config.block_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
+            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+        ))
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.transformer.wte.weight = self.lm_head.weight  # weight tying, as GPT-2 does
+        # GPT-2 init: N(0, 0.02) everywhere, zero biases, and the projections that write into the residual stream
+        # scaled by 1/sqrt(2 * n_layer) so the stream's variance does not grow with depth (two per block).
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+            elif name.endswith(".bias"):
+                nn.init.zeros_(p)
+            elif p.dim() >= 2:
+                nn.init.normal_(p, mean=0.0, std=0.02)
+            # LayerNorm gains keep their default of 1
+
+    def get_num_params(self, non_embedding: bool = True) -> int:
+        """Parameter count. Position embeddings are left out by default; token embeddings stay in, because
+        tying makes them the output layer's weights."""
+        n = sum(p.numel() for p in self.parameters())
+        return n - self.transformer.wpe.weight.numel() if non_embedding else n
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, all_logits: bool = False,
+                cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """idx (B, T) token ids -> (logits, loss).
+        With targets (B, T): logits for every position and the mean cross-entropy (targets of -1 are ignored).
+        Without: logits (B, 1, V) of the last position only, which is all sampling needs, or (B, T, V) with
+        all_logits=True, e.g. for per-token log-probs. With a cache, idx holds only the tokens after those cached."""
+        B, T = idx.size()
+        start = cache.pos if cache is not None else 0
+        if start + T > self.config.block_size:
+            raise ValueError(f"sequence of {start + T} tokens is longer than block_size={self.config.block_size}: "
+                             f"crop it to the last {self.config.block_size} tokens")
+        pos = torch.arange(start, start + T, dtype=torch.long, device=idx.device)
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
+        for block in self.transformer.h:
+            x = block(x, cache)
+        x = self.transformer.ln_f(x)
+        if cache is not None:
+            cache.pos += T
+        if targets is not None:
+            logits = self.lm_head(x)
+            loss = F.cross_entropy(logits.flatten(0, 1), targets.reshape(-1), ignore_index=-1)
+            return logits, loss
+        return self.lm_head(x if all_logits else x[:, [-1], :]), None
+
+    def crop_block_size(self, block_size: int) -> None:
+        """Shrink the context, e.g. to finetune GPT-2 (1024) with a shorter block."""
+        if block_size > self.config.block_size:
+            raise ValueError(f"cannot grow block_size from {self.config.block_size} to {block_size}")
+        self.config.block_size = block_size
+        self.transformer.wpe.weight = nn.Parameter(self.transformer.wpe.weight[:block_size])
+
+    @classmethod
+    def from_pretrained(cls, name_or_dir: str, override_args: dict | None = None) -> "GPT":
+        """OpenAI's GPT-2 (gpt2, gpt2-medium, gpt2-large, gpt2-xl) through HF transformers, or a local directory
+        written by GPT2LMHeadModel.save_pretrained. Only dropout may be overridden."""
+        override_args = override_args or {}
+        if set(override_args) - {"dropout"}:
+            raise ValueError(f"from_pretrained can only override dropout, not {sorted(set(override_args) - {'dropout'})}")
+        if name_or_dir not in PRETRAINED and not os.path.isdir(name_or_dir):
+            raise ValueError(f"unknown model '{name_or_dir}': use one of {', '.join(PRETRAINED)} "
+                             f"or a directory written by save_pretrained")
+        if os.path.isdir(name_or_dir) and not os.path.isfile(os.path.join(name_or_dir, "config.json")):
+            raise ValueError(f"{name_or_dir} has no config.json: it is not a HF model directory")
+        from transformers import GPT2Config, GPT2LMHeadModel  # lazily: only loading weights needs transformers
+        try:
+            hf_config = GPT2Config.from_pretrained(name_or_dir)
+            check_hf_config(hf_config, name_or_dir)
+            hf = GPT2LMHeadModel.from_pretrained(name_or_dir)
+        except OSError as e:  # no network and not in the HF cache, usually
+            raise RuntimeError(f"could not load '{name_or_dir}' ({e}). Download it once with network access "
+                               f"(it is cached under ~/.cache/huggingface) or pass a local directory") from None
+        config = GPTConfig(block_size=hf_config.n_positions, vocab_size=hf_config.vocab_size,
+                           n_layer=hf_config.n_layer, n_head=hf_config.n_head, n_embd=hf_config.n_embd,
+                           bias=True, dropout=override_args.get("dropout", 0.0))
+        model = cls(config)
+        sd, sd_hf = model.state_dict(), hf.state_dict()
+        with torch.no_grad():
+            for k, p in sd.items():
+                w = sd_hf[k]
+                w = w.t() if k.endswith(HF_TRANSPOSED) else w
+                if w.shape != p.shape:
+                    raise ValueError(f"{name_or_dir}: {k} has shape {tuple(w.shape)}, expected {tuple(p.shape)}")
+                p.copy_(w)
+        return model
+
+    def configure_optimizers(self, weight_decay: float, learning_rate: float, betas: tuple[float, float],
+                             device: torch.device) -> torch.optim.Optimizer:
+        """AdamW with weight decay on matrices and embeddings (>= 2-D) only, never on biases or LayerNorm gains."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        try:  # the fused kernel is one launch per step instead of one per tensor; CUDA, CPU and MPS have it
+            return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=True)
+        except (RuntimeError, ValueError):
+            return torch.optim.AdamW(groups, lr=learning_rate, betas=betas)
+
+    def flops_per_token(self, seq_len: int) -> int:
+        """Training FLOPs (forward + backward) per token: 6 per matmul weight (2 forward, 4 backward) plus the
+        attention scores and weighted sum, 2 * 2 * seq_len * n_embd per layer forward, counted without causal
+        savings as the PaLM paper (appendix B) does."""
+        c = self.config
+        n_matmul = c.n_layer * 12 * c.n_embd ** 2 + c.vocab_size * c.n_embd  # qkv + proj 4d^2, MLP 8d^2, lm_head
+        return 6 * n_matmul + 12 * c.n_layer * c.n_embd * seq_len
+
+    def estimate_mfu(self, tokens_per_sec: float, seq_len: int, peak_flops: float | None) -> tuple[float, float | None]:
+        """(achieved FLOP/s, model FLOPs utilization as a fraction of peak_flops or None without a peak)."""
+        achieved = self.flops_per_token(seq_len) * tokens_per_sec
+        return achieved, (achieved / peak_flops if peak_flops else None)
+
+    @torch.no_grad()
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+                 top_p: float | None = None, stop_token: int | None = None, use_cache: bool = True,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """Continue each row of idx (B, T) by max_new_tokens tokens and return (B, T + new).
+        temperature=0 is greedy; top_k and top_p (nucleus) filter before sampling. Once a row produces
+        stop_token it keeps producing it, and generation ends when every row has. With use_cache the prompt is run
+        once and then one token per step; past block_size, where every position shifts by one each step, the last
+        block_size tokens are recomputed instead (exactly what use_cache=False does throughout).
+        Call model.eval() first: dropout stays as the model's mode has it."""
+        bs, cache = self.config.block_size, None
+        done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
+        for _ in range(max_new_tokens):
+            if not use_cache or idx.size(1) > bs:
+                logits, _ = self(idx[:, -bs:])
+            elif cache is None:
+                cache = KVCache(self.config.n_layer, bs)
+                logits, _ = self(idx, cache=cache)
+            else:
+                logits, _ = self(idx[:, -1:], cache=cache)
+            logits = logits[:, -1, :].float()
+            if self.config.tokenizer_vocab_size is not None:
+                logits[:, self.config.tokenizer_vocab_size:] = -float("inf")
+            nxt = sample_next(logits, temperature, top_k, top_p, generator)  # (B, 1)
+            if stop_token is not None:
+                nxt = nxt.masked_fill(done[:, None], stop_token)
+                done |= nxt[:, 0] == stop_token
+            idx = torch.cat((idx, nxt), dim=1)
+            if stop_token is not None and done.all():
+                break
+        return idx
+
+
+def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                top_p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Pick one token per row of logits (B, V) -> (B, 1)."""
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, [-1]]
+        logits = logits.masked_fill(logits < kth, -float("inf"))
+    if top_p is not None:  # keep the most likely tokens until their mass reaches top_p, and always the first
+        sorted_logits, order = torch.sort(logits, descending=True)
+        probs = sorted_logits.softmax(dim=-1)
+        drop = probs.cumsum(dim=-1) - probs >= top_p  # the tokens before this one already hold top_p
+        drop[:, 0] = False
+        logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, -float("inf")))
+    return torch.multinomial(logits.softmax(dim=-1), num_samples=1, generator=generator)
+
+
+def check_hf_config(cfg, name: str) -> None:
+    """Refuse HF GPT-2 variants this model would silently compute differently."""
+    problems = []
+    if cfg.model_type != "gpt2":
+        problems.append(f"model_type is '{cfg.model_type}', not 'gpt2'")
+    if cfg.activation_function not in ("gelu_new", "gelu_pytorch_tanh"):
+        problems.append(f"activation_function is '{cfg.activation_function}', not 'gelu_new'")
+    if cfg.n_inner not in (None, 4 * cfg.n_embd):
+        problems.append(f"n_inner is {cfg.n_inner}, not 4 * n_embd = {4 * cfg.n_embd}")
+    for flag, want in (("scale_attn_by_inverse_layer_idx", False), ("reorder_and_upcast_attn", False),
+                       ("scale_attn_weights", True), ("add_cross_attention", False)):
+        if getattr(cfg, flag, want) != want:
+            problems.append(f"{flag} is {getattr(cfg, flag)}, not {want}")
+    if cfg.layer_norm_epsilon != 1e-5:
+        problems.append(f"layer_norm_epsilon is {cfg.layer_norm_epsilon}, not 1e-5")
+    if problems:
+        raise ValueError(f"{name}: this GPT-2 variant cannot be reproduced exactly: {'; '.join(problems)}")

@@ -1,0 +1,256 @@
+"""model.py against independent references: HF transformers' GPT-2, plain masked-softmax attention, uncached decoding."""
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+from transformers import GPT2LMHeadModel
+
+from model import GPT, GPTConfig, KVCache, sample_next
+
+
+def load_pair(hf_dir: str, dtype=torch.float32):
+    hf = GPT2LMHeadModel.from_pretrained(hf_dir).eval().to(dtype)
+    ours = GPT.from_pretrained(hf_dir).eval().to(dtype)
+    return hf, ours
+
+
+@pytest.mark.parametrize("shape", [dict(n_embd=64, n_layer=2, n_head=4, n_positions=64, vocab_size=100),
+                                   dict(n_embd=96, n_layer=3, n_head=3, n_positions=40, vocab_size=257),
+                                   dict(n_embd=48, n_layer=1, n_head=8, n_positions=16, vocab_size=50)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_logits_and_loss_match_hf(make_hf_dir, shape, bias):
+    hf, ours = load_pair(make_hf_dir(seed=1, **shape))
+    if not bias:  # HF always has biases: zero them there and leave them out of ours
+        with torch.no_grad():
+            for name, p in hf.named_parameters():
+                if name.endswith(".bias"):
+                    p.zero_()
+        cfg = GPTConfig(**{**ours.config.__dict__, "bias": False})
+        no_bias = GPT(cfg).eval()
+        missing = no_bias.load_state_dict(ours.state_dict(), strict=False)
+        assert not missing.missing_keys and all(k.endswith(".bias") for k in missing.unexpected_keys)
+        ours = no_bias
+    torch.manual_seed(0)
+    for B, T in [(1, 1), (2, 7), (3, shape["n_positions"])]:
+        idx = torch.randint(0, shape["vocab_size"], (B, T))
+        targets = torch.randint(0, shape["vocab_size"], (B, T))
+        if B * T > 1:
+            targets[-1, 0] = -1  # an ignored position
+        out = hf(idx, labels=None)
+        ref_loss = F.cross_entropy(out.logits.flatten(0, 1), targets.flatten(), ignore_index=-1)
+        logits, loss = ours(idx, targets)
+        torch.testing.assert_close(logits, out.logits, atol=1e-5, rtol=0)
+        torch.testing.assert_close(loss, ref_loss, atol=1e-5, rtol=0)
+        # without targets: last position only, or all of them on request
+        torch.testing.assert_close(ours(idx)[0], out.logits[:, [-1]], atol=1e-5, rtol=0)
+        torch.testing.assert_close(ours(idx, all_logits=True)[0], out.logits, atol=1e-5, rtol=0)
+
+
+def test_hf_loss_with_shifted_labels(make_hf_dir):
+    # HF shifts labels internally; our targets are the already-shifted next tokens
+    hf, ours = load_pair(make_hf_dir())
+    idx = torch.randint(0, 100, (2, 20))
+    ref = hf(idx, labels=idx).loss
+    _, loss = ours(idx[:, :-1], idx[:, 1:])
+    torch.testing.assert_close(loss, ref, atol=1e-5, rtol=0)
+
+
+def test_greedy_generation_matches_hf(make_hf_dir):
+    # float64 on both sides, so a near-tie between two logits cannot flip a token
+    hf, ours = load_pair(make_hf_dir(seed=2, n_positions=128), torch.float64)
+    idx = torch.randint(0, 100, (3, 9))
+    ref = hf.generate(idx, attention_mask=torch.ones_like(idx), max_new_tokens=60, do_sample=False, pad_token_id=0)
+    assert ref.shape == (3, 69)
+    assert torch.equal(ours.generate(idx, 60, temperature=0.0), ref)
+
+
+def small_model(block_size=32, vocab_size=80, seed=0, **kw) -> GPT:
+    torch.manual_seed(seed)
+    return GPT(GPTConfig(block_size=block_size, vocab_size=vocab_size, n_layer=2, n_head=2, n_embd=32, **kw)).eval()
+
+
+@pytest.mark.parametrize("prompt_len,new", [(5, 20), (10, 60), (40, 10)])  # inside, across and beyond block_size 32
+def test_cached_generation_equals_uncached(prompt_len, new):
+    model = small_model().double()
+    idx = torch.randint(0, 80, (4, prompt_len))
+    greedy = model.generate(idx, new, temperature=0)
+    assert greedy.shape == (4, prompt_len + new)
+    assert torch.equal(greedy, model.generate(idx, new, temperature=0, use_cache=False))
+    for kw in [dict(temperature=1.0), dict(temperature=0.8, top_k=10), dict(temperature=1.3, top_p=0.9)]:
+        a = model.generate(idx, new, generator=torch.Generator().manual_seed(7), **kw)
+        b = model.generate(idx, new, use_cache=False, generator=torch.Generator().manual_seed(7), **kw)
+        assert torch.equal(a, b), kw
+    # and the samples really are samples: another seed gives another continuation
+    c = model.generate(idx, new, generator=torch.Generator().manual_seed(8))
+    assert not torch.equal(c, model.generate(idx, new, generator=torch.Generator().manual_seed(7)))
+
+
+def test_cache_logits_equal_full_forward():
+    model = small_model().double()
+    idx = torch.randint(0, 80, (2, 20))
+    full = model(idx, all_logits=True)[0]
+    cache = KVCache(model.config.n_layer, model.config.block_size)
+    chunks = [model(idx[:, :8], all_logits=True, cache=cache)[0],  # prefill
+              model(idx[:, 8:9], all_logits=True, cache=cache)[0],  # one token
+              model(idx[:, 9:20], all_logits=True, cache=cache)[0]]  # a chunk after cached tokens (masked path)
+    torch.testing.assert_close(torch.cat(chunks, dim=1), full, atol=1e-10, rtol=0)
+    assert cache.pos == 20
+
+
+def reference_attention(attn, x):
+    """Plain masked-softmax causal attention with the layer's own weights."""
+    B, T, C = x.shape
+    nh, hs = attn.n_head, C // attn.n_head
+    q, k, v = (x @ attn.c_attn.weight.T + attn.c_attn.bias).split(C, dim=2)
+    q, k, v = (t.view(B, T, nh, hs).transpose(1, 2) for t in (q, k, v))
+    att = (q @ k.transpose(-2, -1)) / math.sqrt(hs)
+    att = att.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1), float("-inf"))
+    y = (att.softmax(dim=-1) @ v).transpose(1, 2).reshape(B, T, C)
+    return y @ attn.c_proj.weight.T + attn.c_proj.bias
+
+
+def test_sdpa_attention_equals_masked_softmax():
+    model = small_model()
+    attn = model.transformer.h[0].attn
+    x = torch.randn(3, 17, 32)
+    torch.testing.assert_close(attn(x), reference_attention(attn, x), atol=1e-6, rtol=1e-5)
+
+
+def test_greedy_equivalents_and_filters():
+    torch.manual_seed(0)
+    logits = torch.randn(6, 50) * 3
+    greedy = sample_next(logits, temperature=0)
+    assert torch.equal(greedy, logits.argmax(-1, keepdim=True))
+    for _ in range(5):
+        assert torch.equal(sample_next(logits, temperature=1.0, top_k=1), greedy)
+        assert torch.equal(sample_next(logits, temperature=1.0, top_p=1e-6), greedy)
+        assert torch.equal(sample_next(logits, temperature=2.0, top_p=0.0), greedy)
+    # top_k=5 only ever picks among the 5 largest; top_p only within the nucleus
+    top5 = logits.topk(5).indices
+    g = torch.Generator().manual_seed(0)
+    picks = torch.cat([sample_next(logits, top_k=5, generator=g) for _ in range(200)], dim=1)
+    assert all(set(picks[r].tolist()) <= set(top5[r].tolist()) for r in range(6))
+    assert len(set(picks[0].tolist())) > 1
+    probs, order = logits.softmax(-1).sort(descending=True)
+    nucleus = [set(order[r, : int((probs[r].cumsum(0) < 0.7).sum()) + 1].tolist()) for r in range(6)]
+    picks = torch.cat([sample_next(logits, top_p=0.7, generator=g) for _ in range(200)], dim=1)
+    assert all(set(picks[r].tolist()) <= nucleus[r] for r in range(6))
+
+
+def test_model_generate_greedy_equivalents():
+    model = small_model().double()
+    idx = torch.randint(0, 80, (2, 4))
+    greedy = model.generate(idx, 30, temperature=0)
+    assert torch.equal(model.generate(idx, 30, top_k=1), greedy)
+    assert torch.equal(model.generate(idx, 30, top_p=1e-9), greedy)
+
+
+def test_padded_ids_never_generated():
+    model = small_model(vocab_size=64, tokenizer_vocab_size=50)
+    with torch.no_grad():  # every final hidden state becomes b, and the padding rows point along b
+        b = torch.randn(32)
+        model.transformer.ln_f.weight.zero_()
+        model.transformer.ln_f.bias.copy_(b)
+        model.lm_head.weight[50:] = b * 10
+    idx = torch.randint(0, 50, (8, 3))
+    assert model(idx)[0][:, -1].argmax(-1).ge(50).all()  # unmasked, padding would win
+    for kw in [dict(temperature=0), dict(temperature=1.0), dict(top_k=20), dict(top_p=0.99)]:
+        assert model.generate(idx, 25, **kw)[:, 3:].max() < 50, kw
+
+
+def test_stop_token_and_batch():
+    model = small_model().double()
+    idx = torch.randint(0, 80, (3, 4))
+    free = model.generate(idx, 30, temperature=0)
+    stop = int(free[0, 10])  # a token row 0 emits at step 7
+    out = model.generate(idx, 30, temperature=0, stop_token=stop)
+    for r in range(3):
+        row, ref = out[r, 4:].tolist(), free[r, 4:].tolist()
+        cut = ref.index(stop) + 1 if stop in ref else len(ref)
+        assert row[:cut] == ref[:cut] and set(row[cut:]) <= {stop}
+    assert out.size(1) <= 34
+
+
+def test_too_long_sequence_is_a_clear_error():
+    model = small_model(block_size=16)
+    with pytest.raises(ValueError, match="longer than block_size=16"):
+        model(torch.zeros(1, 17, dtype=torch.long))
+    model(torch.zeros(1, 16, dtype=torch.long))
+
+
+def test_crop_block_size():
+    model = small_model(block_size=32)
+    idx = torch.randint(0, 80, (2, 10))
+    before = model(idx, all_logits=True)[0]
+    model.crop_block_size(16)
+    assert model.transformer.wpe.weight.shape == (16, 32)
+    torch.testing.assert_close(model(idx, all_logits=True)[0], before)
+    with pytest.raises(ValueError):
+        model.crop_block_size(64)
+
+
+@pytest.mark.parametrize("bad", [dict(activation_function="relu"), dict(n_inner=100),
+                                 dict(scale_attn_by_inverse_layer_idx=True), dict(reorder_and_upcast_attn=True),
+                                 dict(scale_attn_weights=False), dict(layer_norm_epsilon=1e-6)])
+def test_bad_hf_configs_rejected(make_hf_dir, bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        GPT.from_pretrained(make_hf_dir(**bad))
+
+
+def test_bad_names_rejected(tmp_path):
+    with pytest.raises(ValueError, match="unknown model 'gpt3'"):
+        GPT.from_pretrained("gpt3")
+    with pytest.raises(ValueError, match="no config.json"):
+        GPT.from_pretrained(str(tmp_path))
+    with pytest.raises(ValueError, match="only override dropout"):
+        GPT.from_pretrained("gpt2", {"n_layer": 3})
+
+
+def test_from_pretrained_dropout_override_and_gelu_alias(make_hf_dir):
+    model = GPT.from_pretrained(make_hf_dir(activation_function="gelu_pytorch_tanh"), {"dropout": 0.1})
+    assert model.config.dropout == 0.1 and model.config.vocab_size == 100 and model.config.block_size == 64
+
+
+def test_init_and_param_count():
+    model = GPT(GPTConfig(block_size=64, vocab_size=100, n_layer=4, n_head=4, n_embd=256))
+    assert model.lm_head.weight is model.transformer.wte.weight
+    d, L = 256, 4
+    per_layer = 12 * d * d + 9 * d + 4 * d  # weights, biases (qkv 3d, proj d, fc 4d, fc-proj d), 2 LayerNorms
+    assert model.get_num_params() == 100 * d + L * per_layer + 2 * d
+    assert model.get_num_params(non_embedding=False) == model.get_num_params() + 64 * d
+    assert abs(model.transformer.h[0].mlp.c_fc.weight.std().item() - 0.02) < 1e-3
+    assert abs(model.transformer.h[0].attn.c_proj.weight.std().item() - 0.02 / math.sqrt(2 * L)) < 1e-3
+    assert model.transformer.h[0].mlp.c_fc.bias.abs().max() == 0
+
+
+def test_configure_optimizers_decays_only_matrices():
+    model = small_model()
+    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), torch.device("cpu"))
+    decay, no_decay = opt.param_groups
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in no_decay["params"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+    assert opt.defaults["fused"]  # CPU has fused AdamW in the torch versions we support
+
+
+def test_flops_per_token_matches_counted_matmuls(monkeypatch):
+    """Count the FLOPs of one forward+backward with torch's FlopCounterMode, attention done by plain matmuls
+    (CPU SDPA kernels are not counted) over the full T x T square, as the formula assumes."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def plain_sdpa(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False):
+        att = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
+        if is_causal:
+            att = att.masked_fill(torch.ones(q.size(2), k.size(2), dtype=torch.bool).triu(1), float("-inf"))
+        return att.softmax(-1) @ v
+    monkeypatch.setattr(F, "scaled_dot_product_attention", plain_sdpa)
+    model = small_model(block_size=24, vocab_size=72)
+    B, T = 3, 24
+    idx = torch.randint(0, 72, (B, T))
+    with FlopCounterMode(display=False) as counter:
+        model(idx, idx)[1].backward()
+    assert counter.get_total_flops() == model.flops_per_token(T) * B * T
+    achieved, mfu = model.estimate_mfu(1000.0, T, peak_flops=2 * model.flops_per_token(T) * 1000.0)
+    assert achieved == model.flops_per_token(T) * 1000.0 and mfu == 0.5
+    assert model.estimate_mfu(1000.0, T, peak_flops=None)[1] is None
