@@ -241,6 +241,9 @@ def train(cfg: TrainConfig) -> dict:
     """Run the training loop; returns the final {'iter_num', 'best_val_loss', 'train_loss', 'val_loss'}."""
     ddp = int(os.environ.get("RANK", -1)) != -1
     rank, world = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if ddp else (0, 1)
+    if cfg.gradient_accumulation_steps % world:
+        raise UsageError(f"gradient_accumulation_steps={cfg.gradient_accumulation_steps} does not divide over "
+                         f"{world} processes: make it a multiple of {world}")
     device = resolve_device(cfg.device)
     if ddp:
         if device.type == "cuda":
@@ -248,9 +251,6 @@ def train(cfg: TrainConfig) -> dict:
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     master = rank == 0
-    if cfg.gradient_accumulation_steps % world:
-        raise UsageError(f"gradient_accumulation_steps={cfg.gradient_accumulation_steps} does not divide over "
-                         f"{world} processes: make it a multiple of {world}")
     accum = cfg.gradient_accumulation_steps // world  # micro-steps per process
     global_rows = cfg.batch_size * cfg.gradient_accumulation_steps
     tokens_per_iter = global_rows * cfg.block_size
@@ -411,14 +411,16 @@ def train(cfg: TrainConfig) -> dict:
         metrics.close()
     if wandb_run is not None:
         wandb_run.finish()
-    if ddp:
-        dist.destroy_process_group()
     return {"iter_num": iter_num, "best_val_loss": best_val_loss,
             "train_loss": losses.get("train"), "val_loss": losses.get("val")}
 
 
 def main(argv: list[str]) -> None:
-    train(configure(TrainConfig, argv))
+    try:
+        train(configure(TrainConfig, argv))
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,519 @@
+"""
+The one data library: tokenizers, the on-disk format, atomic writing, downloads and Hugging Face datasets.
+
+A prepared dataset is a folder with three files:
+  train.bin, val.bin  flat arrays of token ids, raw (no header): np.memmap(path, dtype=meta["dtype"], mode="r")
+  meta.json           {"tokenizer": "char" | "gpt2", "vocab_size", "dtype": "uint16" | "uint32",
+                       "chars": [...] (char only, id order), "eot_token": int | null, "train_tokens", "val_tokens"}
+Every data/<name>/prepare.py is a thin use of this module. Nothing here pickles: meta.json is plain UTF-8 JSON.
+
+Documents: with gpt2 every document is preceded by the <|endoftext|> token (50256), so documents are separated by
+it and each one, the first included, starts in the same "fresh document" context that sampling from a lone
+<|endoftext|> prompt gives. The char tokenizer has no such token: documents are simply concatenated.
+"""
+import json
+import os
+import tempfile
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from configurator import UsageError, cli
+
+# rough number of tokens written per memmap chunk: the chunk count follows the data size (nanoGPT used a fixed
+# 1024 shards, which fails on datasets with fewer rows than that)
+CHUNK_TOKENS = 1 << 24
+GPT2_EOT = "<|endoftext|>"
+META_KEYS = ("tokenizer", "vocab_size", "dtype", "eot_token", "train_tokens", "val_tokens")
+
+
+class DataError(UsageError, ValueError):
+    """Bad input or an unreachable source, said in one line. A UsageError, so the prepare.py scripts, train.py and
+    sample.py report it without a traceback (exit status 2)."""
+
+
+def dtype_for(vocab_size: int) -> str:
+    """The smallest dtype that holds every id of a vocabulary: uint16 up to 65536 tokens, else uint32."""
+    return "uint16" if vocab_size <= 1 << 16 else "uint32"
+
+
+# -----------------------------------------------------------------------------
+# tokenizers
+
+def _tiktoken_gpt2():
+    import tiktoken
+    try:
+        return tiktoken.get_encoding("gpt2")
+    except Exception as e:  # tiktoken downloads its BPE files on first use
+        raise DataError(f"could not load tiktoken's gpt2 BPE files ({type(e).__name__}: {e}); connect once to cache "
+                        f"them, or set TIKTOKEN_CACHE_DIR to a folder that holds them") from e
+
+
+class Tokenizer:
+    """Text <-> token ids for the two tokenizers meta.json can name: "char" (a list of characters) and "gpt2"."""
+
+    def __init__(self, kind: str, chars: Sequence[str] | None = None):
+        self.kind = kind
+        if kind == "char":
+            self.chars = list(chars or [])
+            if not self.chars or any(not isinstance(c, str) or len(c) != 1 for c in self.chars):
+                raise DataError("a char vocabulary must be a non-empty list of single characters")
+            if len(set(self.chars)) != len(self.chars):
+                raise DataError("a char vocabulary must not repeat characters")
+            self.vocab_size, self.eot_token = len(self.chars), None
+            # encoding looks code points up in sorted order with numpy: fast on big texts, and any id order works
+            codepoints = np.array([ord(c) for c in self.chars], dtype=np.int64)
+            self._order = np.argsort(codepoints)
+            self._sorted = codepoints[self._order]
+        elif kind == "gpt2":
+            self.chars = None
+            self._enc = _tiktoken_gpt2()
+            self.vocab_size, self.eot_token = self._enc.n_vocab, self._enc.eot_token  # 50257, 50256
+        else:
+            raise DataError(f"unknown tokenizer {kind!r}: expected 'char' or 'gpt2'")
+        self.dtype = dtype_for(self.vocab_size)
+
+    @classmethod
+    def char(cls, chars: Sequence[str]) -> "Tokenizer":
+        return cls("char", chars)
+
+    @classmethod
+    def from_text(cls, text: str) -> "Tokenizer":
+        """A char tokenizer whose vocabulary is the sorted unique characters of text."""
+        return cls("char", sorted(set(text)))
+
+    @classmethod
+    def gpt2(cls) -> "Tokenizer":
+        return cls("gpt2")
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "Tokenizer":
+        tok = cls(meta.get("tokenizer"), meta.get("chars"))
+        if meta.get("vocab_size") != tok.vocab_size:
+            raise DataError(f"meta vocab_size {meta.get('vocab_size')} != {tok.vocab_size} of its {tok.kind} tokenizer")
+        return tok
+
+    def __reduce__(self):  # pickled (datasets.map workers, fingerprints) as its definition, not tiktoken internals
+        return Tokenizer, (self.kind, self.chars)
+
+    def meta(self) -> dict:
+        """The tokenizer's part of meta.json."""
+        meta = {"tokenizer": self.kind, "vocab_size": self.vocab_size, "dtype": self.dtype}
+        if self.kind == "char":
+            meta["chars"] = self.chars
+        meta["eot_token"] = self.eot_token
+        return meta
+
+    def _encode_chars(self, text: str) -> np.ndarray:
+        codepoints = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64)
+        pos = np.minimum(np.searchsorted(self._sorted, codepoints), self.vocab_size - 1)
+        known = self._sorted[pos] == codepoints
+        if not known.all():
+            unknown = sorted({chr(c) for c in codepoints[~known]})
+            shown = ", ".join(repr(c) for c in unknown[:50])
+            if len(unknown) > 50:
+                shown += f" and {len(unknown) - 50} more"
+            raise DataError(f"{len(unknown)} character(s) not in the vocabulary: {shown}")
+        return self._order[pos].astype(self.dtype)
+
+    def encode(self, text: str, allow_eot: bool = True) -> list[int]:
+        """Token ids of text. gpt2: the text "<|endoftext|>" becomes the eot token unless allow_eot=False.
+        char: a ValueError (DataError) lists the characters that are not in the vocabulary."""
+        if self.kind == "char":
+            return self._encode_chars(text).tolist()
+        return self._enc.encode(text, allowed_special={GPT2_EOT} if allow_eot else set(), disallowed_special=())
+
+    def encode_document(self, text: str) -> np.ndarray:
+        """One document as it is stored: gpt2 puts the eot token first, and "<|endoftext|>" inside the text stays
+        plain text (only the inserted separator is the special token); char ids are just the characters."""
+        if self.kind == "char":
+            return self._encode_chars(text)
+        return np.array([self.eot_token] + self._enc.encode_ordinary(text), dtype=self.dtype)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of ids. Never fails: ids outside 0..vocab_size-1 (e.g. rows of a model vocab padded to a multiple
+        of 64) are skipped."""
+        ids = np.asarray(ids if isinstance(ids, np.ndarray) else list(ids), dtype=np.int64).ravel()
+        ids = ids[(ids >= 0) & (ids < self.vocab_size)].tolist()
+        if self.kind == "char":
+            return "".join([self.chars[i] for i in ids])
+        return self._enc.decode(ids)  # errors="replace": a cut multi-byte character decodes as U+FFFD
+
+
+# -----------------------------------------------------------------------------
+# reading meta.json
+
+def _meta_problem(meta) -> str | None:
+    """What is wrong with a parsed meta.json, or None."""
+    if not isinstance(meta, dict):
+        return "not a JSON object"
+    missing = [k for k in META_KEYS if k not in meta]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    if meta["tokenizer"] not in ("char", "gpt2"):
+        return f"unknown tokenizer {meta['tokenizer']!r}"
+    for k in ("vocab_size", "train_tokens", "val_tokens"):
+        if not isinstance(meta[k], int) or isinstance(meta[k], bool) or meta[k] <= 0:
+            return f"{k} must be a positive integer, not {meta[k]!r}"
+    if meta["dtype"] != dtype_for(meta["vocab_size"]):
+        return (f"dtype {meta['dtype']!r} does not fit vocab_size {meta['vocab_size']} "
+                f"(expected {dtype_for(meta['vocab_size'])!r})")
+    if meta["tokenizer"] == "char":
+        chars = meta.get("chars")
+        if not isinstance(chars, list) or len(chars) != meta["vocab_size"]:
+            return "char meta needs 'chars', a list of vocab_size characters"
+    return None
+
+
+def _prepare_hint(data_dir: Path) -> str:
+    script = data_dir / "prepare.py"
+    if script.exists():
+        return f"run python {script}"
+    return f"run python data/custom/prepare.py --input=... --out_dir={data_dir}"
+
+
+def load_meta(data_dir: str | os.PathLike) -> dict:
+    """The meta.json of a prepared dataset folder, checked; a missing or malformed one is a one-line DataError."""
+    data_dir = Path(data_dir)
+    path = data_dir / "meta.json"
+    if not path.exists():
+        raise DataError(f"{path} not found: {_prepare_hint(data_dir)} first")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path} is malformed ({e}): {_prepare_hint(data_dir)} again") from e
+    problem = _meta_problem(meta)
+    for split in ("train", "val"):  # catches .bin files that do not belong to this meta.json
+        bin_path = data_dir / f"{split}.bin"
+        if problem is None and bin_path.exists():
+            expected = meta[f"{split}_tokens"] * np.dtype(meta["dtype"]).itemsize
+            if bin_path.stat().st_size != expected:
+                problem = f"{bin_path.name} has {bin_path.stat().st_size} bytes, meta says {expected}"
+    if problem:
+        raise DataError(f"{path} is malformed ({problem}): {_prepare_hint(data_dir)} again")
+    return meta
+
+
+# -----------------------------------------------------------------------------
+# writing: temp files in the target folder, renamed over the old ones only once all three are complete
+
+def _temp_path(out_dir: Path, name: str) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=".tmp")
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private (0600); give it a normal file's permissions
+    return Path(tmp)
+
+
+def write_bins(out_dir: str | os.PathLike, tokenizer: Tokenizer,
+               splits: dict[str, tuple[int, Iterable[np.ndarray]]]) -> dict:
+    """Write {"train": (n_tokens, chunks), "val": (n_tokens, chunks)} and meta.json into out_dir; return the meta.
+
+    Each split's chunks are arrays of ids, consumed once and written in order into a memmap of n_tokens. Every id
+    is checked against the vocabulary (so it fits the dtype). Until every file is complete nothing in out_dir is
+    replaced; on any error the temp files are removed and previously prepared files are left as they were."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    temps: dict[str, Path] = {}  # final name -> temp file
+    try:
+        for split, (n_tokens, chunks) in splits.items():
+            if n_tokens <= 0:
+                raise DataError(f"the {split} split is empty")
+            tmp = temps[f"{split}.bin"] = _temp_path(out_dir, f"{split}.bin")
+            arr = np.memmap(tmp, dtype=tokenizer.dtype, mode="w+", shape=(n_tokens,))
+            pos = 0
+            with tqdm(total=n_tokens, unit="tok", unit_scale=True, desc=f"writing {split}.bin",
+                      disable=n_tokens < CHUNK_TOKENS) as bar:
+                for chunk in chunks:
+                    chunk = np.asarray(chunk)
+                    bad = chunk[(chunk < 0) | (chunk >= tokenizer.vocab_size)]
+                    if bad.size:  # would not fit the dtype, or the tokenizer could not decode it
+                        raise DataError(f"token id {bad[0]} out of range for vocab_size {tokenizer.vocab_size}")
+                    if pos + chunk.size > n_tokens:
+                        raise RuntimeError(f"{split}: more tokens than the {n_tokens} announced")
+                    arr[pos:pos + chunk.size] = chunk
+                    pos += chunk.size
+                    bar.update(chunk.size)
+            if pos != n_tokens:
+                raise RuntimeError(f"{split}: wrote {pos} tokens, expected {n_tokens}")
+            arr.flush()
+            del arr
+        meta = {**tokenizer.meta(), **{f"{split}_tokens": n for split, (n, _) in splits.items()}}
+        tmp = temps["meta.json"] = _temp_path(out_dir, "meta.json")
+        tmp.write_text(json.dumps(meta, ensure_ascii=False) + "\n", encoding="utf-8")
+        for name, tmp in temps.items():  # meta.json last: it describes the .bin files renamed before it
+            os.replace(tmp, out_dir / name)
+    finally:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+    print(f"wrote {out_dir}: {meta['train_tokens']:,} train and {meta['val_tokens']:,} val tokens, "
+          f"{tokenizer.kind} vocab {tokenizer.vocab_size} ({tokenizer.dtype})")
+    return meta
+
+
+def prepare_documents(docs: Iterable[str], tokenizer: Tokenizer, out_dir: str | os.PathLike,
+                      val_fraction: float = 0.1) -> dict:
+    """Tokenize documents held in memory, in order, and split the token stream: the first 1 - val_fraction of the
+    tokens train, the rest val (for char that is a split by characters). Returns the meta written."""
+    if not 0 < val_fraction < 1:
+        raise DataError(f"val_fraction must be between 0 and 1, not {val_fraction}")
+    docs = list(docs)
+    parts = [tokenizer.encode_document(d) for d in tqdm(docs, "tokenizing", unit="doc", disable=len(docs) < 1000)]
+    ids = np.concatenate(parts) if parts else np.zeros(0, dtype=tokenizer.dtype)
+    n_train = int(len(ids) * (1 - val_fraction))
+    if n_train == 0 or n_train == len(ids):
+        raise DataError(f"{len(ids)} tokens are too few to split into train and val with val_fraction={val_fraction}")
+    return write_bins(out_dir, tokenizer, {"train": (n_train, [ids[:n_train]]),
+                                           "val": (len(ids) - n_train, [ids[n_train:]])})
+
+
+# -----------------------------------------------------------------------------
+# local text files and downloads
+
+def read_text(path: str | os.PathLike) -> str:
+    """A UTF-8 text file's contents; a missing, undecodable or empty file is a one-line DataError."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"input file {path} not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not UTF-8 text ({e})") from e
+    if not text:
+        raise DataError(f"{path} is empty")
+    return text
+
+
+def read_documents(path: str | os.PathLike) -> list[str]:
+    """A text file as one document, or a folder's *.txt files (recursively, sorted by path) one document each."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        return [read_text(path)]
+    files = sorted(p for p in path.rglob("*.txt") if p.is_file())
+    docs = [d for d in (read_text(f) if f.stat().st_size else "" for f in files) if d]  # empty files are skipped
+    if not docs:
+        raise DataError(f"no text in {path}: it has no non-empty .txt files")
+    return docs
+
+
+def download(url: str, path: str | os.PathLike, timeout: float = 60.0) -> Path:
+    """Download url to path unless path exists. The bytes go to a temp file beside path, renamed when complete, so
+    a failure leaves nothing behind; it is a one-line DataError saying what to download and where to put it."""
+    path = Path(path)
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_path(path.parent, path.name)
+    try:
+        print(f"downloading {url} to {path}")
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as f:
+            while block := response.read(1 << 20):
+                f.write(block)
+        os.replace(tmp, path)
+    except Exception as e:
+        raise DataError(f"could not download {url} ({type(e).__name__}: {e}); download it yourself and save it "
+                        f"as {path.resolve()}") from e
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+# -----------------------------------------------------------------------------
+# Hugging Face datasets: load (hub or local), split, tokenize in parallel, write
+
+BUILDERS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".txt": "text", ".csv": "csv", ".arrow": "arrow"}
+
+
+def _builder(pattern: str) -> str:
+    name = pattern.lower()
+    for ext in (".gz", ".zst", ".bz2", ".xz"):  # compressed json/text files keep their inner extension's builder
+        name = name.removesuffix(ext)
+    builder = BUILDERS.get(Path(name).suffix)
+    if builder is None:
+        raise DataError(f"can't tell the format of {pattern}: expected one of {', '.join(BUILDERS)}")
+    return builder
+
+
+def _is_saved_dataset(path: Path) -> bool:  # a folder written by Dataset(Dict).save_to_disk
+    return path.is_dir() and ((path / "state.json").exists() or (path / "dataset_dict.json").exists())
+
+
+def is_hf_source(name_or_path: str) -> bool:
+    """Whether load_dataset should read this: a save_to_disk folder, a data file (.parquet/.jsonl/...), a folder
+    without .txt files (data files, as `datasets` reads them), or a name that is no local path (a hub id)."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path.suffix.lower() != ".txt" and any(s in BUILDERS for s in path.suffixes)
+    if path.is_dir():
+        return _is_saved_dataset(path) or not any(path.rglob("*.txt"))
+    return not _looks_local(name_or_path)
+
+
+def _looks_local(name: str) -> bool:  # a path (that does not exist) rather than a hub id like "owner/name"
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or Path(name).suffix.lower() in BUILDERS
+
+
+def _network_error(e: BaseException) -> bool:
+    """Whether e is a failure to reach the network, whichever HTTP library (urllib, httpx, requests) raised it."""
+    module = type(e).__module__.split(".")[0]
+    return isinstance(e, (ConnectionError, TimeoutError)) or module in ("httpx", "httpx2", "httpcore", "requests",
+                                                                        "urllib3", "aiohttp")
+
+
+def load_dataset(name_or_path: str, config: str | None = None, split: str | None = None,
+                 num_proc: int | None = None, data_files: str | list | dict | None = None):
+    """A datasets.Dataset (split given) or DatasetDict from the hub or from local data, whichever name_or_path is:
+    a save_to_disk folder, a data file (.parquet/.json/.jsonl/.csv/.txt/.arrow), a folder of data files, or a hub id.
+    With a hub id and data_files, the files are read by the builder their extension names (hf://datasets/<id>/...),
+    which works for repositories that also hold a loading script (datasets >= 4 no longer runs scripts)."""
+    import datasets
+    path = Path(name_or_path).expanduser()
+    try:
+        if _is_saved_dataset(path):
+            ds = datasets.load_from_disk(str(path))
+            if split is not None and isinstance(ds, datasets.DatasetDict):
+                if split not in ds:
+                    raise DataError(f"{path} has no split {split!r}; it has {', '.join(ds)}")
+                ds = ds[split]
+            return ds
+        if path.is_file():
+            return datasets.load_dataset(_builder(path.name), data_files=str(path), split=split, num_proc=num_proc)
+        if path.is_dir():
+            return datasets.load_dataset(str(path), config, data_files=data_files, split=split, num_proc=num_proc)
+        if _looks_local(name_or_path):
+            raise DataError(f"{name_or_path} not found")
+        if data_files:
+            def on_hub(pattern: str) -> str:
+                return pattern if "://" in pattern else f"hf://datasets/{name_or_path}/{pattern}"
+            if isinstance(data_files, dict):
+                files = {k: [on_hub(p) for p in ([v] if isinstance(v, str) else v)] for k, v in data_files.items()}
+            else:
+                files = [on_hub(p) for p in ([data_files] if isinstance(data_files, str) else data_files)]
+            first = next(iter(files.values()))[0] if isinstance(files, dict) else files[0]
+            return datasets.load_dataset(_builder(first), data_files=files, split=split, num_proc=num_proc)
+        return datasets.load_dataset(name_or_path, config, split=split, num_proc=num_proc)
+    except DataError:
+        raise
+    except Exception as e:
+        if not path.exists() and (isinstance(e, datasets.exceptions.DatasetNotFoundError) or _network_error(e)):
+            raise DataError(f"{name_or_path!r} is no local path and could not be loaded from the Hugging Face hub "
+                            f"({type(e).__name__}: {e}); run this where the hub can be reached (the download is "
+                            f"cached), or pass a local path: a save_to_disk folder or .parquet/.jsonl/.txt files"
+                            ) from e
+        if isinstance(e, RuntimeError) and "scripts are no longer supported" in str(e):
+            raise DataError(f"{name_or_path!r} is a script dataset, which datasets>=4 no longer runs: pass data_files "
+                            f"(e.g. 'data/*.parquet') naming its data files on the hub") from e
+        if isinstance(e, (FileNotFoundError, ValueError)):  # e.g. a data_files pattern that matches nothing
+            raise DataError(f"could not load {name_or_path!r} ({type(e).__name__}: {e})") from e
+        raise
+
+
+def train_val_splits(ds, val_fraction: float = 0.0005, seed: int = 2357, val_split: str = "validation") -> dict:
+    """{"train": Dataset, "val": Dataset}: the dataset's own val_split when it has one, else a random
+    val_fraction of the train documents held out. Both keep the documents' original order."""
+    import datasets
+    if isinstance(ds, datasets.DatasetDict):
+        if val_split in ds and "train" in ds:
+            return {"train": ds["train"], "val": ds[val_split]}
+        if "train" not in ds and len(ds) != 1:
+            raise DataError(f"no 'train' split among {', '.join(ds)}")
+        ds = ds["train"] if "train" in ds else next(iter(ds.values()))
+    if not 0 < val_fraction < 1:
+        raise DataError(f"val_fraction must be between 0 and 1, not {val_fraction}")
+    n_val = max(1, round(len(ds) * val_fraction))
+    if n_val >= len(ds):
+        raise DataError(f"{len(ds)} documents are too few to hold out {n_val} for val")
+    is_val = np.zeros(len(ds), dtype=bool)
+    is_val[np.random.default_rng(seed).choice(len(ds), n_val, replace=False)] = True
+    return {"train": ds.select(np.flatnonzero(~is_val)), "val": ds.select(np.flatnonzero(is_val))}
+
+
+def check_column(ds, text_column: str) -> None:
+    if text_column not in ds.column_names:
+        raise DataError(f"no column {text_column!r}: the dataset has {', '.join(map(repr, ds.column_names))}")
+
+
+def char_vocab(datasets_: Iterable, text_column: str = "text") -> list[str]:
+    """The sorted unique characters of a text column over several datasets (the char tokenizer's vocabulary)."""
+    chars: set[str] = set()
+    for ds in datasets_:
+        check_column(ds, text_column)
+        for batch in ds.select_columns([text_column]).iter(batch_size=10_000):
+            chars.update("".join(t or "" for t in batch[text_column]))
+    return sorted(chars)
+
+
+def _tokenize_batch(batch: dict, tokenizer: Tokenizer, text_column: str) -> dict:
+    ids = [tokenizer.encode_document(t or "") for t in batch[text_column]]
+    return {"ids": ids, "len": [len(x) for x in ids]}
+
+
+def _chunks(tokenized, n_tokens: int) -> Iterator[np.ndarray]:
+    """The ids of a tokenized dataset as arrays of about CHUNK_TOKENS, read with arrow (no Python lists)."""
+    import pyarrow.compute as pc
+    rows = max(1, int(len(tokenized) * CHUNK_TOKENS / max(n_tokens, 1)))
+    table = tokenized.with_format("arrow")
+    for start in range(0, len(tokenized), rows):
+        yield pc.list_flatten(table[start:start + rows]["ids"]).to_numpy()
+
+
+def prepare_hf(splits: dict, tokenizer: Tokenizer, out_dir: str | os.PathLike, text_column: str = "text",
+               num_proc: int | None = None) -> dict:
+    """Tokenize {"train": Dataset, "val": Dataset} (one document per row) in num_proc processes, then write them
+    in chunks sized by the data. Returns the meta written. datasets caches the tokenized rows, so a rerun after a
+    failed write does not tokenize again."""
+    import pyarrow.compute as pc
+    lengths, tokenized = {}, {}
+    for split, ds in splits.items():
+        check_column(ds, text_column)
+        tokenized[split] = ds.map(_tokenize_batch, batched=True, remove_columns=ds.column_names,
+                                  fn_kwargs={"tokenizer": tokenizer, "text_column": text_column},
+                                  num_proc=num_proc if num_proc and num_proc > 1 and len(ds) > 1 else None,
+                                  desc=f"tokenizing {split}")
+        lengths[split] = int(pc.sum(tokenized[split].with_format("arrow")["len"]).as_py() or 0)
+    return write_bins(out_dir, tokenizer, {s: (lengths[s], _chunks(t, lengths[s])) for s, t in tokenized.items()})
+
+
+def default_num_proc() -> int:
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def add_hf_args(parser, out_dir: str, dataset: str | None, config: str | None = None, data_files: str | None = None,
+                val_fraction: float = 0.0005) -> None:
+    """The arguments every HF-dataset preparer takes; the defaults are the named dataset's usual workflow.
+    dataset=None leaves out --dataset, for a caller that names its source otherwise (data/custom's --input)."""
+    if dataset is not None:
+        parser.add_argument("--dataset", default=dataset,
+                            help="hub id, save_to_disk folder, data file or folder of data files (.parquet/.jsonl/...)")
+    parser.add_argument("--config", default=config, help="the dataset's config (subset) name, if it has several")
+    parser.add_argument("--data_files", help="data files inside the dataset: 'glob[,glob...]' or 'split=glob[,...]'"
+                        + (f" (default: {data_files} when --dataset is {dataset})" if data_files else ""))
+    parser.set_defaults(default_dataset=dataset, default_data_files=data_files)
+    parser.add_argument("--text_column", default="text")
+    parser.add_argument("--val_fraction", type=float, default=val_fraction,
+                        help="share of the data for val: of the documents of a dataset without a validation split "
+                             "(picked at random), of the tokens of a text (its end)")
+    parser.add_argument("--seed", type=int, default=2357, help="seed of the held-out val documents")
+    parser.add_argument("--num_proc", type=int, default=default_num_proc(), help="processes for tokenizing")
+    parser.add_argument("--out_dir", default=out_dir)
+
+
+def load_splits(args, source: str | None = None) -> dict:
+    """{"train", "val"} Datasets from the arguments of add_hf_args (source, if given, instead of args.dataset)."""
+    source = source or args.dataset
+    data_files = args.data_files or (args.default_data_files if source == args.default_dataset else None)
+    if data_files:  # "a,b" -> [a, b]; "train=a,validation=b" -> {"train": a, "validation": b}
+        globs = data_files.split(",")
+        data_files = dict(g.split("=", 1) for g in globs) if all("=" in g for g in globs) else globs
+    ds = load_dataset(source, args.config, num_proc=args.num_proc, data_files=data_files)
+    return train_val_splits(ds, args.val_fraction, args.seed)
+
+
+def run(main: Callable[[list[str]], object]) -> None:
+    """Run a prepare.py main() on the command line's arguments, as train.py runs: a DataError is printed as one line
+    "error: ..." (no traceback) and the exit status is 2."""
+    cli(main)

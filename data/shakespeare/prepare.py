@@ -1,0 +1,37 @@
+"""
+Tiny Shakespeare with GPT-2's BPE (tiktoken): the text is one document, so its ids are <|endoftext|> followed by
+the encoded text; the first 90% of the tokens train and the last 10% val. Writes train.bin, val.bin and meta.json
+beside this file.
+
+$ python data/shakespeare/prepare.py                             # downloads input.txt beside this file first
+$ python data/shakespeare/prepare.py --input=path/to/input.txt --out_dir=somewhere
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # repo root
+from data.common import Tokenizer, download, prepare_documents, read_text, run
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", help=f"a local copy of input.txt (default: {HERE}/input.txt, downloaded if missing)")
+    parser.add_argument("--out_dir", default=HERE)
+    parser.add_argument("--val_fraction", type=float, default=0.1)
+    args = parser.parse_args(argv)
+    path = args.input or download(URL, os.path.join(HERE, "input.txt"))
+    return prepare_documents([read_text(path)], Tokenizer.gpt2(), args.out_dir, args.val_fraction)
+
+
+if __name__ == "__main__":
+    run(main)
+
+# Measured (same input.txt): the text is 338,025 GPT-2 tokens, plus the leading <|endoftext|>: 338,026
+# vocab_size 50257, eot_token 50256, dtype uint16
+# train.bin 304,223 tokens (608,446 bytes), val.bin 33,803 tokens (67,606 bytes)
+# (Splitting the characters 90/10 first and encoding each part, with no eot, as nanoGPT does, gives 301,966 and
+# 36,059 tokens: measured too.)

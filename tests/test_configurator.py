@@ -1,0 +1,88 @@
+import dataclasses
+
+import pytest
+
+from configurator import UsageError, configure, help_text
+
+
+@dataclasses.dataclass
+class Cfg:
+    batch_size: int = 12
+    dropout: float = 0.1
+    compile: bool = True
+    out_dir: str = "out"
+    peak: float | None = None
+    tag: str | None = None
+    max_iters: int = 100
+    lr_decay_iters: int = 100
+
+
+def test_defaults_and_cli_values():
+    cfg = configure(Cfg, [])
+    assert cfg == Cfg()
+    cfg = configure(Cfg, ["--batch_size=32", "--dropout=0", "--compile=False", "--out_dir=runs/a=b", "--peak=3e12"])
+    assert cfg.batch_size == 32 and cfg.dropout == 0.0 and type(cfg.dropout) is float
+    assert cfg.compile is False and cfg.out_dir == "runs/a=b" and cfg.peak == 3e12
+
+
+@pytest.mark.parametrize("raw,expected", [("True", True), ("False", False), ("true", True), ("false", False)])
+def test_booleans(raw, expected):
+    assert configure(Cfg, [f"--compile={raw}"]).compile is expected
+
+
+def test_strings_keep_the_text_and_none():
+    assert configure(Cfg, ["--out_dir=123"]).out_dir == "123"
+    assert configure(Cfg, ["--tag=None", "--peak=None"]).tag is None
+    assert configure(Cfg, ["--tag=x"]).tag == "x"
+
+
+def test_unknown_cli_key_suggests():
+    with pytest.raises(UsageError, match=r"unknown config key 'batchsize' \(did you mean 'batch_size'\?\)"):
+        configure(Cfg, ["--batchsize=3"])
+    with pytest.raises(UsageError, match="unknown config key 'zzz'"):
+        configure(Cfg, ["--zzz=3"])
+
+
+def test_type_mismatch_names_key_and_types():
+    with pytest.raises(UsageError, match="'batch_size' expects int, got float 3.5"):
+        configure(Cfg, ["--batch_size=3.5"])
+    with pytest.raises(UsageError, match="'compile' expects bool, got str 'yes'"):
+        configure(Cfg, ["--compile=yes"])
+    with pytest.raises(UsageError, match="'batch_size' expects int, got bool True"):
+        configure(Cfg, ["--batch_size=True"])
+    with pytest.raises(UsageError, match="'peak' expects float | None, got str 'fast'"):
+        configure(Cfg, ["--peak=fast"])
+
+
+def test_missing_value():
+    with pytest.raises(UsageError, match="has no value"):
+        configure(Cfg, ["--batch_size"])
+
+
+def test_config_file(tmp_path):
+    f = tmp_path / "c.py"
+    f.write_text("import math\nmax_iters = 2000\nlr_decay_iters = max_iters\n_helper = 3\nbatch_size = 2 ** 4\n")
+    cfg = configure(Cfg, [str(f), "--batch_size=8"])  # later arguments win
+    assert (cfg.max_iters, cfg.lr_decay_iters, cfg.batch_size) == (2000, 2000, 8)
+
+
+def test_config_file_errors(tmp_path):
+    f = tmp_path / "bad.py"
+    f.write_text("dropuot = 0.2\n")
+    with pytest.raises(UsageError, match=r"bad.py: unknown config key 'dropuot' \(did you mean 'dropout'\?\)"):
+        configure(Cfg, [str(f)])
+    f.write_text("batch_size = '12'\n")
+    with pytest.raises(UsageError, match="bad.py: config key 'batch_size' expects int, got str"):
+        configure(Cfg, [str(f)])
+    with pytest.raises(UsageError, match="cannot read config file"):
+        configure(Cfg, [str(tmp_path / "missing.py")])
+
+
+def test_help_lists_every_key(capsys):
+    with pytest.raises(SystemExit) as e:
+        configure(Cfg, ["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.strip() == help_text(Cfg)
+    for f in dataclasses.fields(Cfg):
+        assert f"--{f.name}={f.default!r}" in out

@@ -1,0 +1,336 @@
+"""The data preparers, offline, on small local data (and on Tiny Shakespeare from ../shared/data)."""
+import io
+import json
+import os
+import pickle
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import data.common as common
+from data.common import DataError, Tokenizer, load_meta, prepare_documents, write_bins
+from data.custom.prepare import main as custom_main
+from data.openwebtext.prepare import main as owt_main
+from data.shakespeare.prepare import main as shakespeare_main
+from data.shakespeare_char import prepare as shakespeare_char
+from data.tinystories.prepare import main as tinystories_main
+from data.wikitext.prepare import articles, main as wikitext_main
+
+ROOT = Path(__file__).resolve().parent.parent
+EOT = "<|endoftext|>"
+DOCS = ["The cat sat.", "Ünïcödé → 文字 ok", "third <|endoftext|> literal", "", "a\nb\n", "last one!"]
+
+
+@pytest.fixture(autouse=True)
+def hf_cache_in_tmp(tmp_path, monkeypatch):
+    """Keep the datasets cache of json/parquet loads out of the user's home."""
+    import datasets
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
+
+
+def read_bins(out_dir) -> tuple[dict, np.ndarray, np.ndarray]:
+    meta = load_meta(out_dir)
+    train, val = (np.memmap(Path(out_dir) / f"{s}.bin", dtype=meta["dtype"], mode="r") for s in ("train", "val"))
+    assert train.dtype == val.dtype == np.dtype(meta["dtype"])
+    assert (len(train), len(val)) == (meta["train_tokens"], meta["val_tokens"])
+    return meta, train, val
+
+
+def decoded(out_dir) -> tuple[str, str]:
+    meta, train, val = read_bins(out_dir)
+    tok = Tokenizer.from_meta(meta)
+    return tok.decode(train), tok.decode(val)
+
+
+def files_in(path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(Path(path).iterdir())}
+
+
+# -----------------------------------------------------------------------------
+# Tiny Shakespeare, the real thing
+
+def test_shakespeare_char(shakespeare_text, tmp_path):
+    (tmp_path / "input.txt").write_text(shakespeare_text, encoding="utf-8")
+    meta = shakespeare_char.main([f"--input={tmp_path / 'input.txt'}", f"--out_dir={tmp_path / 'out'}"])
+    assert meta == load_meta(tmp_path / "out")
+    assert (meta["tokenizer"], meta["vocab_size"], meta["dtype"], meta["eot_token"]) == ("char", 65, "uint16", None)
+    assert meta["chars"] == sorted(set(shakespeare_text))
+    assert (meta["train_tokens"], meta["val_tokens"]) == (1_003_854, 111_540)  # 90/10 of 1,115,394 characters
+    train, val = decoded(tmp_path / "out")
+    assert train == shakespeare_text[:1_003_854] and val == shakespeare_text[1_003_854:]
+
+
+def test_shakespeare_bpe(shakespeare_text, tmp_path):
+    (tmp_path / "input.txt").write_text(shakespeare_text, encoding="utf-8")
+    meta = shakespeare_main([f"--input={tmp_path / 'input.txt'}", f"--out_dir={tmp_path}"])
+    assert (meta["tokenizer"], meta["vocab_size"], meta["dtype"], meta["eot_token"]) == ("gpt2", 50257, "uint16", 50256)
+    assert "chars" not in meta
+    # one document: <|endoftext|> + 338,025 text tokens, split 90/10 by tokens
+    assert (meta["train_tokens"], meta["val_tokens"]) == (304_223, 33_803)
+    _, train, val = read_bins(tmp_path)
+    ids = np.concatenate([train, val])
+    assert ids[0] == 50256 and (ids == 50256).sum() == 1
+    assert Tokenizer.gpt2().decode(ids) == EOT + shakespeare_text
+    assert Tokenizer.gpt2().decode(train) + Tokenizer.gpt2().decode(val) == EOT + shakespeare_text  # cut between tokens
+
+
+def test_script_runs_from_any_cwd_and_errors_in_one_line(tmp_path):
+    text = "hello world\n" * 20
+    (tmp_path / "in.txt").write_text(text, encoding="utf-8")
+    script = ROOT / "data" / "shakespeare_char" / "prepare.py"
+    ok = subprocess.run([sys.executable, str(script), "--input=in.txt", "--out_dir=out"], cwd=tmp_path,
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "".join(decoded(tmp_path / "out")) == text
+    bad = subprocess.run([sys.executable, str(ROOT / "data" / "custom" / "prepare.py"), "--input=missing.txt"],
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == ["error: input file missing.txt not found"]
+
+
+# -----------------------------------------------------------------------------
+# tokenizers
+
+def test_char_unknown_characters_are_listed():
+    tok = Tokenizer.char(list("abc \n"))
+    assert tok.encode("cab \n") == [2, 0, 1, 3, 4]
+    with pytest.raises(ValueError) as e:
+        tok.encode("abc xyz é\t")
+    msg = str(e.value)
+    for c in "xyzé\t":
+        assert repr(c) in msg
+    assert "'a'" not in msg and "5 character(s)" in msg
+
+
+def test_char_vocab_in_any_order():
+    tok = Tokenizer.char(["z", "a", "\n", "m"])
+    assert tok.encode("a\nzm") == [1, 2, 0, 3]
+    assert tok.decode([1, 2, 0, 3]) == "a\nzm"
+
+
+def test_decode_skips_ids_the_tokenizer_cannot_decode():
+    char = Tokenizer.char(list("abc"))
+    assert char.decode([0, 1, 3, 63, 2, -1]) == "abc"  # 3..63: rows of a model vocab padded to 64
+    gpt2 = Tokenizer.gpt2()
+    ids = gpt2.encode("hello world")
+    assert gpt2.decode(ids + [50257, 50303] + [50256]) == "hello world" + EOT  # 50257..50303 pad 50304
+    assert gpt2.decode(np.array([50300, *ids], dtype=np.uint16)) == "hello world"
+
+
+def test_gpt2_eot_only_where_inserted():
+    gpt2 = Tokenizer.gpt2()
+    assert gpt2.encode("a<|endoftext|>b").count(50256) == 1  # prompts may start a new document
+    assert 50256 not in gpt2.encode("a<|endoftext|>b", allow_eot=False)
+    doc = gpt2.encode_document("a <|endoftext|> b")  # inside a document it is plain text; only the separator is eot
+    assert doc[0] == 50256 and (doc == 50256).sum() == 1 and gpt2.decode(doc) == EOT + "a <|endoftext|> b"
+
+
+def test_tokenizer_pickles_as_its_definition():  # datasets.map sends it to worker processes
+    for tok in (Tokenizer.gpt2(), Tokenizer.char(list("xy"))):
+        again = pickle.loads(pickle.dumps(tok))
+        assert again.meta() == tok.meta() and again.encode("xyyx") == tok.encode("xyyx")
+
+
+def test_dtype_for_and_unknown_tokenizer():
+    assert [common.dtype_for(n) for n in (65, 50257, 65536, 65537)] == ["uint16", "uint16", "uint16", "uint32"]
+    with pytest.raises(DataError, match="unknown tokenizer 'bpe'"):
+        Tokenizer.from_meta({"tokenizer": "bpe", "vocab_size": 3})
+
+
+# -----------------------------------------------------------------------------
+# writing
+
+def test_char_vocab_over_65536_is_uint32(tmp_path):
+    chars = [chr(0x10000 + i) for i in range(70_000)]  # supplementary planes: valid UTF-8, no surrogates
+    text = "".join(chars) + "".join(reversed(chars[-1000:]))
+    (tmp_path / "big.txt").write_text(text, encoding="utf-8")
+    meta = custom_main([f"--input={tmp_path / 'big.txt'}", "--tokenizer=char", f"--out_dir={tmp_path}"])
+    assert (meta["vocab_size"], meta["dtype"]) == (70_000, "uint32")
+    _, train, val = read_bins(tmp_path)
+    assert train.dtype == np.uint32 and int(np.concatenate([train, val]).max()) == 69_999
+    assert "".join(decoded(tmp_path)) == text
+
+
+def test_split_ratio_by_tokens(tmp_path):
+    text = "".join(chr(ord("a") + i % 26) for i in range(1000))
+    (tmp_path / "t.txt").write_text(text, encoding="utf-8")
+    meta = custom_main([f"--input={tmp_path / 't.txt'}", "--tokenizer=char", "--val_fraction=0.25",
+                        f"--out_dir={tmp_path / 'out'}"])
+    assert (meta["train_tokens"], meta["val_tokens"]) == (750, 250)
+    assert decoded(tmp_path / "out") == (text[:750], text[750:])
+
+
+def test_folder_of_txt_files_one_document_each(tmp_path):
+    for i, doc in enumerate(DOCS):
+        (tmp_path / "docs" / ("sub" if i % 2 else "")).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "docs" / ("sub" if i % 2 else "") / f"{i}.txt").write_text(doc, encoding="utf-8")
+    paths = sorted((("sub/" if i % 2 else "") + f"{i}.txt", doc) for i, doc in enumerate(DOCS))
+    in_order = [doc for _, doc in paths if doc]
+    custom_main([f"--input={tmp_path / 'docs'}", f"--out_dir={tmp_path / 'bpe'}"])
+    assert "".join(decoded(tmp_path / "bpe")) == "".join(EOT + d for d in in_order)  # the empty file is skipped
+    custom_main([f"--input={tmp_path / 'docs'}", "--tokenizer=char", f"--out_dir={tmp_path / 'char'}"])
+    assert "".join(decoded(tmp_path / "char")) == "".join(in_order)  # char: documents are just concatenated
+
+
+def test_failed_write_leaves_previous_files_intact(tmp_path):
+    tok = Tokenizer.char(list("abc"))
+    prepare_documents(["abcabcabca"], tok, tmp_path)
+    before = files_in(tmp_path)
+
+    def failing_chunks():  # tokenization that breaks after some ids were written to the new train.bin
+        yield np.array([0, 1, 2], dtype=np.uint16)
+        tok.encode("abc?")
+    with pytest.raises(ValueError, match="'\\?'"):
+        write_bins(tmp_path, tok, {"train": (9, failing_chunks()), "val": (1, [np.array([0], dtype=np.uint16)])})
+    with pytest.raises(ValueError, match="'\\?'"):  # the new train.bin was complete, but is not used either
+        write_bins(tmp_path, tok, {"train": (9, [np.zeros(9, dtype=np.uint16)]), "val": (5, failing_chunks())})
+    with pytest.raises(DataError, match="out of range"):  # an id that does not fit the vocabulary is never written
+        write_bins(tmp_path, tok, {"train": (2, [np.array([0, 3], dtype=np.uint16)]), "val": (1, [np.array([0])])})
+    with pytest.raises(ValueError, match="'d'"):  # a document with a character outside a given vocabulary
+        prepare_documents(["abc", "abd"], tok, tmp_path)
+    assert files_in(tmp_path) == before  # same files, same bytes, no temp files left
+
+
+def test_load_meta_errors(tmp_path):
+    with pytest.raises(DataError, match="meta.json not found: run python .*prepare.py"):
+        load_meta(tmp_path)
+    (tmp_path / "meta.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(DataError, match="malformed"):
+        load_meta(tmp_path)
+    prepare_documents(["abcabcabca"], Tokenizer.char(list("abc")), tmp_path)
+    meta = load_meta(tmp_path)
+    assert (meta["train_tokens"], meta["val_tokens"]) == (9, 1)
+    (tmp_path / "meta.json").write_text(json.dumps({**meta, "dtype": "uint32"}), encoding="utf-8")
+    with pytest.raises(DataError, match="dtype 'uint32' does not fit"):
+        load_meta(tmp_path)
+    (tmp_path / "meta.json").write_text(json.dumps({**meta, "train_tokens": 8}), encoding="utf-8")
+    with pytest.raises(DataError, match="train.bin has 18 bytes, meta says 16"):
+        load_meta(tmp_path)
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path):
+    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
+    for argv, match in [([f"--input={tmp_path / 'nope.txt'}"], "not found"),
+                        ([f"--input={tmp_path / 'empty.txt'}"], "is empty"),
+                        ([f"--input={tmp_path / 'empty.txt'}", "--tokenizer=bpe"], "unknown tokenizer 'bpe'"),
+                        ([f"--input={tmp_path}"], "no text in")]:
+        with pytest.raises(DataError, match=match) as e:
+            custom_main(argv + [f"--out_dir={tmp_path / 'out'}"])
+        assert "\n" not in str(e.value)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+# -----------------------------------------------------------------------------
+# downloads
+
+def test_download_failure_says_what_and_where(tmp_path):
+    dest = tmp_path / "sub" / "input.txt"
+    with pytest.raises(DataError) as e:
+        common.download("http://127.0.0.1:9/x", dest, timeout=5)
+    assert "http://127.0.0.1:9/x" in str(e.value) and str(dest.resolve()) in str(e.value) and "\n" not in str(e.value)
+    assert not any((tmp_path / "sub").iterdir())
+
+
+class BrokenResponse(io.BytesIO):
+    def read(self, n=-1):
+        if self.tell() > 0:
+            raise ConnectionResetError("connection dropped")
+        return super().read(4)
+
+
+def test_download_interrupted_leaves_nothing_then_succeeds(tmp_path, monkeypatch):
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: BrokenResponse(b"partial data"))
+    with pytest.raises(DataError, match="ConnectionResetError"):
+        common.download("https://example.com/input.txt", tmp_path / "input.txt")
+    assert list(tmp_path.iterdir()) == []
+    # shakespeare_char downloads beside itself (here: tmp_path) when there is no --input
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: io.BytesIO(b"To be, or not to be\n" * 10))
+    monkeypatch.setattr(shakespeare_char, "HERE", str(tmp_path))
+    meta = shakespeare_char.main([])
+    assert (tmp_path / "input.txt").read_bytes() == b"To be, or not to be\n" * 10
+    assert meta["vocab_size"] == len(set("To be, or not to be\n"))
+    assert "".join(decoded(tmp_path)) == "To be, or not to be\n" * 10
+
+
+# -----------------------------------------------------------------------------
+# Hugging Face datasets, local
+
+def test_hf_held_out_val_in_parallel_and_in_chunks(tmp_path, monkeypatch):
+    from datasets import Dataset
+    docs = [f"document {i}: " + "word " * (i % 7) for i in range(40)]
+    Dataset.from_dict({"story": docs, "id": list(range(40))}).save_to_disk(str(tmp_path / "ds"))
+    monkeypatch.setattr(common, "CHUNK_TOKENS", 16)  # many small chunks
+    meta = custom_main([f"--input={tmp_path / 'ds'}", "--text_column=story", "--val_fraction=0.2", "--num_proc=2",
+                        "--seed=7", f"--out_dir={tmp_path / 'out'}"])
+    train, val = decoded(tmp_path / "out")
+    train_docs, val_docs = train.split(EOT)[1:], val.split(EOT)[1:]
+    assert train.startswith(EOT) and val.startswith(EOT)
+    assert len(val_docs) == 8 and sorted(train_docs + val_docs) == sorted(docs)
+    assert train_docs == [d for d in docs if d not in val_docs]  # both keep the original order
+    assert val_docs == [d for d in docs if d in val_docs]
+    assert meta["train_tokens"] + meta["val_tokens"] == sum(len(Tokenizer.gpt2().encode_document(d)) for d in docs)
+    with pytest.raises(DataError, match="no column 'text': the dataset has 'story', 'id'"):
+        custom_main([f"--input={tmp_path / 'ds'}", f"--out_dir={tmp_path / 'out2'}"])
+
+
+def test_hf_char_tokenizer(tmp_path):
+    from datasets import Dataset
+    Dataset.from_dict({"text": DOCS}).to_parquet(str(tmp_path / "docs.parquet"))
+    meta = custom_main([f"--input={tmp_path / 'docs.parquet'}", "--tokenizer=char", "--val_fraction=0.34",
+                        f"--out_dir={tmp_path}"])
+    assert meta["chars"] == sorted(set("".join(DOCS))) and meta["eot_token"] is None
+    train, val = decoded(tmp_path)
+    assert sorted(train + val) == sorted("".join(DOCS))
+
+
+def test_tinystories_own_validation_split(tmp_path):
+    (tmp_path / "ts").mkdir()
+    for split, docs in [("train", DOCS), ("validation", ["Once upon a time.", "The end."])]:
+        with open(tmp_path / "ts" / f"{split}.jsonl", "w", encoding="utf-8") as f:
+            f.writelines(json.dumps({"text": d}) + "\n" for d in docs)
+    tinystories_main([f"--dataset={tmp_path / 'ts'}", "--num_proc=1", f"--out_dir={tmp_path / 'out'}"])
+    assert decoded(tmp_path / "out") == ("".join(EOT + d for d in DOCS), EOT + "Once upon a time." + EOT + "The end.")
+
+
+def test_openwebtext_on_local_parquet(tmp_path):
+    from datasets import Dataset
+    docs = [f"web page {i}\n\nsome text." for i in range(20)]
+    Dataset.from_dict({"text": docs}).to_parquet(str(tmp_path / "owt.parquet"))
+    meta = owt_main([f"--dataset={tmp_path / 'owt.parquet'}", "--val_fraction=0.1", f"--out_dir={tmp_path / 'out'}"])
+    train, val = decoded(tmp_path / "out")
+    assert (train.count(EOT), val.count(EOT)) == (18, 2) and meta["eot_token"] == 50256
+    assert sorted((train + val).split(EOT)[1:]) == sorted(docs)
+
+
+WIKI = [" = Alpha = \n", "", " Alpha is a letter . \n", "", " = = History = = \n", "", " Old . \n", "",
+        " = Beta = \n", "", " Beta follows . \n", ""]
+
+
+def test_wikitext_articles():
+    got = list(articles([""] + WIKI))
+    assert got == ["".join([""] + WIKI[:8]), "".join(WIKI[8:])]  # sections stay in their article
+    assert "".join(got) == "".join(WIKI)
+
+
+def test_wikitext_prepare(tmp_path):
+    from datasets import Dataset, DatasetDict
+    val_rows = [" = Gamma = \n", "", " G . \n"]
+    DatasetDict({"train": Dataset.from_dict({"text": WIKI}),
+                 "validation": Dataset.from_dict({"text": val_rows})}).save_to_disk(str(tmp_path / "wt"))
+    meta = wikitext_main([f"--dataset={tmp_path / 'wt'}", f"--out_dir={tmp_path / 'out'}"])
+    train, val = decoded(tmp_path / "out")
+    assert train == EOT + "".join(WIKI[:8]) + EOT + "".join(WIKI[8:])
+    assert val == EOT + " = Gamma = \n G . \n"
+    assert meta["val_tokens"] == len(Tokenizer.gpt2().encode_document(" = Gamma = \n G . \n"))
+
+
+def test_hub_offline_error_is_clear(tmp_path):
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"  # conftest: tests never download
+    with pytest.raises(DataError, match="no local path and could not be loaded from the Hugging Face hub") as e:
+        owt_main([f"--out_dir={tmp_path}"])
+    assert "\n" not in str(e.value)
+    assert not any(tmp_path.glob("*.bin")) and not (tmp_path / "meta.json").exists()

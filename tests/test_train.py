@@ -1,0 +1,245 @@
+"""train.py: schedule, batches, checkpoints, exact resume, DDP == one process, signals, clear errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+import train
+from configurator import UsageError
+from conftest import ROOT
+from train import TrainConfig, batch_offsets, get_lr, load_checkpoint, save_checkpoint
+
+
+def write_dataset(path, n_train=20000, n_val=3000, vocab=23, seed=0):
+    """A learnable synthetic token stream: a noisy repeating pattern."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(path, exist_ok=True)
+    for split, n in (("train", n_train), ("val", n_val)):
+        ids = (np.arange(n) * 7 % vocab)
+        noise = rng.random(n) < 0.1
+        ids[noise] = rng.integers(0, vocab, noise.sum())
+        ids.astype(np.uint16).tofile(os.path.join(path, f"{split}.bin"))
+    meta = {"tokenizer": "char", "vocab_size": vocab, "dtype": "uint16", "eot_token": None,
+            "chars": [chr(65 + i) for i in range(vocab)], "train_tokens": n_train, "val_tokens": n_val}
+    with open(os.path.join(path, "meta.json"), "w") as f:
+        json.dump(meta, f)
+    return str(path)
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """A tiny, fast training config on synthetic data, writing under tmp_path."""
+    data = write_dataset(tmp_path / "data")
+    return TrainConfig(out_dir=str(tmp_path / "out"), dataset=data, device="cpu", compile=False, dtype="float32",
+                       n_layer=2, n_head=2, n_embd=32, block_size=16, batch_size=4, gradient_accumulation_steps=2,
+                       max_iters=20, lr_decay_iters=20, warmup_iters=5, eval_interval=10, eval_iters=4,
+                       log_interval=5, learning_rate=3e-3, min_lr=3e-4, dropout=0.0)
+
+
+def metrics(cfg):
+    with open(os.path.join(cfg.out_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_get_lr_endpoints():
+    cfg = TrainConfig(learning_rate=1.0, min_lr=0.1, warmup_iters=10, lr_decay_iters=110)
+    assert get_lr(0, cfg) == pytest.approx(1 / 11)
+    assert get_lr(9, cfg) == pytest.approx(10 / 11)
+    assert get_lr(10, cfg) == pytest.approx(1.0)  # the peak, where the cosine starts
+    assert get_lr(60, cfg) == pytest.approx(0.55)  # halfway down
+    assert get_lr(110, cfg) == pytest.approx(0.1) and get_lr(10_000, cfg) == pytest.approx(0.1)
+    assert all(get_lr(i, cfg) >= get_lr(i + 1, cfg) for i in range(10, 120))
+    same = replace(cfg, lr_decay_iters=10)  # warmup == decay: no division by zero
+    assert [get_lr(i, same) for i in (9, 10, 11)] == [pytest.approx(10 / 11), 0.1, 0.1]
+    assert get_lr(5, replace(cfg, decay_lr=False)) == 1.0
+
+
+def test_batches_depend_on_seed_and_step_only():
+    a = batch_offsets(1337, 5, 8, 1000, 16)
+    assert np.array_equal(a, batch_offsets(1337, 5, 8, 1000, 16))
+    assert not np.array_equal(a, batch_offsets(1337, 6, 8, 1000, 16))
+    assert not np.array_equal(a, batch_offsets(1, 5, 8, 1000, 16))
+    assert a.min() >= 0 and a.max() < 1000 - 16
+    data = np.arange(1000, dtype=np.uint16)
+    x, y = train.get_batch(data, a, 16, torch.device("cpu"))
+    assert x.shape == (8, 16) and x.dtype == torch.long and torch.equal(y, x + 1)
+    assert torch.equal(x[:, 0], torch.from_numpy(a))
+
+
+def test_smoke_loss_falls_and_exact_step_count(tiny):
+    result = train.train(tiny)
+    records = metrics(tiny)
+    evals = [r for r in records if "val_loss" in r]
+    assert [r["iter"] for r in evals] == [0, 10, 20]
+    assert evals[-1]["val_loss"] < evals[0]["val_loss"] - 0.5
+    steps = [r for r in records if "loss" in r]
+    assert [r["iter"] for r in steps] == [5, 10, 15, 20]
+    assert all(r["ms_per_iter"] > 0 and r["tokens_per_s"] > 0 and r["grad_norm"] > 0 for r in steps)
+    ckpt = load_checkpoint(os.path.join(tiny.out_dir, "ckpt.pt"))
+    assert ckpt["iter_num"] == 20 == result["iter_num"]
+    assert all(s["step"].item() == 20 for s in ckpt["optimizer"]["state"].values())  # exactly max_iters steps
+    assert ckpt["best_val_loss"] == result["best_val_loss"] == min(r["val_loss"] for r in evals[1:])
+    assert ckpt["config"]["n_layer"] == 2 and ckpt["meta"]["vocab_size"] == 23
+    assert not any(k.startswith("_orig_mod") for k in ckpt["model"])
+    with open(os.path.join(tiny.out_dir, "config.json")) as f:
+        assert json.load(f)["batch_size"] == 4
+
+
+def final_weights(cfg):
+    return load_checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"))["model"]
+
+
+def test_resume_is_exact(tiny, tmp_path):
+    tiny = replace(tiny, dropout=0.1, eval_interval=7, log_interval=1)  # dropout: its randomness must resume too
+    straight = replace(tiny, out_dir=str(tmp_path / "straight"))
+    train.train(straight)
+    part = replace(tiny, out_dir=str(tmp_path / "parts"), max_iters=9)  # stop between evals
+    assert train.train(part)["iter_num"] == 9
+    train.train(replace(part, max_iters=20, init_from="resume"))
+    a, b = final_weights(straight), final_weights(part)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    losses = lambda cfg: {r["iter"]: r["loss"] for r in metrics(cfg) if "loss" in r}
+    assert losses(straight) == losses(part)
+
+
+def test_resume_errors_and_eval_only(tiny):
+    train.train(replace(tiny, max_iters=10))
+    ckpt_path = os.path.join(tiny.out_dir, "ckpt.pt")
+    before = load_checkpoint(ckpt_path)
+    with pytest.raises(UsageError, match="n_embd=64 but the checkpoint has 32"):
+        train.train(replace(tiny, init_from="resume", n_embd=64))
+    result = train.train(replace(tiny, init_from="resume", eval_only=True))
+    assert result["iter_num"] == 10 and result["val_loss"] > 0
+    assert torch.equal(load_checkpoint(ckpt_path)["model"]["lm_head.weight"], before["model"]["lm_head.weight"])
+    with pytest.raises(UsageError, match="no checkpoint at"):
+        train.train(replace(tiny, init_from="resume", out_dir=tiny.out_dir + "-missing"))
+
+
+def test_best_val_loss_only_holds_the_best(tiny):
+    cfg = replace(tiny, eval_interval=5, always_save_checkpoint=False)
+    result = train.train(cfg)
+    evals = {r["iter"]: r["val_loss"] for r in metrics(cfg) if "val_loss" in r}
+    assert result["best_val_loss"] == min(evals.values())
+    best_path = os.path.join(cfg.out_dir, "best.pt")
+    best = load_checkpoint(best_path)
+    assert best["best_val_loss"] == min(evals.values()) == evals[best["iter_num"]]
+    # a run whose best is out of reach: later (worse) evals must neither lower the record nor overwrite best.pt
+    ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
+    save_checkpoint({**load_checkpoint(ckpt_path), "best_val_loss": 0.01}, ckpt_path)
+    result = train.train(replace(cfg, init_from="resume", max_iters=30))
+    assert result["best_val_loss"] == 0.01 == load_checkpoint(ckpt_path)["best_val_loss"]
+    assert load_checkpoint(ckpt_path)["iter_num"] == 30  # the end of training always saves
+    assert load_checkpoint(best_path)["iter_num"] == best["iter_num"]
+
+
+def test_interrupted_checkpoint_write_keeps_previous(tiny, monkeypatch):
+    train.train(replace(tiny, max_iters=10))
+    path = os.path.join(tiny.out_dir, "ckpt.pt")
+    good = load_checkpoint(path)
+
+    def dies_midway(obj, f):  # write part of the file, then the process "dies"
+        f.write(b"PK\x03\x04 partial garbage")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(torch, "save", dies_midway)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"model": {}}, path)
+    assert load_checkpoint(path)["iter_num"] == good["iter_num"] == 10
+    with open(path + ".tmp", "wb") as f:  # a leftover temp file from a killed run does not matter either
+        f.write(b"junk")
+    monkeypatch.undo()
+    train.train(replace(tiny, init_from="resume", max_iters=12))
+    assert load_checkpoint(path)["iter_num"] == 12
+
+
+def test_clear_errors(tiny, tmp_path):
+    with pytest.raises(UsageError, match=r"train.bin not found: run python .*prepare.py"):
+        empty = tmp_path / "empty"
+        write_dataset(empty)
+        os.remove(empty / "train.bin")
+        train.train(replace(tiny, dataset=str(empty)))
+    with pytest.raises(UsageError, match="too few for block_size=4096"):
+        train.train(replace(tiny, block_size=4096))
+    with pytest.raises(UsageError, match="float16 needs a CUDA device"):
+        train.train(replace(tiny, dtype="float16"))
+    with pytest.raises(UsageError, match="init_from='gpt5'"):
+        train.train(replace(tiny, init_from="gpt5"))
+
+
+def test_compile_failure_falls_back_to_eager(tiny, monkeypatch):
+    def broken_compile(model, **kw):
+        def fails(*a, **k):
+            raise RuntimeError("no compiler here")
+        return fails
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    with pytest.warns(UserWarning, match="torch.compile failed"):
+        result = train.train(replace(tiny, compile=True, max_iters=5))
+    assert result["iter_num"] == 5
+
+
+def test_init_from_hf_dir_and_crop(tiny, make_hf_dir):
+    hf = make_hf_dir(vocab_size=40, n_positions=64)
+    result = train.train(replace(tiny, init_from=hf, block_size=16, max_iters=4, eval_interval=4))
+    ckpt = load_checkpoint(os.path.join(tiny.out_dir, "ckpt.pt"))
+    assert result["iter_num"] == 4 and ckpt["model_args"]["block_size"] == 16 and ckpt["model_args"]["n_embd"] == 64
+    assert ckpt["config"]["n_embd"] == 64  # the resolved config records the model's real shape
+
+
+def run_cli(args, **kw):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, **kw)
+
+
+def cli_args(cfg):
+    return [f"--{k}={v}" for k, v in cfg.__dict__.items() if v != getattr(TrainConfig, k)]
+
+
+def test_cli_one_line_errors(tiny):
+    r = run_cli([sys.executable, "train.py", "--batchsize=3"])
+    assert r.returncode == 2 and r.stderr.strip() == \
+        "error: unknown config key 'batchsize' (did you mean 'batch_size'?); --help lists them all"
+    r = run_cli([sys.executable, "train.py", *cli_args(tiny), "--dataset=nowhere"])
+    assert r.returncode == 2 and "meta.json" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ddp_equals_one_process(tiny, tmp_path):
+    # bias=False: the key bias has an exactly-zero true gradient (softmax ignores a per-row constant), so Adam
+    # turns its float noise into full-size updates that no two reduction orders can agree on
+    cfg = replace(tiny, max_iters=6, eval_interval=6, log_interval=1, gradient_accumulation_steps=4, bias=False)
+    one = replace(cfg, out_dir=str(tmp_path / "one"))
+    train.train(one)
+    two = replace(cfg, out_dir=str(tmp_path / "two"))
+    r = run_cli([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py",
+                 *cli_args(two)])
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = final_weights(one), final_weights(two)
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], atol=1e-6, rtol=0)
+    loss = lambda c: [r["loss"] for r in metrics(c) if "loss" in r]
+    np.testing.assert_allclose(loss(two), loss(one), atol=1e-6)
+    r = run_cli([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py",
+                 *cli_args(replace(two, gradient_accumulation_steps=3))])
+    assert r.returncode != 0 and "does not divide over 2 processes" in r.stderr
+
+
+def test_sigterm_saves_and_exits_zero(tiny):
+    cfg = replace(tiny, max_iters=100000, lr_decay_iters=100000, eval_interval=100000, log_interval=1)
+    proc = subprocess.Popen([sys.executable, "train.py", *cli_args(cfg)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    for line in proc.stdout:  # wait until it is really training
+        if line.startswith("iter 3:"):
+            break
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "stopped by a signal" in out
+    ckpt = load_checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"))
+    assert ckpt["iter_num"] >= 3
+    result = train.train(replace(cfg, init_from="resume", max_iters=ckpt["iter_num"] + 2))
+    assert result["iter_num"] == ckpt["iter_num"] + 2
