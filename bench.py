@@ -4,27 +4,34 @@ Benchmarks, separate from training so that speed claims have one place to come f
     python bench.py                                   # train steps of GPT-2 124M on synthetic data
     python bench.py --dataset=shakespeare_char --n_layer=6 --n_embd=384 --n_head=6 --block_size=256 --batch_size=64
     python bench.py --profile=True                    # also writes a torch.profiler trace to bench_trace.json
+    python bench.py --mode=compare --device=cpu ...   # the same train step as fp32 eager with plain AdamW,
+                                                      # fused AdamW, bf16 autocast and torch.compile, side by side
     python bench.py --mode=generate --device=cpu      # tokens/s: cached vs uncached generate vs HF generate
+    python bench.py --mode=speedrun --device=cpu      # Tiny Shakespeare to val 1.88: reference recipe vs ours
 
 Train mode prints ms/iter, tokens/s, achieved TFLOP/s, MFU against the device's peak (model.PEAK_FLOPS, or
 --peak_tflops on CPUs) and peak memory.
 """
 import contextlib
+import json
+import subprocess
+import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from configurator import UsageError, cli, configure
 from model import GPT, GPTConfig, device_peak_flops
-from train import get_batch, maybe_compile, open_data, resolve_device, resolve_dtype
+from train import (cpu_has_bf16, get_batch, load_checkpoint, maybe_compile, model_from_checkpoint, open_data,
+                   padded_vocab, resolve_device, resolve_dtype)
 
 
 @dataclass
 class BenchConfig:
-    mode: str = "train"  # 'train' or 'generate'
+    mode: str = "train"  # 'train', 'compare', 'generate' or 'speedrun'
     # model shape (scratch); defaults are GPT-2 124M
     n_layer: int = GPTConfig.n_layer
     n_head: int = GPTConfig.n_head
@@ -38,6 +45,7 @@ class BenchConfig:
     warmup_iters: int = 5  # untimed: compilation and allocator warm-up
     iters: int = 20
     learning_rate: float = 6e-4
+    optimizer: str = "adamw"  # 'adamw', 'muon', or 'plain' (torch.optim.AdamW's defaults: not fused, one decay group)
     profile: bool = False
     # generate mode
     prompt_len: int = 32
@@ -60,16 +68,21 @@ def bench_train(cfg: BenchConfig, device: torch.device) -> dict:
     dtype = resolve_dtype(cfg.dtype, device)
     ctx = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
     torch.set_float32_matmul_precision("high")
+    vocab_size = cfg.vocab_size
     if cfg.dataset:
-        data = open_data(f"data/{cfg.dataset}", cfg.block_size)[0]["train"]
+        data, meta = open_data(f"data/{cfg.dataset}", cfg.block_size)
+        data, vocab_size = data["train"], padded_vocab(meta["vocab_size"])
     else:
         data = np.random.default_rng(cfg.seed).integers(0, cfg.vocab_size, 1_000_000, dtype=np.int64)
     rng = np.random.default_rng(cfg.seed)
     batch = lambda: get_batch(data, rng.integers(0, len(data) - cfg.block_size, cfg.batch_size), cfg.block_size, device)
     torch.manual_seed(cfg.seed)
-    model = GPT(GPTConfig(block_size=cfg.block_size, vocab_size=cfg.vocab_size, n_layer=cfg.n_layer,
+    model = GPT(GPTConfig(block_size=cfg.block_size, vocab_size=vocab_size, n_layer=cfg.n_layer,
                           n_head=cfg.n_head, n_embd=cfg.n_embd, bias=cfg.bias)).to(device)
-    optimizer = model.configure_optimizers(0.1, cfg.learning_rate, (0.9, 0.95), device)
+    if cfg.optimizer == "plain":
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate)
+    else:
+        optimizer = model.configure_optimizers(0.1, cfg.learning_rate, (0.9, 0.95), cfg.optimizer)
     fwd = maybe_compile(model, batch(), ctx) if cfg.compile else model
 
     def step():
@@ -101,15 +114,80 @@ def bench_train(cfg: BenchConfig, device: torch.device) -> dict:
     peak = cfg.peak_tflops * 1e12 if cfg.peak_tflops else device_peak_flops(device)
     flops, mfu = model.estimate_mfu(tok_s, cfg.block_size, peak)
     mem = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    print(f"{model.get_num_params() / 1e6:.1f}M params, batch {cfg.batch_size}x{cfg.block_size}, {device}, {dtype}, "
-          f"compile={cfg.compile}: {1000 * dt:.1f} ms/iter, {tok_s:,.0f} tok/s, {flops / 1e12:.2f} TFLOP/s"
+    print(f"{model.get_num_params() / 1e6:.2f}M params, batch {cfg.batch_size}x{cfg.block_size}, {device}, {dtype}, "
+          f"compile={cfg.compile}, {cfg.optimizer}: {1000 * dt:.1f} ms/iter, {tok_s:,.0f} tok/s, {flops / 1e12:.2f} TFLOP/s"
           + (f", MFU {100 * mfu:.1f}%" if mfu is not None else " (no peak known: pass --peak_tflops for MFU)")
           + (f", peak memory {mem:.2f} GiB" if mem is not None else ""))
     return {"ms_per_iter": 1000 * dt, "tokens_per_s": tok_s, "flops": flops, "mfu": mfu, "loss": loss.item()}
 
 
+def bench_compare(cfg: BenchConfig, device: torch.device) -> list[dict]:
+    """One train step, several ways, in one process: fp32 eager with plain torch.optim.AdamW is the baseline."""
+    variants = [("float32", False, "plain"), ("float32", False, "adamw"), ("float32", True, "adamw"),
+                ("bfloat16", False, "adamw"), ("bfloat16", True, "adamw")]
+    rows = []
+    for dtype, compiled, opt in variants:
+        if dtype == "bfloat16" and device.type == "cpu" and not cpu_has_bf16():
+            continue
+        r = bench_train(replace(cfg, dtype=dtype, compile=compiled, optimizer=opt), device)
+        rows.append({"dtype": dtype, "compile": compiled, "optimizer": opt, **r})
+    base = rows[0]["tokens_per_s"]
+    print("| dtype | compile | optimizer | ms/iter | tokens/s | speedup |\n|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['dtype']} | {r['compile']} | {'AdamW (plain)' if r['optimizer'] == 'plain' else 'AdamW (fused)'} "
+              f"| {r['ms_per_iter']:.1f} | {r['tokens_per_s']:,.0f} | {r['tokens_per_s'] / base:.2f}x |")
+    return rows
+
+
+REFERENCE_RECIPE = ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False", "--eval_iters=20",
+                    "--log_interval=1", "--block_size=64", "--batch_size=12", "--n_layer=4", "--n_head=4",
+                    "--n_embd=128", "--max_iters=2000", "--lr_decay_iters=2000", "--dropout=0.0"]
+
+
+@torch.no_grad()
+def full_val_loss(ckpt_path: str, device: torch.device) -> float:
+    """Mean loss over every token of val.bin, in consecutive block_size windows: the same number for any run,
+    free of the sampling noise of train.py's random eval batches."""
+    ckpt = load_checkpoint(ckpt_path, device)
+    model = model_from_checkpoint(ckpt).to(device).eval()
+    T = model.config.block_size
+    data, _ = open_data(f"data/{ckpt['config']['dataset']}", T)
+    val = torch.from_numpy(data["val"][: (len(data["val"]) - 1) // T * T + 1].astype(np.int64)).to(device)
+    x, y = val[:-1].view(-1, T), val[1:].view(-1, T)
+    losses = [model(x[i:i + 256], y[i:i + 256])[1] * len(x[i:i + 256]) for i in range(0, len(x), 256)]
+    return (sum(losses) / len(x)).item()
+
+
+def bench_speedrun(cfg: BenchConfig, device: torch.device) -> dict:
+    """Wall time to train Tiny Shakespeare chars: the reference CPU recipe vs config/train_shakespeare_char_cpu.py,
+    one after the other on this machine, each as its own `python train.py` process."""
+    runs = {"reference recipe": REFERENCE_RECIPE, "speedrun": ["config/train_shakespeare_char_cpu.py"]}
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, args in runs.items():
+            out_dir = f"{tmp}/{name.replace(' ', '_')}"
+            t0 = time.perf_counter()
+            proc = subprocess.run([sys.executable, "train.py", *args, f"--out_dir={out_dir}"], capture_output=True,
+                                  text=True)
+            wall = time.perf_counter() - t0
+            if proc.returncode != 0:
+                raise RuntimeError(f"{name} failed:\n{proc.stderr[-2000:]}")
+            with open(f"{out_dir}/metrics.jsonl") as f:
+                last_eval = [r for r in map(json.loads, f) if "val_loss" in r][-1]
+            results[name] = {"wall_s": wall, "iters": last_eval["iter"], "val_loss": last_eval["val_loss"],
+                             "full_val_loss": full_val_loss(f"{out_dir}/ckpt.pt", device)}
+    ref = results["reference recipe"]["wall_s"]
+    print("| run | iters | wall time | vs reference | val loss (train.py eval) | val loss (all of val.bin) |")
+    print("|---|---|---|---|---|---|")
+    for name, r in results.items():
+        print(f"| {name} | {r['iters']} | {r['wall_s']:.1f} s | {r['wall_s'] / ref:.2f}x | {r['val_loss']:.4f} "
+              f"| {r['full_val_loss']:.4f} |")
+    return results
+
+
 def bench_generate(cfg: BenchConfig, device: torch.device) -> dict:
-    """Greedy decoding of max_new_tokens after a random prompt, batch 1, on one set of random GPT-2 weights."""
+    """Greedy decoding of max_new_tokens after a random prompt, batch 1, on one set of random GPT-2 weights.
+    Methods take turns, three rounds; each reports its best round, so a busy moment hurts no single method."""
     from transformers import GPT2Config, GPT2LMHeadModel
     torch.manual_seed(cfg.seed)
     hf_config = GPT2Config(n_positions=cfg.block_size, n_embd=cfg.n_embd, n_layer=cfg.n_layer, n_head=cfg.n_head,
@@ -120,29 +198,31 @@ def bench_generate(cfg: BenchConfig, device: torch.device) -> dict:
         model = GPT.from_pretrained(d).eval().to(device)
     hf = hf.to(device)
     prompt = torch.randint(0, 50257, (1, cfg.prompt_len), device=device)
-    runs = {"cached": lambda: model.generate(prompt, cfg.max_new_tokens, temperature=0),
-            "uncached": lambda: model.generate(prompt, cfg.max_new_tokens, temperature=0, use_cache=False)}
+    n = cfg.max_new_tokens
+    runs = {"cached": lambda: model.generate(prompt, n, temperature=0),
+            "uncached": lambda: model.generate(prompt, n, temperature=0, use_cache=False)}
     if cfg.hf:
-        runs["hf"] = lambda: hf.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
-                                         max_new_tokens=cfg.max_new_tokens, min_new_tokens=cfg.max_new_tokens,
-                                         pad_token_id=0)
-    results, outputs = {}, {}
+        runs["HF generate"] = lambda: hf.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
+                                                  max_new_tokens=n, min_new_tokens=n, pad_token_id=0)
+    best, outputs = {name: 0.0 for name in runs}, {}
     with torch.no_grad():
         for name, run in runs.items():
             run()  # warm-up
-            sync(device)
-            t0 = time.perf_counter()
-            outputs[name] = run()
-            sync(device)
-            results[name] = cfg.max_new_tokens / (time.perf_counter() - t0)
+        for _ in range(3):
+            for name, run in runs.items():
+                sync(device)
+                t0 = time.perf_counter()
+                outputs[name] = run()
+                sync(device)
+                best[name] = max(best[name], n / (time.perf_counter() - t0))
     same = all(torch.equal(o, outputs["cached"]) for o in outputs.values())
-    print(f"generate: {model.get_num_params() / 1e6:.0f}M params, batch 1, prompt {cfg.prompt_len}, "
-          f"{cfg.max_new_tokens} new tokens, greedy, {device}, fp32, {torch.get_num_threads()} threads")
+    print(f"generate: {model.get_num_params() / 1e6:.0f}M params, batch 1, prompt {cfg.prompt_len}, {n} new tokens, "
+          f"greedy, {device}, float32, {torch.get_num_threads()} threads")
     print("| method | tokens/s | vs uncached |\n|---|---|---|")
-    for name, tps in results.items():
-        print(f"| {name} | {tps:.1f} | {tps / results['uncached']:.2f}x |")
+    for name, tps in best.items():
+        print(f"| {name} | {tps:.1f} | {tps / best['uncached']:.2f}x |")
     print(f"identical tokens from every method: {same}")
-    return {**results, "identical": same}
+    return {**best, "identical": same}
 
 
 def main(argv: list[str]) -> dict:
@@ -150,9 +230,13 @@ def main(argv: list[str]) -> dict:
     device = resolve_device(cfg.device)
     if cfg.mode == "train":
         return bench_train(cfg, device)
+    if cfg.mode == "compare":
+        return bench_compare(cfg, device)
     if cfg.mode == "generate":
         return bench_generate(cfg, device)
-    raise UsageError(f"mode '{cfg.mode}' is not 'train' or 'generate'")
+    if cfg.mode == "speedrun":
+        return bench_speedrun(cfg, device)
+    raise UsageError(f"mode '{cfg.mode}' is not 'train', 'compare', 'generate' or 'speedrun'")
 
 
 if __name__ == "__main__":

@@ -220,15 +220,28 @@ class GPT(nn.Module):
         return model
 
     def configure_optimizers(self, weight_decay: float, learning_rate: float, betas: tuple[float, float],
-                             device: torch.device) -> torch.optim.Optimizer:
-        """AdamW with weight decay on matrices and embeddings (>= 2-D) only, never on biases or LayerNorm gains."""
-        params = [p for p in self.parameters() if p.requires_grad]
-        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+                             optimizer: str = "adamw") -> torch.optim.Optimizer:
+        """AdamW with weight decay on matrices and embeddings (>= 2-D) only, never on biases or LayerNorm gains.
+        optimizer='muon': torch.optim.Muon for the 2-D matrices inside the blocks, AdamW for the rest
+        (embeddings and the tied head, gains, biases), both stepped together. Muon's learning rate is scaled to
+        match AdamW's update size (adjust_lr_fn='match_rms_adamw'), so one learning_rate and schedule serve both."""
+        params = {n: p for n, p in self.named_parameters() if p.requires_grad}
+        if optimizer not in ("adamw", "muon"):
+            raise ValueError(f"optimizer '{optimizer}' is not 'adamw' or 'muon'")
+        hidden = {n for n, p in params.items()
+                  if optimizer == "muon" and p.dim() == 2 and n.startswith("transformer.h.")}
+        groups = [{"params": [p for n, p in params.items() if p.dim() >= 2 and n not in hidden],
+                   "weight_decay": weight_decay},
+                  {"params": [p for p in params.values() if p.dim() < 2], "weight_decay": 0.0}]
         try:  # the fused kernel is one launch per step instead of one per tensor; CUDA, CPU and MPS have it
-            return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=True)
+            adamw = torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=True)
         except (RuntimeError, ValueError):
-            return torch.optim.AdamW(groups, lr=learning_rate, betas=betas)
+            adamw = torch.optim.AdamW(groups, lr=learning_rate, betas=betas)
+        if not hidden:
+            return adamw
+        muon = torch.optim.Muon([params[n] for n in sorted(hidden)], lr=learning_rate, weight_decay=weight_decay,
+                                adjust_lr_fn="match_rms_adamw")
+        return Optimizers(muon=muon, adamw=adamw)
 
     def flops_per_token(self, seq_len: int) -> int:
         """Training FLOPs (forward + backward) per token: 6 per matmul weight (2 forward, 4 backward) plus the
@@ -274,6 +287,32 @@ class GPT(nn.Module):
             if stop_token is not None and done.all():
                 break
         return idx
+
+
+class Optimizers:
+    """Several optimizers stepped as one: what the training loop, GradScaler and checkpoints need of an optimizer."""
+
+    def __init__(self, **optimizers: torch.optim.Optimizer):
+        self.optimizers = optimizers
+
+    @property
+    def param_groups(self) -> list[dict]:  # looked up each time: load_state_dict replaces the group dicts
+        return [g for opt in self.optimizers.values() for g in opt.param_groups]
+
+    def step(self) -> None:
+        for opt in self.optimizers.values():
+            opt.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for opt in self.optimizers.values():
+            opt.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict:
+        return {name: opt.state_dict() for name, opt in self.optimizers.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state[name])
 
 
 def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,

@@ -52,7 +52,8 @@ class TrainConfig:
     n_embd: int = GPTConfig.n_embd
     dropout: float = GPTConfig.dropout
     bias: bool = GPTConfig.bias
-    # AdamW
+    # optimizer: 'adamw', or 'muon' (Muon for the blocks' 2-D matrices, AdamW for embeddings, gains and biases)
+    optimizer: str = "adamw"
     learning_rate: float = 6e-4  # peak learning rate
     max_iters: int = 600000  # optimizer steps
     weight_decay: float = 1e-1
@@ -140,6 +141,21 @@ def model_from_checkpoint(ckpt: dict) -> GPT:
     return model
 
 
+def padded_vocab(vocab_size: int) -> int:
+    """Round up to a multiple of 64, which matmuls like; the extra ids are never targets and never sampled."""
+    return (vocab_size + 63) // 64 * 64
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 autocast can pay off."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:  # not Linux: assume not
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def resolve_device(name: str) -> torch.device:
     if name != "auto":
         return torch.device(name)
@@ -200,8 +216,7 @@ def build_model(cfg: TrainConfig, meta: dict, ckpt: dict | None) -> GPT:
                 f"{k}={new!r} but the checkpoint has {old!r}" for k, (old, new) in changed.items()))
         model = model_from_checkpoint({**ckpt, "model_args": {**ckpt["model_args"], "dropout": cfg.dropout}})
     elif cfg.init_from == "scratch":
-        padded = (vocab + 63) // 64 * 64  # a multiple of 64 is faster; padded ids are never targets nor sampled
-        model = GPT(GPTConfig(block_size=cfg.block_size, vocab_size=padded, n_layer=cfg.n_layer, n_head=cfg.n_head,
+        model = GPT(GPTConfig(block_size=cfg.block_size, vocab_size=padded_vocab(vocab), n_layer=cfg.n_layer, n_head=cfg.n_head,
                               n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias, tokenizer_vocab_size=vocab))
     else:
         if cfg.init_from not in PRETRAINED and not os.path.isdir(cfg.init_from):
@@ -263,10 +278,17 @@ def train(cfg: TrainConfig) -> dict:
     ckpt = load_checkpoint(ckpt_path, device) if cfg.init_from == "resume" else None
     torch.manual_seed(cfg.seed)  # the same initial weights on every process
     model = build_model(cfg, meta, ckpt).to(device)
-    optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2), device)
+    try:
+        optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2),
+                                               cfg.optimizer)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     scaler = torch.amp.GradScaler(device.type, enabled=(dtype == torch.float16))
     iter_num, best_val_loss = 0, float("inf")
     if ckpt is not None:
+        if ckpt["config"].get("optimizer", "adamw") != cfg.optimizer:
+            raise UsageError(f"the checkpoint was trained with optimizer='{ckpt['config']['optimizer']}': "
+                             f"resume with the same one")
         optimizer.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
         iter_num, best_val_loss = ckpt["iter_num"], ckpt["best_val_loss"]

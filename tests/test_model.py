@@ -226,7 +226,7 @@ def test_init_and_param_count():
 
 def test_configure_optimizers_decays_only_matrices():
     model = small_model()
-    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), torch.device("cpu"))
+    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95))
     decay, no_decay = opt.param_groups
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in no_decay["params"])

@@ -1,0 +1,77 @@
+"""bench.py runs on CPU and reports its figures; the Muon option groups parameters right and trains."""
+import os
+from dataclasses import replace
+
+import pytest
+import torch
+
+import bench
+import train
+from model import GPT, GPTConfig, Optimizers
+from test_train import metrics, tiny  # noqa: F401  (the tiny fixture)
+
+TINY = ["--device=cpu", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--vocab_size=128",
+        "--batch_size=4", "--warmup_iters=1", "--iters=3"]
+
+
+@pytest.mark.parametrize("extra", [["--compile=False"], ["--compile=False", "--optimizer=muon"],
+                                   ["--compile=False", "--dtype=bfloat16"]])
+def test_bench_train_prints_figures(capsys, extra):
+    r = bench.main(TINY + extra)
+    out = capsys.readouterr().out
+    assert "ms/iter" in out and "tok/s" in out and "TFLOP/s" in out and "pass --peak_tflops" in out
+    assert r["ms_per_iter"] > 0 and r["tokens_per_s"] > 0 and r["flops"] > 0 and r["mfu"] is None
+    r = bench.main(TINY + extra + ["--peak_tflops=1.0"])
+    assert r["mfu"] == pytest.approx(r["flops"] / 1e12)
+
+
+def test_bench_profile_writes_trace(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    bench.main(TINY + ["--compile=False", "--profile=True", "--iters=1"])
+    assert os.path.getsize(tmp_path / "bench_trace.json") > 1000
+
+
+def test_bench_compare_and_generate(capsys):
+    rows = bench.main(TINY + ["--mode=compare", "--iters=2"])
+    assert rows[0]["optimizer"] == "plain" and len(rows) >= 3
+    assert all(r["tokens_per_s"] > 0 for r in rows)
+    gen = ["--mode=generate", "--device=cpu", "--n_layer=2", "--n_head=2", "--n_embd=32", "--prompt_len=8"]
+    r = bench.main(gen + ["--block_size=64", "--max_new_tokens=50"])
+    out = capsys.readouterr().out
+    assert r["identical"] and r["cached"] > 0 and r["uncached"] > 0 and r["HF generate"] > 0
+    assert "| cached |" in out and "identical tokens from every method: True" in out
+    r = bench.main(gen + ["--block_size=32", "--max_new_tokens=40", "--hf=False"])  # past block_size: HF can't
+    assert r["identical"] and "HF generate" not in r
+
+
+def test_muon_grouping():
+    model = GPT(GPTConfig(block_size=16, vocab_size=64, n_layer=2, n_head=2, n_embd=32))
+    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "muon")
+    assert isinstance(opt, Optimizers)
+    names = {id(p): n for n, p in model.named_parameters()}
+    muon = {names[id(p)] for g in opt.optimizers["muon"].param_groups for p in g["params"]}
+    adamw = [{names[id(p)] for p in g["params"]} for g in opt.optimizers["adamw"].param_groups]
+    assert muon == {f"transformer.h.{i}.{m}.weight" for i in range(2)
+                    for m in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")}
+    assert adamw[0] == {"transformer.wte.weight", "transformer.wpe.weight"}  # wte is also the tied lm_head
+    assert all(n.endswith(".bias") or ".ln_" in n or n.startswith("transformer.ln_f") for n in adamw[1])
+    assert muon.isdisjoint(adamw[0] | adamw[1])
+    assert len(muon) + len(adamw[0]) + len(adamw[1]) == len(names)
+    assert opt.optimizers["adamw"].param_groups[1]["weight_decay"] == 0.0
+    with pytest.raises(ValueError, match="not 'adamw' or 'muon'"):
+        model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "sgd")
+
+
+def test_muon_trains_and_resumes(tiny, tmp_path):
+    cfg = replace(tiny, optimizer="muon", out_dir=str(tmp_path / "muon"))
+    train.train(cfg)
+    evals = [r["val_loss"] for r in metrics(cfg) if "val_loss" in r]
+    assert evals[-1] < evals[0] - 0.5
+    straight = train.load_checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"))
+    part = replace(cfg, out_dir=str(tmp_path / "part"), max_iters=10)
+    train.train(part)
+    train.train(replace(part, init_from="resume", max_iters=20))
+    resumed = train.load_checkpoint(os.path.join(part.out_dir, "ckpt.pt"))
+    assert all(torch.equal(straight["model"][k], resumed["model"][k]) for k in straight["model"])
+    with pytest.raises(train.UsageError, match="optimizer='muon'"):
+        train.train(replace(part, init_from="resume", optimizer="adamw", max_iters=30))
