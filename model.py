@@ -8,6 +8,7 @@ Imports torch and the standard library only; transformers is imported inside fro
 """
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -266,6 +267,14 @@ class GPT(nn.Module):
         once and then one token per step; past block_size, where every position shifts by one each step, the last
         block_size tokens are recomputed instead (exactly what use_cache=False does throughout).
         Call model.eval() first: dropout stays as the model's mode has it."""
+        steps = self.generate_iter(idx, max_new_tokens, temperature, top_k, top_p, stop_token, use_cache, generator)
+        return torch.cat([idx, *steps], dim=1)
+
+    @torch.no_grad()
+    def generate_iter(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+                      top_k: int | None = None, top_p: float | None = None, stop_token: int | None = None,
+                      use_cache: bool = True, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+        """generate() one step at a time: yields each new (B, 1) column as soon as it exists, for streaming."""
         bs, cache = self.config.block_size, None
         done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
         for _ in range(max_new_tokens):
@@ -284,9 +293,9 @@ class GPT(nn.Module):
                 nxt = nxt.masked_fill(done[:, None], stop_token)
                 done |= nxt[:, 0] == stop_token
             idx = torch.cat((idx, nxt), dim=1)
+            yield nxt
             if stop_token is not None and done.all():
-                break
-        return idx
+                return
 
 
 class Optimizers:

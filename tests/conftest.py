@@ -1,9 +1,12 @@
 """Shared test setup: the repo on sys.path, offline HF/tiktoken, and small random-weight HF GPT-2 directories."""
+import json
 import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -13,6 +16,15 @@ if (SHARED / "tiktoken-cache").is_dir():
     os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tiktoken-cache"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download: models are built with random weights
 os.environ.setdefault("WANDB_MODE", "disabled")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    """The test models are tiny: one thread runs them several times faster than two that wait on each other."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def pytest_configure(config):
@@ -44,3 +56,35 @@ def make_hf_dir(tmp_path_factory):
         GPT2LMHeadModel(GPT2Config(**kwargs)).save_pretrained(path)
         return str(path)
     return make
+
+
+def write_dataset(path, n_train=20000, n_val=3000, vocab=23, seed=0):
+    """A learnable synthetic token stream: a noisy repeating pattern."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(path, exist_ok=True)
+    for split, n in (("train", n_train), ("val", n_val)):
+        ids = (np.arange(n) * 7 % vocab)
+        noise = rng.random(n) < 0.1
+        ids[noise] = rng.integers(0, vocab, noise.sum())
+        ids.astype(np.uint16).tofile(os.path.join(path, f"{split}.bin"))
+    meta = {"tokenizer": "char", "vocab_size": vocab, "dtype": "uint16", "eot_token": None,
+            "chars": [chr(65 + i) for i in range(vocab)], "train_tokens": n_train, "val_tokens": n_val}
+    with open(os.path.join(path, "meta.json"), "w") as f:
+        json.dump(meta, f)
+    return str(path)
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """A tiny, fast training config on synthetic data, writing under tmp_path."""
+    data = write_dataset(tmp_path / "data")
+    from train import TrainConfig
+    return TrainConfig(out_dir=str(tmp_path / "out"), dataset=data, device="cpu", compile=False, dtype="float32",
+                       n_layer=2, n_head=2, n_embd=32, block_size=16, batch_size=4, gradient_accumulation_steps=2,
+                       max_iters=20, lr_decay_iters=20, warmup_iters=5, eval_interval=10, eval_iters=4,
+                       log_interval=5, learning_rate=3e-3, min_lr=3e-4, dropout=0.0)
+
+
+def metrics(cfg):
+    with open(os.path.join(cfg.out_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]

@@ -8,7 +8,7 @@ import torch
 import bench
 import train
 from model import GPT, GPTConfig, Optimizers
-from test_train import metrics, tiny  # noqa: F401  (the tiny fixture)
+from conftest import metrics
 
 TINY = ["--device=cpu", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--vocab_size=128",
         "--batch_size=4", "--warmup_iters=1", "--iters=3"]

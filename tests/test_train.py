@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -13,39 +12,8 @@ import torch
 
 import train
 from configurator import UsageError
-from conftest import ROOT
+from conftest import ROOT, metrics, write_dataset
 from train import TrainConfig, batch_offsets, get_lr, load_checkpoint, save_checkpoint
-
-
-def write_dataset(path, n_train=20000, n_val=3000, vocab=23, seed=0):
-    """A learnable synthetic token stream: a noisy repeating pattern."""
-    rng = np.random.default_rng(seed)
-    os.makedirs(path, exist_ok=True)
-    for split, n in (("train", n_train), ("val", n_val)):
-        ids = (np.arange(n) * 7 % vocab)
-        noise = rng.random(n) < 0.1
-        ids[noise] = rng.integers(0, vocab, noise.sum())
-        ids.astype(np.uint16).tofile(os.path.join(path, f"{split}.bin"))
-    meta = {"tokenizer": "char", "vocab_size": vocab, "dtype": "uint16", "eot_token": None,
-            "chars": [chr(65 + i) for i in range(vocab)], "train_tokens": n_train, "val_tokens": n_val}
-    with open(os.path.join(path, "meta.json"), "w") as f:
-        json.dump(meta, f)
-    return str(path)
-
-
-@pytest.fixture
-def tiny(tmp_path):
-    """A tiny, fast training config on synthetic data, writing under tmp_path."""
-    data = write_dataset(tmp_path / "data")
-    return TrainConfig(out_dir=str(tmp_path / "out"), dataset=data, device="cpu", compile=False, dtype="float32",
-                       n_layer=2, n_head=2, n_embd=32, block_size=16, batch_size=4, gradient_accumulation_steps=2,
-                       max_iters=20, lr_decay_iters=20, warmup_iters=5, eval_interval=10, eval_iters=4,
-                       log_interval=5, learning_rate=3e-3, min_lr=3e-4, dropout=0.0)
-
-
-def metrics(cfg):
-    with open(os.path.join(cfg.out_dir, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f]
 
 
 def test_get_lr_endpoints():
@@ -243,3 +211,27 @@ def test_sigterm_saves_and_exits_zero(tiny):
     assert ckpt["iter_num"] >= 3
     result = train.train(replace(cfg, init_from="resume", max_iters=ckpt["iter_num"] + 2))
     assert result["iter_num"] == ckpt["iter_num"] + 2
+
+
+@pytest.fixture(scope="session")
+def shakespeare_char_dir(tmp_path_factory, shakespeare_text):
+    """data/shakespeare_char prepared from the real Tiny Shakespeare text, in a temp dir."""
+    out = tmp_path_factory.mktemp("shakespeare_char")
+    (out / "input.txt").write_text(shakespeare_text, encoding="utf-8")
+    r = run_cli([sys.executable, "data/shakespeare_char/prepare.py", f"--input={out / 'input.txt'}",
+                 f"--out_dir={out}"])
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.mark.slow
+def test_reference_cpu_recipe_reaches_val_1_90(shakespeare_char_dir, tmp_path):
+    """The reference codebase's CPU recipe, flag for flag, on the real text (about 1.5 minutes on 2 cores)."""
+    recipe = ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False", "--eval_iters=20",
+              "--log_interval=1", "--block_size=64", "--batch_size=12", "--n_layer=4", "--n_head=4", "--n_embd=128",
+              "--max_iters=2000", "--lr_decay_iters=2000", "--dropout=0.0"]
+    r = run_cli([sys.executable, "train.py", *recipe, f"--dataset={shakespeare_char_dir}", f"--out_dir={tmp_path}"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    with open(tmp_path / "metrics.jsonl") as f:
+        final = [rec for rec in map(json.loads, f) if "val_loss" in rec][-1]
+    assert final["iter"] == 2000 and final["val_loss"] <= 1.90, final

@@ -1,0 +1,64 @@
+"""
+HellaSwag's validation set (Zellers et al., 2019) for `python eval.py --mode=hellaswag`: downloads
+hellaswag_val.jsonl (one example a line: "ctx", 4 "endings", the right one's index "label") beside this file.
+
+$ python data/hellaswag/prepare.py
+$ python data/hellaswag/prepare.py --out_dir=somewhere     # then eval.py --hellaswag_path=somewhere/hellaswag_val.jsonl
+
+Offline, download the URL below yourself and save it where the error message says.
+"""
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # repo root
+from data.common import DataError, download, run
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+URL = "https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl"
+FILENAME = "hellaswag_val.jsonl"
+
+
+def count_examples(path: Path) -> int:
+    """The number of examples in path; a DataError naming the first line that is not one."""
+    n = 0
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                ex = json.loads(line)
+            except json.JSONDecodeError:
+                ex = None
+            if not (isinstance(ex, dict) and isinstance(ex.get("ctx"), str) and len(ex.get("endings") or []) == 4
+                    and ex.get("label") in (0, 1, 2, 3)):
+                raise DataError(f"{path}:{i} is not a HellaSwag example (ctx, 4 endings, label)")
+            n += 1
+    if n == 0:
+        raise DataError(f"{path} holds no examples")
+    return n
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out_dir", default=HERE)
+    args = parser.parse_args(argv)
+    path = Path(args.out_dir) / FILENAME
+    fresh = not path.exists()
+    download(URL, path)  # atomic: a failure leaves no file behind
+    try:
+        n = count_examples(path)
+    except DataError:
+        if fresh:  # e.g. an error page served instead of the data: remove it, so a rerun downloads again
+            path.unlink()
+        raise
+    print(f"{path}: {n:,} examples")
+    return path
+
+
+if __name__ == "__main__":
+    run(main)
+
+# The validation split has 10,042 examples (HellaSwag paper); the download is about 11 MB.

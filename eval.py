@@ -1,0 +1,388 @@
+"""
+Evaluate, look inside and export a trained GPT, or OpenAI's GPT-2. One script, four modes:
+
+    python eval.py --mode=hellaswag --init_from=gpt2          # HellaSwag accuracy (run data/hellaswag/prepare.py first)
+    python eval.py --mode=plot --out_dir=out                  # loss curves from out/metrics.jsonl -> out/loss.png
+    python eval.py --mode=attention --start="To be, or not"   # attention of every layer and head -> out/attention.png
+    python eval.py --mode=export --output=hf-model            # a HF transformers GPT-2 directory (default out/hf)
+
+The model: init_from='resume' loads out_dir/ckpt.pt (tokenizer from its meta); 'gpt2', ... or a local HF directory
+use GPT-2's BPE. Keys and defaults are in EvalConfig (configurator.py: config files and --key=value).
+
+HellaSwag: each of the 4 endings is appended to the context with a leading space and scored by the model's
+cross-entropy on the ending's tokens only. acc picks the ending of lowest *summed* loss, acc_norm the one of lowest
+*mean* loss per token (lm-evaluation-harness normalizes by bytes instead). Only the tokenizer's real ids compete
+in the softmax (padded vocab rows are never produced), so a model scores the same here and after export.
+"""
+import contextlib
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch.nn import functional as F
+from torch.nn.utils.rnn import pad_sequence
+from tqdm import tqdm
+
+from configurator import UsageError, cli, configure
+from data.common import Tokenizer
+from model import GPT, HF_TRANSPOSED, PRETRAINED
+
+MODES = ("hellaswag", "plot", "attention", "export")
+DEFAULT_OUTPUT = {"plot": "loss.png", "attention": "attention.png", "export": "hf"}  # inside out_dir
+
+
+@dataclass
+class EvalConfig:
+    mode: str = "hellaswag"  # 'hellaswag', 'plot', 'attention' or 'export'
+    init_from: str = "resume"  # 'resume' (out_dir/ckpt.pt), 'gpt2', 'gpt2-medium', ... or a local HF directory
+    out_dir: str = "out"  # the training run: ckpt.pt and metrics.jsonl
+    output: str | None = None  # PNG (plot, attention) or directory (export); None: out_dir/DEFAULT_OUTPUT[mode]
+    device: str = "auto"  # 'auto' picks cuda > mps > cpu (export always runs on the CPU)
+    dtype: str = "auto"  # autocast dtype of the HellaSwag forward passes: 'float32', 'bfloat16', ...
+    # hellaswag
+    hellaswag_path: str = "data/hellaswag/hellaswag_val.jsonl"
+    limit: int | None = None  # only the first `limit` examples
+    # attention
+    start: str = "To be, or not to be, that is the question"  # the prompt; cropped to its last block_size tokens
+    # figures: inches (None: sized to the content) at dpi, so the PNG is fig_width*dpi x fig_height*dpi pixels
+    fig_width: float | None = None
+    fig_height: float | None = None
+    dpi: int = 100
+
+
+# -----------------------------------------------------------------------------
+# the model
+
+def load_model(init_from: str, out_dir: str = "out", device: torch.device | str = "cpu") -> tuple[GPT, Tokenizer]:
+    """(model in eval mode on device, its tokenizer) from out_dir/ckpt.pt ('resume'), OpenAI's GPT-2 or a HF dir."""
+    from train import load_checkpoint, model_from_checkpoint  # here: train.py may import this module
+    if init_from == "resume":
+        ckpt = load_checkpoint(os.path.join(out_dir, "ckpt.pt"))
+        if "meta" not in ckpt:
+            raise UsageError(f"{out_dir}/ckpt.pt has no 'meta': its tokenizer is unknown")
+        model, tokenizer = model_from_checkpoint(ckpt), Tokenizer.from_meta(ckpt["meta"])
+    else:
+        if init_from not in PRETRAINED and not os.path.isdir(init_from):
+            raise UsageError(f"init_from='{init_from}' is not 'resume', one of {', '.join(PRETRAINED)}, or a directory")
+        try:
+            model = GPT.from_pretrained(init_from)
+        except (ValueError, RuntimeError) as e:
+            raise UsageError(str(e)) from None
+        tokenizer = Tokenizer.gpt2()  # every HF GPT-2 we can load speaks GPT-2's BPE
+    return model.to(device).eval(), tokenizer
+
+
+def real_vocab(model: GPT) -> int:  # the ids a tokenizer can produce; the rows after them are padding
+    return model.config.tokenizer_vocab_size or model.config.vocab_size
+
+
+def check_tokenizer(model: GPT, tokenizer: Tokenizer) -> None:
+    if tokenizer.vocab_size > model.config.vocab_size:  # e.g. a small HF dir, which we assume speaks GPT-2's BPE
+        raise UsageError(f"the tokenizer's {tokenizer.vocab_size} ids do not fit the model's vocab of "
+                         f"{model.config.vocab_size}: this is not the model's tokenizer")
+
+
+# -----------------------------------------------------------------------------
+# HellaSwag
+
+def load_hellaswag(path: str, limit: int | None = None) -> list[dict]:
+    """The (first `limit`) examples of a HellaSwag JSONL file, each checked for ctx, 4 endings and a label."""
+    if not os.path.isfile(path):
+        raise UsageError(f"{path} not found: run python data/hellaswag/prepare.py first")
+    examples = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if limit is not None and len(examples) >= limit:
+                break
+            if not line.strip():
+                continue
+            try:
+                ex = json.loads(line)
+            except json.JSONDecodeError:
+                ex = None
+            if not (isinstance(ex, dict) and isinstance(ex.get("ctx"), str) and isinstance(ex.get("endings"), list)
+                    and len(ex["endings"]) == 4 and all(isinstance(e, str) for e in ex["endings"])
+                    and ex.get("label") in (0, 1, 2, 3)):
+                raise UsageError(f"{path}:{n} is not a HellaSwag example: it needs ctx, 4 endings and a label 0..3")
+            examples.append(ex)
+    return examples
+
+
+def candidate_batch(example: dict, tokenizer: Tokenizer, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and targets (4, T) of the 4 context + ending sequences, right-padded. Targets are -1 except at the
+    ending's tokens, so only those are scored. Context and ending are encoded apart, so all 4 share the context's
+    tokens. A sequence longer than block_size + 1 (its last token is only a target) loses its start."""
+    context = tokenizer.encode(example["ctx"], allow_eot=False)
+    if not context:
+        raise UsageError(f"a HellaSwag example has an empty context: {example}")
+    xs, ys = [], []
+    for ending in example["endings"]:
+        end = tokenizer.encode(" " + ending, allow_eot=False)
+        seq = torch.tensor((context + end)[-(block_size + 1):])
+        target = seq[1:].clone()  # position p predicts token p + 1
+        target[:-len(end)] = -1  # only the ending is scored (all of what is left of it, after a cut)
+        xs.append(seq[:-1])
+        ys.append(target)
+    # padding goes after the end, where causal attention keeps it out of every real token's result
+    return pad_sequence(xs, batch_first=True), pad_sequence(ys, batch_first=True, padding_value=-1)
+
+
+@torch.no_grad()
+def score_endings(model: GPT, example: dict, tokenizer: Tokenizer, device: torch.device | str,
+                  ctx=contextlib.nullcontext()) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed, mean) cross-entropy of each ending's tokens, shapes (4,), from one forward pass of all 4."""
+    x, y = (t.to(device) for t in candidate_batch(example, tokenizer, model.config.block_size))
+    with ctx:
+        logits, _ = model(x, all_logits=True)
+    logits = logits[..., :real_vocab(model)].float()
+    loss = F.cross_entropy(logits.transpose(1, 2), y, ignore_index=-1, reduction="none")  # (4, T), 0 where ignored
+    total = loss.sum(dim=1)
+    return total.cpu(), (total / (y != -1).sum(dim=1)).cpu()
+
+
+def hellaswag_accuracy(model: GPT, examples: list[dict], tokenizer: Tokenizer, device: torch.device | str, ctx,
+                       rank: int = 0, world: int = 1, progress: bool = False) -> dict:
+    """{'examples', 'correct', 'correct_norm', 'acc', 'acc_norm'} over examples. Process `rank` of `world` scores
+    examples rank, rank + world, ...; with torch.distributed initialized the counts are summed over all processes,
+    so every process must call this. Pass the plain model, not a DDP or compiled wrapper (each example has its own
+    length, which would recompile). The model's train/eval mode is restored afterwards."""
+    if tokenizer.kind != "gpt2":
+        raise UsageError(f"HellaSwag needs a model with GPT-2's BPE tokenizer, not the {tokenizer.kind} tokenizer")
+    check_tokenizer(model, tokenizer)
+    was_training = model.training
+    model.eval()
+    n = correct = correct_norm = 0
+    bar = tqdm(range(rank, len(examples), world), desc="hellaswag", unit="ex", disable=not progress)
+    for i in bar:
+        total, mean = score_endings(model, examples[i], tokenizer, device, ctx)
+        n += 1
+        correct += total.argmin().item() == examples[i]["label"]
+        correct_norm += mean.argmin().item() == examples[i]["label"]
+        bar.set_postfix(acc=f"{correct / n:.4f}", acc_norm=f"{correct_norm / n:.4f}", refresh=False)
+    model.train(was_training)
+    counts = torch.tensor([n, correct, correct_norm], dtype=torch.long, device=device)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(counts)
+    n, correct, correct_norm = counts.tolist()
+    return {"examples": n, "correct": correct, "correct_norm": correct_norm,
+            "acc": correct / max(n, 1), "acc_norm": correct_norm / max(n, 1)}
+
+
+# -----------------------------------------------------------------------------
+# figures: matplotlib's Agg canvas without pyplot, so no display and no global state
+
+def new_figure(figsize: tuple[float, float], dpi: int):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    return FigureCanvasAgg(Figure(figsize=figsize, dpi=dpi)).figure
+
+
+def save_png(fig, path: str) -> None:
+    """Write beside path, then rename: a viewer refreshing the PNG during a run never sees half a file."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(f"{path}.tmp", format="png", dpi=fig.dpi)  # no bbox_inches="tight": the size stays figsize * dpi
+    os.replace(f"{path}.tmp", path)
+
+
+def read_metrics(path: str) -> tuple[list[dict], list[dict]]:
+    """(train records, eval records) of a metrics.jsonl, each sorted by iter. A record with a lower iter than the
+    one before it starts a resumed run: it replaces what the earlier run logged from that iter on. Lines that are
+    not JSON (the one being written right now, or one cut by a crash) are skipped."""
+    if not os.path.isfile(path):
+        raise UsageError(f"{path} not found: train.py writes it into out_dir")
+    runs = {"train": {}, "eval": {}}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if not isinstance(r, dict) or not isinstance(r.get("iter"), int):
+                continue
+            for records in runs.values():  # a resume point: what the earlier run logged after it is superseded
+                for it in [it for it in records if it > r["iter"]]:
+                    del records[it]
+            if "val_loss" in r or "loss" in r:
+                runs["eval" if "val_loss" in r else "train"][r["iter"]] = r
+    return tuple([recs[it] for it in sorted(recs)] for recs in (runs["train"], runs["eval"]))
+
+
+def plot_losses(train: list[dict], evals: list[dict], path: str, figsize=(12.0, 4.5), dpi: int = 100) -> None:
+    """Train and val loss against steps (left) and tokens seen (right)."""
+    fig = new_figure(figsize, dpi)
+    for ax, x, label in zip(fig.subplots(1, 2), ("iter", "tokens"), ("step", "tokens")):
+        if train:
+            ax.plot([r[x] for r in train], [r["loss"] for r in train], lw=1, alpha=0.8, label="train loss")
+        if evals:
+            ax.plot([r[x] for r in evals], [r["train_loss"] for r in evals], "s--", ms=3, label="train loss (eval)")
+            ax.plot([r[x] for r in evals], [r["val_loss"] for r in evals], "o-", ms=3, label="val loss")
+        ax.set_xlabel(label)
+        ax.set_ylabel("loss")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    save_png(fig, path)
+
+
+@torch.no_grad()
+def attention_maps(model: GPT, idx: torch.Tensor) -> torch.Tensor:
+    """Attention probabilities (n_layer, n_head, T, T) of the token ids idx, (T,) or (1, T): row i is how query i
+    weighs keys 0..i. model.py computes attention inside scaled_dot_product_attention, which does not return
+    the weights, so they are recomputed here from each layer's input (captured by a hook) and its c_attn weights."""
+    idx, inputs = idx.view(1, -1), []
+    hooks = [block.attn.register_forward_pre_hook(lambda module, args: inputs.append(args[0]))
+             for block in model.transformer.h]
+    try:
+        model(idx)
+    finally:
+        for h in hooks:
+            h.remove()
+    T, maps = idx.size(1), []
+    causal = torch.ones(T, T, dtype=torch.bool, device=idx.device).tril()
+    for block, x in zip(model.transformer.h, inputs):
+        C, nh = x.size(-1), block.attn.n_head
+        q, k, _ = block.attn.c_attn(x[0]).float().split(C, dim=-1)
+        q, k = (t.view(T, nh, C // nh).transpose(0, 1) for t in (q, k))  # (nh, T, hs)
+        scores = (q @ k.transpose(-2, -1)) / math.sqrt(C // nh)
+        maps.append(scores.masked_fill(~causal, float("-inf")).softmax(dim=-1))
+    return torch.stack(maps)
+
+
+def token_labels(tokenizer: Tokenizer, ids: list[int]) -> list[str]:
+    """Each token as a tick label: newlines and tabs escaped, and '$' kept from starting matplotlib's mathtext."""
+    return [tokenizer.decode([i]).replace("\n", "\\n").replace("\t", "\\t").replace("$", r"\$") for i in ids]
+
+
+def plot_attention(maps: torch.Tensor, labels: list[str], path: str, figsize=None, dpi: int = 100) -> None:
+    """One heatmap per layer (rows) and head (columns), the tokens on the outer axes."""
+    L, H, T, _ = maps.shape
+    cell = max(1.5, 0.12 * T + 0.6)  # inches per heatmap: room for T tick labels
+    fig = new_figure(figsize or (H * cell + 1, L * cell + 1), dpi)
+    axes = fig.subplots(L, H, squeeze=False)
+    for layer in range(L):
+        for head in range(H):
+            ax = axes[layer][head]
+            ax.imshow(maps[layer, head].cpu().numpy(), cmap="viridis", vmin=0, vmax=1)
+            ax.set_title(f"layer {layer} head {head}", fontsize=7)
+            ax.set_xticks(range(T), labels, rotation=90, fontsize=6)
+            ax.set_yticks(range(T), labels, fontsize=6)
+            ax.tick_params(labelbottom=layer == L - 1, labelleft=head == 0)  # token names on the outer axes only
+    save_png(fig, path)
+
+
+# -----------------------------------------------------------------------------
+# export to HF transformers
+
+# tiktoken's GPT-2 BPE files, which are exactly HF's vocab.json and merges.txt
+TIKTOKEN_GPT2_FILES = {"vocab.json": "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/encoder.json",
+                       "merges.txt": "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/vocab.bpe"}
+
+
+def tiktoken_gpt2_files() -> dict[str, str] | None:
+    """Paths of those files in tiktoken's cache, where they are named by the sha1 of their URL; None if absent."""
+    cache = os.environ.get("TIKTOKEN_CACHE_DIR") or os.environ.get("DATA_GYM_CACHE_DIR") or \
+        os.path.join(tempfile.gettempdir(), "data-gym-cache")
+    paths = {name: os.path.join(cache, hashlib.sha1(url.encode()).hexdigest())
+             for name, url in TIKTOKEN_GPT2_FILES.items()}
+    return paths if all(os.path.isfile(p) for p in paths.values()) else None
+
+
+def export_hf(model: GPT, out: str, tokenizer: Tokenizer | None = None) -> str:
+    """Write model as a HF GPT-2 directory that GPT2LMHeadModel.from_pretrained(out) loads, and return out.
+    - Padded vocab rows are left out: the export has the tokenizer's tokenizer_vocab_size rows, the only ones a
+      tokenizer can produce, so HF's vocab_size matches its tokenizer (the logits of the real ids are unchanged).
+    - bias=False: HF GPT-2 always has biases, so they are written as zeros, which compute exactly the same.
+    - Tokenizer: meta.json (this codebase's tokenizer description, with the chars of a char model); for GPT-2's
+      BPE also HF's tokenizer files, made from tiktoken's cached copies of vocab.json/merges.txt (offline)."""
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+    from transformers.utils import logging
+    c, V = model.config, real_vocab(model)
+    tokenizer = tokenizer if tokenizer is not None and tokenizer.vocab_size == V else None  # else not the model's
+    bpe = tokenizer is not None and tokenizer.kind == "gpt2"
+    eot = tokenizer.eot_token if bpe else None
+    hf_config = GPT2Config(vocab_size=V, n_positions=c.block_size, n_embd=c.n_embd, n_layer=c.n_layer,
+                           n_head=c.n_head, activation_function="gelu_new", layer_norm_epsilon=1e-5,
+                           resid_pdrop=c.dropout, embd_pdrop=c.dropout, attn_pdrop=c.dropout,
+                           bos_token_id=eot, eos_token_id=eot, tie_word_embeddings=True)
+    hf = GPT2LMHeadModel(hf_config)
+    ours, weights = model.state_dict(), {}
+    for name, p in hf.state_dict().items():
+        if name in ours:
+            w = ours[name].detach().to("cpu", torch.float32)
+            w = w.t() if name.endswith(HF_TRANSPOSED) else w
+            w = w[:V] if name in ("transformer.wte.weight", "lm_head.weight") else w
+        elif name.endswith(".bias") and not c.bias:
+            w = torch.zeros_like(p)
+        else:
+            raise RuntimeError(f"export: HF's GPT-2 has {name}, which this model lacks")
+        weights[name] = w.contiguous()
+    hf.load_state_dict(weights, strict=True)
+    os.makedirs(out, exist_ok=True)
+    hf.save_pretrained(out)
+    if tokenizer is not None:  # what sample.py-style code needs: the char list of a char model
+        with open(os.path.join(out, "meta.json"), "w", encoding="utf-8") as f:
+            json.dump(tokenizer.meta(), f, ensure_ascii=False)
+    if bpe:
+        files = tiktoken_gpt2_files()
+        if files is None:  # tiktoken's cache holds no copy: leave a note instead
+            with open(os.path.join(out, "TOKENIZER.txt"), "w", encoding="utf-8") as f:
+                f.write("GPT-2's BPE: use AutoTokenizer.from_pretrained('gpt2'); tiktoken's cache had no copy\n")
+        else:
+            for name, src in files.items():
+                shutil.copyfile(src, os.path.join(out, name))
+            logging.set_verbosity_error()
+            # HF builds its tokenizer from those two files; saving it adds tokenizer.json and tokenizer_config.json
+            AutoTokenizer.from_pretrained(out, model_max_length=c.block_size).save_pretrained(out)
+    return out
+
+
+# -----------------------------------------------------------------------------
+
+def main(argv: list[str]):
+    cfg = configure(EvalConfig, argv)
+    if cfg.mode not in MODES:
+        raise UsageError(f"mode '{cfg.mode}' is not one of {', '.join(MODES)}")
+    output = cfg.output or os.path.join(cfg.out_dir, DEFAULT_OUTPUT.get(cfg.mode, ""))
+    if (cfg.fig_width is None) != (cfg.fig_height is None):
+        raise UsageError("set both fig_width and fig_height, or neither")
+    figsize = (cfg.fig_width, cfg.fig_height) if cfg.fig_width is not None else None
+    if cfg.mode == "plot":  # needs no model
+        train_records, eval_records = read_metrics(os.path.join(cfg.out_dir, "metrics.jsonl"))
+        if not train_records and not eval_records:
+            raise UsageError(f"{cfg.out_dir}/metrics.jsonl has no records yet")
+        plot_losses(train_records, eval_records, output, figsize or (12.0, 4.5), cfg.dpi)
+        print(f"wrote {output}")
+        return output
+    from train import resolve_device, resolve_dtype
+    examples = load_hellaswag(cfg.hellaswag_path, cfg.limit) if cfg.mode == "hellaswag" else None  # fail early
+    device = torch.device("cpu") if cfg.mode == "export" else resolve_device(cfg.device)
+    model, tokenizer = load_model(cfg.init_from, cfg.out_dir, device)
+    if cfg.mode == "export":
+        export_hf(model, output, tokenizer)
+        print(f"wrote {output}: load it with GPT2LMHeadModel.from_pretrained('{output}')")
+        return output
+    if cfg.mode == "attention":
+        check_tokenizer(model, tokenizer)
+        ids = tokenizer.encode(cfg.start)[-model.config.block_size:]
+        if not ids:
+            raise UsageError("start is empty: give a prompt")
+        maps = attention_maps(model, torch.tensor(ids, device=device))
+        plot_attention(maps, token_labels(tokenizer, ids), output, figsize, cfg.dpi)
+        print(f"wrote {output} ({maps.size(0)} layers x {maps.size(1)} heads, {len(ids)} tokens)")
+        return maps
+    dtype = resolve_dtype(cfg.dtype, device)
+    ctx = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
+    result = hellaswag_accuracy(model, examples, tokenizer, device, ctx, progress=True)
+    print(f"hellaswag: {result['examples']} examples, acc {result['acc']:.4f} (lowest summed loss), "
+          f"acc_norm {result['acc_norm']:.4f} (lowest mean loss per token)")
+    return result
+
+
+if __name__ == "__main__":
+    cli(main)

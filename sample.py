@@ -1,0 +1,201 @@
+"""
+Sample text from a trained GPT or from OpenAI's GPT-2:
+
+    python sample.py --out_dir=out-shakespeare-char                # the run's ckpt.pt (init_from='resume')
+    python sample.py --out_dir=out-shakespeare --ckpt=best.pt      # the checkpoint of the best val loss
+    python sample.py --init_from=gpt2-xl --start="What is the answer?" --num_samples=5 --max_new_tokens=100
+    python sample.py --start=FILE:prompt.txt --num_samples=1       # prompt from a file; one sample streams
+
+Keys and defaults are in SampleConfig below; config files and --key=value work as in train.py (configurator.py).
+Samples go to stdout, each followed by a line of dashes; what was loaded goes to stderr. All samples are one
+batch of the same prompt through model.generate (KV-cached); a single sample is printed as it is generated.
+A seed gives the same samples on the same device, dtype and software.
+"""
+import contextlib
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+
+from configurator import UsageError, cli, configure
+from data.common import DataError, Tokenizer, load_meta, read_text
+from model import GPT, PRETRAINED
+from train import load_checkpoint, model_from_checkpoint, resolve_device, resolve_dtype
+
+SEPARATOR = "-" * 15  # printed after every sample
+
+
+@dataclass
+class SampleConfig:
+    init_from: str = "resume"  # 'resume' (out_dir/ckpt), 'gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl' or a HF dir
+    out_dir: str = "out"  # the training run to load with init_from='resume'
+    ckpt: str = "ckpt.pt"  # checkpoint file in out_dir: 'ckpt.pt' (latest save) or 'best.pt' (best val loss)
+    start: str = "\n"  # the prompt, or 'FILE:path' to read it from a file. Empty: BPE starts at <|endoftext|>
+    num_samples: int = 10  # samples, generated as one batch; 1 streams the text as it is generated
+    max_new_tokens: int = 500  # tokens generated per sample
+    temperature: float = 0.8  # < 1 sharper, > 1 more random; 0 is greedy (argmax, no randomness)
+    top_k: int | None = 200  # sample among the k most likely tokens only; None: all of them
+    top_p: float | None = None  # nucleus: the smallest set of most likely tokens holding probability top_p
+    stop_at_eot: bool = False  # BPE: end a sample at <|endoftext|> (the end of a document); char: no effect
+    seed: int = 1337
+    device: str = "auto"  # 'auto' picks cuda > mps > cpu; or 'cpu', 'cuda', 'cuda:1', 'mps'
+    dtype: str = "auto"  # 'float32', 'bfloat16', 'float16' (CUDA only) or 'auto' (as train.py picks)
+    # torch.compile the model's forward. No win for generation: the KV cache's growing length and per-layer
+    # Python state make dynamo recompile (measured on CPU, torch 2.13, 4 layers x 128 wide, 4 x 100 new tokens:
+    # eager 0.16 s; compiled 66 s for the first call, 13 s for the second, hitting dynamo's recompile limit)
+    compile: bool = False
+
+
+def check_config(cfg: SampleConfig) -> None:
+    problems = []
+    if cfg.num_samples < 1:
+        problems.append(f"num_samples={cfg.num_samples} must be at least 1")
+    if cfg.max_new_tokens < 0:
+        problems.append(f"max_new_tokens={cfg.max_new_tokens} must be 0 or more")
+    if cfg.temperature < 0:
+        problems.append(f"temperature={cfg.temperature} must be 0 (greedy) or more")
+    if cfg.top_k is not None and cfg.top_k < 1:
+        problems.append(f"top_k={cfg.top_k} must be at least 1, or None for no top-k filter")
+    if cfg.top_p is not None and not 0 < cfg.top_p <= 1:
+        problems.append(f"top_p={cfg.top_p} must be in (0, 1], or None for no nucleus filter")
+    if problems:
+        raise UsageError("; ".join(problems))
+
+
+def load_model(cfg: SampleConfig) -> tuple[GPT, Tokenizer, str]:
+    """The model (on the CPU, in eval mode), its tokenizer, and a short description of where it came from.
+    A checkpoint's tokenizer is its "meta" (the dataset's meta.json, saved by train.py); GPT-2 models use GPT-2 BPE."""
+    if cfg.init_from == "resume":
+        path = os.path.join(cfg.out_dir, cfg.ckpt)
+        ckpt = load_checkpoint(path)  # the loader train.py uses: UsageError if missing or not a checkpoint
+        model = model_from_checkpoint(ckpt)
+        meta = ckpt.get("meta")
+        if meta is None:  # a checkpoint without its tokenizer: fall back to the dataset it was trained on
+            meta = load_meta(os.path.join("data", ckpt["config"]["dataset"]))
+        tokenizer = Tokenizer.from_meta(meta)
+        source = f"{path} (iter {ckpt['iter_num']}, best val loss {ckpt.get('best_val_loss', float('nan')):.4f})"
+        del ckpt
+    elif cfg.init_from in PRETRAINED or os.path.isdir(cfg.init_from):
+        try:
+            model = GPT.from_pretrained(cfg.init_from)
+        except (ValueError, RuntimeError) as e:
+            raise UsageError(str(e)) from None
+        tokenizer = Tokenizer.gpt2()
+        if model.config.tokenizer_vocab_size is None and model.config.vocab_size > tokenizer.vocab_size:
+            model.config.tokenizer_vocab_size = tokenizer.vocab_size  # rows past GPT-2's vocab are never sampled
+        source = cfg.init_from
+    else:
+        raise UsageError(f"init_from='{cfg.init_from}' is not 'resume', one of {', '.join(PRETRAINED)}, "
+                         f"or a directory written by save_pretrained")
+    return model.eval(), tokenizer, source
+
+
+def read_prompt(start: str) -> str:
+    """The prompt text: start itself, or the contents of the file named after 'FILE:'."""
+    if start.startswith("FILE:"):
+        return read_text(start[len("FILE:"):])  # a missing, empty or non-UTF-8 file is a one-line DataError
+    return start
+
+
+def encode_prompt(tokenizer: Tokenizer, text: str, vocab_size: int) -> tuple[list[int], int]:
+    """(ids fed to the model, how many leading ids are not part of the printed text).
+    An empty prompt starts from <|endoftext|> with BPE (the start of a fresh document, as training data has it),
+    which is not printed; the char tokenizer has no such token, so an empty prompt is an error there."""
+    if not text:
+        if tokenizer.eot_token is None:
+            raise UsageError("the prompt is empty and a char vocabulary has no <|endoftext|> token to start from: "
+                             "give a prompt, e.g. --start=$'\\n' (a newline)")
+        return [tokenizer.eot_token], 1
+    try:
+        ids = tokenizer.encode(text)
+    except DataError as e:  # characters outside a char vocabulary, listed
+        hint = " (a shell passes \\n as two characters: write a newline as $'\\n' in bash)" if "\\" in text else ""
+        raise UsageError(f"cannot encode the prompt: {e}{hint}") from None
+    if max(ids) >= vocab_size:
+        raise UsageError(f"the prompt has token id {max(ids)}, past this model's vocab_size of {vocab_size}")
+    return ids, 0
+
+
+class TextStream:
+    """Decodes token ids into text as they arrive, so that the pieces joined equal tokenizer.decode(all ids).
+    A BPE token can end inside a multi-byte character (which decodes as U+FFFD): such tokens are held back until
+    the character is complete, and only the ids since the last complete character are decoded at each step."""
+
+    def __init__(self, tokenizer: Tokenizer):
+        self.tokenizer, self.pending = tokenizer, []
+
+    def push(self, ids: Iterable[int]) -> str:
+        self.pending.extend(ids)
+        text = self.tokenizer.decode(self.pending)
+        if text.endswith("\ufffd"):  # maybe a character cut in two: wait for the next token
+            return ""
+        self.pending = []
+        return text
+
+    def flush(self) -> str:
+        text, self.pending = self.tokenizer.decode(self.pending), []
+        return text
+
+
+def cut_at_stop(ids: list[int], stop_token: int | None) -> list[int]:
+    """ids up to, not including, the first stop_token (generate repeats it after a row has stopped)."""
+    return ids[:ids.index(stop_token)] if stop_token is not None and stop_token in ids else ids
+
+
+def autocast_context(device: torch.device, dtype: torch.dtype):
+    return torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
+
+
+def sample(cfg: SampleConfig, out=None) -> list[str]:
+    """Generate cfg.num_samples samples, write each to out (default sys.stdout) followed by a line of dashes, and
+    return their texts (prompt included, without the <|endoftext|> an empty BPE prompt starts from)."""
+    out = out if out is not None else sys.stdout
+    check_config(cfg)
+    device = resolve_device(cfg.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"device='{cfg.device}' but CUDA is not available here: use --device=cpu (or auto)")
+    dtype = resolve_dtype(cfg.dtype, device)
+    model, tokenizer, source = load_model(cfg)
+    model.to(device)
+    ids, hidden = encode_prompt(tokenizer, read_prompt(cfg.start), model.config.vocab_size)
+    stop = tokenizer.eot_token if cfg.stop_at_eot else None  # None for char: it has no such token
+    print(f"sampling {cfg.num_samples} x {cfg.max_new_tokens} tokens after a {len(ids)}-token prompt from {source} "
+          f"on {device} ({str(dtype).removeprefix('torch.')})", file=sys.stderr)
+    if cfg.compile:
+        model.compile()  # in place: generate's self(...) calls go through the compiled forward
+    torch.manual_seed(cfg.seed)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    idx = torch.tensor([ids] * cfg.num_samples, dtype=torch.long, device=device)
+    kwargs = dict(temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p, stop_token=stop,
+                  generator=generator)
+    with autocast_context(device, dtype):
+        if cfg.num_samples == 1:  # stream: print each piece of text as soon as its tokens exist
+            stream, new = TextStream(tokenizer), []
+            out.write(stream.push(ids[hidden:]))
+            out.flush()
+            for nxt in model.generate_iter(idx, cfg.max_new_tokens, **kwargs):
+                token = nxt[0, 0].item()
+                if token == stop:
+                    break
+                new.append(token)
+                out.write(stream.push([token]))
+                out.flush()
+            out.write(stream.flush() + "\n" + SEPARATOR + "\n")
+            out.flush()
+            return [tokenizer.decode(ids[hidden:] + new)]
+        rows = model.generate(idx, cfg.max_new_tokens, **kwargs).tolist()
+    texts = [tokenizer.decode(ids[hidden:] + cut_at_stop(row[len(ids):], stop)) for row in rows]
+    for text in texts:
+        out.write(text + "\n" + SEPARATOR + "\n")
+    out.flush()
+    return texts
+
+
+def main(argv: list[str]) -> list[str]:
+    return sample(configure(SampleConfig, argv))
+
+
+if __name__ == "__main__":
+    cli(main)

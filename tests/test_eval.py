@@ -1,0 +1,351 @@
+"""eval.py: HellaSwag scoring against HF transformers and on memorized text, loss and attention PNGs, HF export."""
+import contextlib
+import io
+import json
+import os
+import struct
+import urllib.request
+from dataclasses import asdict, replace
+
+import numpy as np
+import pytest
+import torch
+
+import eval as ev
+import train
+from configurator import UsageError
+from data.common import DataError, Tokenizer
+from data.hellaswag import prepare as hellaswag_prepare
+from model import GPT, GPTConfig
+from conftest import write_dataset
+from train import TrainConfig
+
+NULL = contextlib.nullcontext()
+
+
+def train_tiny(out_dir, data_dir, **kw) -> str:
+    cfg = TrainConfig(out_dir=str(out_dir), dataset=str(data_dir), device="cpu", compile=False, dtype="float32",
+                      n_layer=2, n_head=2, n_embd=32, block_size=16, batch_size=4, gradient_accumulation_steps=1,
+                      max_iters=10, lr_decay_iters=10, warmup_iters=2, eval_interval=5, eval_iters=2,
+                      log_interval=1, learning_rate=3e-3, min_lr=3e-4, seed=0)
+    train.train(replace(cfg, **kw))
+    return str(out_dir)
+
+
+@pytest.fixture(scope="module")
+def char_runs(tmp_path_factory):
+    """{bias: out_dir} of two runs on synthetic char data: 23 real ids padded to 64 rows, a few steps each."""
+    tmp = tmp_path_factory.mktemp("char")
+    data = write_dataset(tmp / "data")
+    return {bias: train_tiny(tmp / f"out-{bias}", data, bias=bias) for bias in (True, False)}
+
+
+def png_size(path) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk, after checking the signature."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR"
+    return struct.unpack(">II", head[16:24])
+
+
+# -----------------------------------------------------------------------------
+# HellaSwag
+
+FACTS = [("The red fox lives in the", "deep green forest near the river."),
+         ("My old teacher always drinks", "hot black coffee every single morning."),
+         ("The tall ship sailed across", "the cold northern sea for many weeks."),
+         ("Our small dog likes to", "chase yellow balls in the park."),
+         ("Every winter the farmer", "sells fresh apples at the market."),
+         ("A quiet student wrote", "three long letters to her brother."),
+         ("The old bridge was built", "from grey stone two hundred years ago."),
+         ("At night the city lights", "shine brightly over the dark water.")]
+
+
+def fact_examples() -> list[dict]:
+    """Each fact's context with its own ending (at index label, which cycles 0..3) among three others' endings."""
+    examples = []
+    for i, (ctx, ending) in enumerate(FACTS):
+        label, wrong = i % 4, [FACTS[(i + j) % len(FACTS)][1] for j in (1, 2, 3)]
+        examples.append({"ind": i, "activity_label": "Memory", "ctx_a": ctx, "ctx_b": "", "ctx": ctx,
+                         "endings": wrong[:label] + [ending] + wrong[label:], "label": label,
+                         "source_id": f"test~{i}", "split": "val", "split_type": "indomain"})
+    return examples
+
+
+def write_jsonl(path, examples) -> str:
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(ex) + "\n" for ex in examples)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def memorizer(tmp_path_factory):
+    """out_dir of a GPT-2-BPE checkpoint that has memorized FACTS. Training over the full 50257-id vocab is too
+    slow for a test, so a tiny model learns the FACTS' token stream with its ids renumbered 0..K-1, then its
+    embedding rows are put back at their GPT-2 ids in a full-vocab model (every other row zero)."""
+    tmp = tmp_path_factory.mktemp("memorizer")
+    tok = Tokenizer.gpt2()
+    facts = [tok.encode(ctx) + tok.encode(" " + ending) for ctx, ending in FACTS]
+    used = sorted({t for f in facts for t in f})
+    renumber = {t: i for i, t in enumerate(used)}
+    rng = np.random.default_rng(0)
+    os.makedirs(tmp / "data")
+    sizes = {}
+    for split, repeats in (("train", 60), ("val", 6)):  # the facts in a shuffled order each time
+        stream = [renumber[t] for _ in range(repeats) for i in rng.permutation(len(facts)) for t in facts[i]]
+        np.array(stream, dtype=np.uint16).tofile(tmp / "data" / f"{split}.bin")
+        sizes[f"{split}_tokens"] = len(stream)
+    with open(tmp / "data" / "meta.json", "w") as f:
+        json.dump({"tokenizer": "char", "vocab_size": len(used), "dtype": "uint16", "eot_token": None,
+                   "chars": [chr(0x100 + i) for i in range(len(used))], **sizes}, f)
+    small_dir = train_tiny(tmp / "small", tmp / "data", block_size=32, batch_size=8, max_iters=150,
+                           lr_decay_iters=150, warmup_iters=10, eval_interval=150, log_interval=50,
+                           learning_rate=1e-2, min_lr=1e-3, weight_decay=0.0)
+    ckpt = train.load_checkpoint(os.path.join(small_dir, "ckpt.pt"))
+    small = train.model_from_checkpoint(ckpt)
+    big = GPT(GPTConfig(**{**asdict(small.config), "vocab_size": 50304, "tokenizer_vocab_size": 50257}))
+    weights = small.state_dict()
+    with torch.no_grad():
+        for name, p in big.state_dict().items():
+            if name in ("transformer.wte.weight", "lm_head.weight"):
+                p.zero_()
+                p[used] = weights[name][:len(used)]
+            else:
+                p.copy_(weights[name])
+    out = tmp / "big"
+    os.makedirs(out)
+    train.save_checkpoint({**ckpt, "model": big.state_dict(), "model_args": asdict(big.config),
+                           "meta": {**ckpt["meta"], **tok.meta()}}, str(out / "ckpt.pt"))
+    return str(out)
+
+
+def reference_scores(hf, tok, example, block_size) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed and mean loss of each ending, one plain HF forward pass per candidate, nothing padded."""
+    sums, means = [], []
+    for ending in example["endings"]:
+        ctx, end = tok.encode(example["ctx"]), tok.encode(" " + ending)
+        seq = (ctx + end)[-(block_size + 1):]
+        n = min(len(end), len(seq) - 1)
+        logp = hf(torch.tensor([seq[:-1]])).logits[0].log_softmax(-1)
+        losses = [-logp[len(seq) - 1 - n + j, seq[len(seq) - n + j]] for j in range(n)]
+        sums.append(sum(losses))
+        means.append(sum(losses) / n)
+    return torch.stack(sums), torch.stack(means)
+
+
+def test_scores_match_hf(make_hf_dir):
+    from transformers import GPT2LMHeadModel
+    hf_dir = make_hf_dir(seed=3, vocab_size=50257, n_positions=32)
+    hf = GPT2LMHeadModel.from_pretrained(hf_dir).eval()
+    model, tok = ev.load_model(hf_dir)
+    examples = fact_examples()[:3]
+    examples.append({"ctx": "A very long context, " * 12, "endings": ["a", "b c", "longer ending here", "x " * 40],
+                     "label": 2})  # longer than block_size=32: cut from the left, the last ending even in itself
+    with torch.no_grad():
+        for ex in examples:
+            total, mean = ev.score_endings(model, ex, tok, "cpu")
+            ref_total, ref_mean = reference_scores(hf, tok, ex, 32)
+            torch.testing.assert_close(total, ref_total, atol=1e-4, rtol=1e-5)
+            torch.testing.assert_close(mean, ref_mean, atol=1e-5, rtol=1e-5)
+    # the 4 candidates share the context's tokens and differ in the ending's only
+    x, y = ev.candidate_batch(examples[0], tok, 32)
+    n_ctx = len(tok.encode(examples[0]["ctx"]))
+    assert (x[:, :n_ctx] == x[0, :n_ctx]).all() and (y[:, :n_ctx - 1] == -1).all()
+    assert [(row != -1).sum().item() for row in y] == [len(tok.encode(" " + e)) for e in examples[0]["endings"]]
+
+
+def test_memorized_endings_win(memorizer, tmp_path):
+    path = write_jsonl(tmp_path / "val.jsonl", fact_examples())
+    result = ev.main(["--mode=hellaswag", f"--out_dir={memorizer}", f"--hellaswag_path={path}", "--device=cpu"])
+    assert result == {"examples": 8, "correct": 8, "correct_norm": 8, "acc": 1.0, "acc_norm": 1.0}
+    assert ev.main(["--mode=hellaswag", f"--out_dir={memorizer}", f"--hellaswag_path={path}", "--device=cpu",
+                    "--limit=3"])["examples"] == 3
+    # the right ending's loss is far below the others' (and a shuffled label is no longer found)
+    model, tok = ev.load_model("resume", memorizer)
+    for ex in fact_examples():
+        total, mean = ev.score_endings(model, ex, tok, "cpu")
+        others = [i for i in range(4) if i != ex["label"]]
+        assert total[ex["label"]] < total[others].min() - 3 and mean[ex["label"]] < mean[others].min() - 0.5
+    moved = [{**ex, "label": (ex["label"] + 1) % 4} for ex in fact_examples()]
+    assert ev.hellaswag_accuracy(model, moved, tok, "cpu", NULL)["correct"] == 0
+
+
+def test_acc_is_lowest_sum_and_acc_norm_lowest_mean(monkeypatch):
+    # ending 0: short and cheap in total; ending 1: long, cheapest per token
+    monkeypatch.setattr(ev, "score_endings", lambda *a: (torch.tensor([2.0, 6.0, 9.0, 9.0]),
+                                                         torch.tensor([2.0, 0.5, 3.0, 3.0])))
+
+    class Model(torch.nn.Module):  # just enough of a GPT for hellaswag_accuracy's checks
+        config = GPTConfig(vocab_size=50304)
+    examples = [{"ctx": "c", "endings": ["a"] * 4, "label": label} for label in (0, 1, 1, 2)]
+    result = ev.hellaswag_accuracy(Model(), examples, Tokenizer.gpt2(), "cpu", NULL)
+    assert (result["correct"], result["correct_norm"], result["examples"]) == (1, 2, 4)
+    assert (result["acc"], result["acc_norm"]) == (0.25, 0.5)
+
+
+def test_split_over_ranks_adds_up(memorizer, monkeypatch):
+    model, tok = ev.load_model("resume", memorizer)
+    examples = fact_examples()[:5]
+    examples[3] = {**examples[3], "label": 0}  # one wrong answer, so the counts differ between ranks
+    whole = ev.hellaswag_accuracy(model, examples, tok, "cpu", NULL)
+    parts = [ev.hellaswag_accuracy(model, examples, tok, "cpu", NULL, rank=r, world=2) for r in (0, 1)]
+    assert [p["examples"] for p in parts] == [3, 2]  # examples 0, 2, 4 and 1, 3
+    for key in ("examples", "correct", "correct_norm"):
+        assert parts[0][key] + parts[1][key] == whole[key]
+    assert whole["correct"] == 4
+    # under torch.distributed, rank 0's counts are all-reduced with rank 1's: every rank then holds the total
+    import torch.distributed as dist
+    rank1 = torch.tensor([parts[1]["examples"], parts[1]["correct"], parts[1]["correct_norm"]])
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "all_reduce", lambda t, *a, **k: t.add_(rank1))
+    assert ev.hellaswag_accuracy(model, examples, tok, "cpu", NULL, rank=0, world=2) == whole
+    model.train()
+    ev.hellaswag_accuracy(model, examples[:1], tok, "cpu", NULL)
+    assert model.training  # the caller's mode comes back
+
+
+def test_hellaswag_clear_errors(char_runs, tmp_path):
+    path = write_jsonl(tmp_path / "val.jsonl", fact_examples()[:1])
+    with pytest.raises(UsageError, match="GPT-2's BPE tokenizer, not the char tokenizer"):
+        ev.main(["--mode=hellaswag", f"--out_dir={char_runs[True]}", f"--hellaswag_path={path}", "--device=cpu"])
+    with pytest.raises(UsageError, match="run python data/hellaswag/prepare.py"):
+        ev.load_hellaswag(str(tmp_path / "missing.jsonl"))
+    (tmp_path / "bad.jsonl").write_text('{"ctx": "a", "endings": ["b"], "label": 0}\n')
+    with pytest.raises(UsageError, match=r"bad.jsonl:1 is not a HellaSwag example"):
+        ev.load_hellaswag(str(tmp_path / "bad.jsonl"))
+    with pytest.raises(UsageError, match="mode 'hellaswog'"):
+        ev.main(["--mode=hellaswog"])
+
+
+def test_prepare_offline_error_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(hellaswag_prepare, "URL", "http://127.0.0.1:9/hellaswag_val.jsonl")
+    dest = tmp_path / "hs"
+    with pytest.raises(DataError) as e:
+        hellaswag_prepare.main([f"--out_dir={dest}"])
+    message = str(e.value)
+    assert "http://127.0.0.1:9/hellaswag_val.jsonl" in message and "\n" not in message
+    assert str((dest / "hellaswag_val.jsonl").resolve()) in message
+    assert not dest.exists() or not any(dest.iterdir())
+    # something that is no HellaSwag (an error page, say) is removed too; the real format is kept
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: io.BytesIO(b"<html>"))
+    with pytest.raises(DataError, match="is not a HellaSwag example"):
+        hellaswag_prepare.main([f"--out_dir={dest}"])
+    assert not any(dest.iterdir())
+    lines = "".join(json.dumps(ex) + "\n" for ex in fact_examples()).encode()
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: io.BytesIO(lines))
+    path = hellaswag_prepare.main([f"--out_dir={dest}"])
+    assert ev.load_hellaswag(str(path)) == fact_examples()
+
+
+# -----------------------------------------------------------------------------
+# loss curves and attention maps
+
+def test_loss_plot_from_growing_metrics(tmp_path):
+    run = tmp_path / "run"
+    os.makedirs(run)
+    records = [{"iter": 0, "tokens": 0, "train_loss": 5.0, "val_loss": 5.1, "lr": 0.0}]
+    records += [{"iter": i, "tokens": 64 * i, "loss": 5.0 - i / 10, "lr": 1e-3, "grad_norm": 1.0,
+                 "ms_per_iter": 1.0, "tokens_per_s": 1.0, "mfu": None} for i in range(1, 9)]
+    records.append({"iter": 5, "tokens": 320, "train_loss": 4.5, "val_loss": 4.6, "lr": 1e-3})  # resumed at 5
+    records += [{"iter": i, "tokens": 64 * i, "loss": 1.0, "lr": 1e-3} for i in (6, 7)]
+    with open(run / "metrics.jsonl", "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
+        f.write('{"iter": 8, "tokens": 512, "lo')  # the line train.py is writing right now
+    train_records, evals = ev.read_metrics(str(run / "metrics.jsonl"))
+    assert [(r["iter"], r["loss"]) for r in train_records] == [(1, 4.9), (2, 4.8), (3, 4.7), (4, 4.6), (5, 4.5),
+                                                                (6, 1.0), (7, 1.0)]  # 8 belonged to the old run
+    assert [(r["iter"], r["val_loss"]) for r in evals] == [(0, 5.1), (5, 4.6)]
+    out = ev.main(["--mode=plot", f"--out_dir={run}", "--fig_width=6.4", "--fig_height=3.2", "--dpi=50"])
+    assert out == str(run / "loss.png") and png_size(out) == (320, 160)
+    assert not os.path.exists(out + ".tmp")
+    with pytest.raises(UsageError, match="metrics.jsonl not found"):
+        ev.main(["--mode=plot", f"--out_dir={tmp_path}"])
+
+
+def test_plot_of_a_real_run(char_runs, tmp_path):
+    out = str(tmp_path / "sub" / "curves.png")
+    ev.main(["--mode=plot", f"--out_dir={char_runs[True]}", f"--output={out}"])
+    assert png_size(out) == (1200, 450)  # the default 12 x 4.5 inches at 100 dpi
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_attention_maps_are_the_models(char_runs, bias):
+    model, tok = ev.load_model("resume", char_runs[bias])
+    idx = torch.tensor(tok.encode("ABCDEFGHIJKLM"))
+    maps = ev.attention_maps(model, idx)
+    T = len(idx)
+    assert maps.shape == (2, 2, T, T)
+    torch.testing.assert_close(maps.sum(-1), torch.ones(2, 2, T))
+    lower = torch.ones(T, T, dtype=torch.bool).tril()
+    assert (maps[..., ~lower] == 0).all() and (maps[..., lower] > 0).all()  # causal
+    # those weights times each layer's values, through c_proj, are exactly what the layer outputs
+    seen = []
+    hooks = [b.attn.register_forward_hook(lambda m, args, out: seen.append((args[0], out)))
+             for b in model.transformer.h]
+    with torch.no_grad():
+        model(idx[None])
+        for h in hooks:
+            h.remove()
+        for layer, (block, (x, out)) in enumerate(zip(model.transformer.h, seen)):
+            v = block.attn.c_attn(x)[..., 2 * 32:].view(1, T, 2, 16).transpose(1, 2)  # n_embd 32: (1, nh, T, hs)
+            y = (maps[layer][None] @ v).transpose(1, 2).reshape(1, T, 32)
+            torch.testing.assert_close(block.attn.c_proj(y), out, atol=1e-5, rtol=1e-5)
+
+
+def test_attention_png(char_runs, tmp_path):
+    out = str(tmp_path / "attn.png")
+    maps = ev.main(["--mode=attention", f"--out_dir={char_runs[True]}", f"--output={out}", "--start=ABCDE",
+                    "--fig_width=4", "--fig_height=3", "--device=cpu"])
+    assert maps.shape == (2, 2, 5, 5) and png_size(out) == (400, 300)
+    ev.main(["--mode=attention", f"--out_dir={char_runs[True]}", "--start=HELLO", "--device=cpu"])
+    assert png_size(os.path.join(char_runs[True], "attention.png"))[0] > 0
+    with pytest.raises(DataError, match="not in the vocabulary"):
+        ev.main(["--mode=attention", f"--out_dir={char_runs[True]}", "--start=hello", "--device=cpu"])
+    # BPE tokens as tick labels: '$' would start matplotlib's mathtext, a newline would break the line
+    tok = Tokenizer.gpt2()
+    ids = tok.encode("costs $5 or $6\n\tnow")
+    labels = ev.token_labels(tok, ids)
+    assert "\\n" in labels and all("$" not in l.replace("\\$", "") for l in labels)
+    ev.plot_attention(torch.rand(1, 2, len(ids), len(ids)), labels, out, dpi=20)
+    assert png_size(out)[0] > 0
+
+
+# -----------------------------------------------------------------------------
+# export to HF transformers
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_export_loads_in_hf_with_our_logits(char_runs, tmp_path, bias):
+    from transformers import GPT2LMHeadModel
+    model, tok = ev.load_model("resume", char_runs[bias])
+    assert model.config.vocab_size == 64 and model.config.tokenizer_vocab_size == 23 and model.config.bias == bias
+    out = ev.main(["--mode=export", f"--out_dir={char_runs[bias]}", f"--output={tmp_path / 'hf'}"])
+    hf = GPT2LMHeadModel.from_pretrained(out).eval()
+    cfg = hf.config
+    assert (cfg.vocab_size, cfg.n_positions, cfg.n_embd, cfg.n_layer, cfg.n_head) == (23, 16, 32, 2, 2)
+    assert cfg.activation_function == "gelu_new" and cfg.layer_norm_epsilon == 1e-5
+    assert cfg.bos_token_id is None and cfg.eos_token_id is None
+    with open(os.path.join(out, "meta.json")) as f:
+        assert Tokenizer.from_meta(json.load(f)).chars == tok.chars
+    if not bias:
+        assert all((p == 0).all() for n, p in hf.named_parameters() if n.endswith(".bias"))
+    idx = torch.randint(0, 23, (3, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours = model(idx, all_logits=True)[0][..., :23]
+        torch.testing.assert_close(hf(idx).logits, ours, atol=1e-5, rtol=0)
+        back = GPT.from_pretrained(out).eval()  # and back into this codebase
+        torch.testing.assert_close(back(idx, all_logits=True)[0], ours, atol=1e-5, rtol=0)
+
+
+def test_export_gpt2_bpe_with_tokenizer(make_hf_dir, tmp_path):
+    from transformers import AutoTokenizer, GPT2LMHeadModel
+    hf_dir = make_hf_dir(seed=5, vocab_size=50257, n_positions=32)
+    model, tok = ev.load_model(hf_dir)
+    out = ev.export_hf(model, str(tmp_path / "hf"), tok)
+    hf = GPT2LMHeadModel.from_pretrained(out).eval()
+    assert hf.config.bos_token_id == hf.config.eos_token_id == 50256
+    text = "Hello world, <|endoftext|> ünïcödé  spaces\n\nand more."
+    hf_tok = AutoTokenizer.from_pretrained(out)
+    assert hf_tok(text)["input_ids"] == tok.encode(text) and hf_tok.eos_token_id == 50256
+    idx = torch.tensor([tok.encode(text)])
+    with torch.no_grad():
+        torch.testing.assert_close(hf(idx).logits, model(idx, all_logits=True)[0], atol=1e-5, rtol=0)
