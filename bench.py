@@ -44,6 +44,7 @@ class BenchConfig:
     batch_size: int = 12
     warmup_iters: int = 5  # untimed: compilation and allocator warm-up
     iters: int = 20
+    rounds: int = 5  # compare mode: rounds of iters steps per variant, taken in turns
     learning_rate: float = 6e-4
     optimizer: str = "adamw"  # 'adamw', 'muon', or 'plain' (torch.optim.AdamW's defaults: not fused, one decay group)
     profile: bool = False
@@ -64,8 +65,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench_train(cfg: BenchConfig, device: torch.device) -> dict:
-    dtype = resolve_dtype(cfg.dtype, device)
+def make_step(cfg: BenchConfig, device: torch.device) -> tuple:
+    """(step, model): step() runs one training iteration (forward, backward, clip, optimizer) and returns the loss."""
+    dtype = resolve_dtype(cfg.dtype, device, cfg.n_embd)
     ctx = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
     torch.set_float32_matmul_precision("high")
     vocab_size = cfg.vocab_size
@@ -85,7 +87,7 @@ def bench_train(cfg: BenchConfig, device: torch.device) -> dict:
         optimizer = model.configure_optimizers(0.1, cfg.learning_rate, (0.9, 0.95), cfg.optimizer)
     fwd = maybe_compile(model, batch(), ctx) if cfg.compile else model
 
-    def step():
+    def step() -> torch.Tensor:
         x, y = batch()
         with ctx:
             _, loss = fwd(x, y)
@@ -97,16 +99,25 @@ def bench_train(cfg: BenchConfig, device: torch.device) -> dict:
 
     for _ in range(cfg.warmup_iters):
         step()
-    sync(device)
+    return step, model
+
+
+def time_steps(step, iters: int) -> float:
+    """Seconds per iteration over iters iterations."""
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        loss = step()
+    loss.item()  # waits for the device
+    return (time.perf_counter() - t0) / iters
+
+
+def bench_train(cfg: BenchConfig, device: torch.device) -> dict:
+    step, model = make_step(cfg, device)
     if device.type == "cuda":
+        torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-    prof = torch.profiler.profile(record_shapes=True) if cfg.profile else contextlib.nullcontext()
-    with prof:
-        t0 = time.perf_counter()
-        for _ in range(cfg.iters):
-            loss = step()
-        loss.item()  # waits for the device
-        dt = (time.perf_counter() - t0) / cfg.iters
+    with torch.profiler.profile(record_shapes=True) if cfg.profile else contextlib.nullcontext() as prof:
+        dt = time_steps(step, cfg.iters)
     if cfg.profile:
         prof.export_chrome_trace("bench_trace.json")
         print("profiler trace written to bench_trace.json (open it in chrome://tracing or perfetto.dev)")
@@ -114,24 +125,30 @@ def bench_train(cfg: BenchConfig, device: torch.device) -> dict:
     peak = cfg.peak_tflops * 1e12 if cfg.peak_tflops else device_peak_flops(device)
     flops, mfu = model.estimate_mfu(tok_s, cfg.block_size, peak)
     mem = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    dtype = resolve_dtype(cfg.dtype, device, cfg.n_embd)
     print(f"{model.get_num_params() / 1e6:.2f}M params, batch {cfg.batch_size}x{cfg.block_size}, {device}, {dtype}, "
           f"compile={cfg.compile}, {cfg.optimizer}: {1000 * dt:.1f} ms/iter, {tok_s:,.0f} tok/s, {flops / 1e12:.2f} TFLOP/s"
           + (f", MFU {100 * mfu:.1f}%" if mfu is not None else " (no peak known: pass --peak_tflops for MFU)")
           + (f", peak memory {mem:.2f} GiB" if mem is not None else ""))
-    return {"ms_per_iter": 1000 * dt, "tokens_per_s": tok_s, "flops": flops, "mfu": mfu, "loss": loss.item()}
+    return {"ms_per_iter": 1000 * dt, "tokens_per_s": tok_s, "flops": flops, "mfu": mfu}
 
 
 def bench_compare(cfg: BenchConfig, device: torch.device) -> list[dict]:
-    """One train step, several ways, in one process: fp32 eager with plain torch.optim.AdamW is the baseline."""
+    """One train step, several ways, in one process; fp32 eager with plain torch.optim.AdamW is the baseline.
+    The variants take turns for `rounds` rounds of `iters` steps and each reports its median round, so a slow
+    moment of a shared machine does not land on one variant only."""
     variants = [("float32", False, "plain"), ("float32", False, "adamw"), ("float32", True, "adamw"),
                 ("bfloat16", False, "adamw"), ("bfloat16", True, "adamw")]
-    rows = []
-    for dtype, compiled, opt in variants:
-        if dtype == "bfloat16" and device.type == "cpu" and not cpu_has_bf16():
-            continue
-        r = bench_train(replace(cfg, dtype=dtype, compile=compiled, optimizer=opt), device)
-        rows.append({"dtype": dtype, "compile": compiled, "optimizer": opt, **r})
+    if device.type == "cpu" and not cpu_has_bf16():
+        variants = [v for v in variants if v[0] != "bfloat16"]
+    steps = [make_step(replace(cfg, dtype=d, compile=c, optimizer=o), device)[0] for d, c, o in variants]
+    times = [[time_steps(step, cfg.iters) for step in steps] for _ in range(cfg.rounds)]
+    rows = [{"dtype": d, "compile": c, "optimizer": o, "ms_per_iter": 1000 * float(np.median(col)),
+             "tokens_per_s": cfg.batch_size * cfg.block_size / float(np.median(col))}
+            for (d, c, o), col in zip(variants, zip(*times))]
     base = rows[0]["tokens_per_s"]
+    print(f"train step, batch {cfg.batch_size}x{cfg.block_size}, {cfg.n_layer} layers x {cfg.n_embd}, {device}, "
+          f"{torch.get_num_threads()} threads; median of {cfg.rounds} rounds of {cfg.iters} steps")
     print("| dtype | compile | optimizer | ms/iter | tokens/s | speedup |\n|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['dtype']} | {r['compile']} | {'AdamW (plain)' if r['optimizer'] == 'plain' else 'AdamW (fused)'} "

@@ -32,7 +32,7 @@ def test_bench_profile_writes_trace(tmp_path, monkeypatch, capsys):
 
 
 def test_bench_compare_and_generate(capsys):
-    rows = bench.main(TINY + ["--mode=compare", "--iters=2"])
+    rows = bench.main(TINY + ["--mode=compare", "--iters=2", "--rounds=2"])
     assert rows[0]["optimizer"] == "plain" and len(rows) >= 3
     assert all(r["tokens_per_s"] > 0 for r in rows)
     gen = ["--mode=generate", "--device=cpu", "--n_layer=2", "--n_head=2", "--n_embd=32", "--prompt_len=8"]

@@ -349,3 +349,18 @@ def test_export_gpt2_bpe_with_tokenizer(make_hf_dir, tmp_path):
     idx = torch.tensor([tok.encode(text)])
     with torch.no_grad():
         torch.testing.assert_close(hf(idx).logits, model(idx, all_logits=True)[0], atol=1e-5, rtol=0)
+
+
+def test_train_py_periodic_hellaswag(memorizer, tmp_path, monkeypatch):
+    """eval_hellaswag in train.py scores data/hellaswag/hellaswag_val.jsonl at each eval (here: eval_only)."""
+    from data.common import prepare_documents
+    data = tmp_path / "facts"
+    prepare_documents([" ".join(c + " " + e for c, e in FACTS)] * 20, Tokenizer.gpt2(), data, val_fraction=0.2)
+    os.makedirs(tmp_path / "data" / "hellaswag")
+    write_jsonl(tmp_path / "data" / "hellaswag" / "hellaswag_val.jsonl", fact_examples())
+    monkeypatch.chdir(tmp_path)
+    ckpt = train.load_checkpoint(os.path.join(memorizer, "ckpt.pt"))
+    cfg = TrainConfig(**{**ckpt["config"], "out_dir": memorizer, "dataset": str(data), "init_from": "resume",
+                         "eval_only": True, "eval_hellaswag": True})
+    assert train.train(cfg)["hellaswag_acc"] == 1.0
+    assert train.train(replace(cfg, hellaswag_limit=2))["hellaswag_acc"] == 1.0
