@@ -127,7 +127,8 @@ def bench_train(cfg: BenchConfig, device: torch.device) -> dict:
     mem = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     dtype = resolve_dtype(cfg.dtype, device, cfg.n_embd)
     print(f"{model.get_num_params() / 1e6:.2f}M params, batch {cfg.batch_size}x{cfg.block_size}, {device}, {dtype}, "
-          f"compile={cfg.compile}, {cfg.optimizer}: {1000 * dt:.1f} ms/iter, {tok_s:,.0f} tok/s, {flops / 1e12:.2f} TFLOP/s"
+          f"compile={cfg.compile}, {cfg.optimizer}: {1000 * dt:.1f} ms/iter, {tok_s:,.0f} tok/s, "
+          f"{flops / 1e12:.2f} TFLOP/s"
           + (f", MFU {100 * mfu:.1f}%" if mfu is not None else " (no peak known: pass --peak_tflops for MFU)")
           + (f", peak memory {mem:.2f} GiB" if mem is not None else ""))
     return {"ms_per_iter": 1000 * dt, "tokens_per_s": tok_s, "flops": flops, "mfu": mfu}

@@ -24,7 +24,7 @@ class UsageError(Exception):
 
 def _check(key: str, value: Any, typ: Any) -> Any:
     """value if it fits the field type typ (int is accepted for float), else a UsageError naming the key."""
-    options = typing.get_args(typ) if isinstance(typ, types.UnionType) or typing.get_origin(typ) is typing.Union else (typ,)
+    options = typing.get_args(typ) or (typ,)  # int | None -> (int, NoneType)
     for opt in options:
         if opt is type(None) and value is None:
             return None

@@ -31,7 +31,8 @@ from tqdm import tqdm
 
 from configurator import UsageError, cli, configure
 from data.common import Tokenizer
-from model import GPT, HF_TRANSPOSED, PRETRAINED
+from model import GPT, HF_TRANSPOSED
+from sample import load_model
 
 MODES = ("hellaswag", "plot", "attention", "export")
 DEFAULT_OUTPUT = {"plot": "loss.png", "attention": "attention.png", "export": "hf"}  # inside out_dir
@@ -58,25 +59,6 @@ class EvalConfig:
 
 # -----------------------------------------------------------------------------
 # the model
-
-def load_model(init_from: str, out_dir: str = "out", device: torch.device | str = "cpu") -> tuple[GPT, Tokenizer]:
-    """(model in eval mode on device, its tokenizer) from out_dir/ckpt.pt ('resume'), OpenAI's GPT-2 or a HF dir."""
-    from train import load_checkpoint, model_from_checkpoint  # here: train.py may import this module
-    if init_from == "resume":
-        ckpt = load_checkpoint(os.path.join(out_dir, "ckpt.pt"))
-        if "meta" not in ckpt:
-            raise UsageError(f"{out_dir}/ckpt.pt has no 'meta': its tokenizer is unknown")
-        model, tokenizer = model_from_checkpoint(ckpt), Tokenizer.from_meta(ckpt["meta"])
-    else:
-        if init_from not in PRETRAINED and not os.path.isdir(init_from):
-            raise UsageError(f"init_from='{init_from}' is not 'resume', one of {', '.join(PRETRAINED)}, or a directory")
-        try:
-            model = GPT.from_pretrained(init_from)
-        except (ValueError, RuntimeError) as e:
-            raise UsageError(str(e)) from None
-        tokenizer = Tokenizer.gpt2()  # every HF GPT-2 we can load speaks GPT-2's BPE
-    return model.to(device).eval(), tokenizer
-
 
 def real_vocab(model: GPT) -> int:  # the ids a tokenizer can produce; the rows after them are padding
     return model.config.tokenizer_vocab_size or model.config.vocab_size
@@ -362,7 +344,8 @@ def main(argv: list[str]):
     from train import resolve_device, resolve_dtype
     examples = load_hellaswag(cfg.hellaswag_path, cfg.limit) if cfg.mode == "hellaswag" else None  # fail early
     device = torch.device("cpu") if cfg.mode == "export" else resolve_device(cfg.device)
-    model, tokenizer = load_model(cfg.init_from, cfg.out_dir, device)
+    model, tokenizer, _ = load_model(cfg.init_from, cfg.out_dir)
+    model.to(device)
     if cfg.mode == "export":
         export_hf(model, output, tokenizer)
         print(f"wrote {output}: load it with GPT2LMHeadModel.from_pretrained('{output}')")

@@ -33,7 +33,7 @@ class GPTConfig:
         if self.n_embd % self.n_head != 0:
             raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
         if self.tokenizer_vocab_size is not None and not 0 < self.tokenizer_vocab_size <= self.vocab_size:
-            raise ValueError(f"tokenizer_vocab_size={self.tokenizer_vocab_size} must be in 1..vocab_size={self.vocab_size}")
+            raise ValueError(f"tokenizer_vocab_size={self.tokenizer_vocab_size} must be in 1..{self.vocab_size}")
 
 
 class KVCache:
@@ -192,7 +192,7 @@ class GPT(nn.Module):
         written by GPT2LMHeadModel.save_pretrained. Only dropout may be overridden."""
         override_args = override_args or {}
         if set(override_args) - {"dropout"}:
-            raise ValueError(f"from_pretrained can only override dropout, not {sorted(set(override_args) - {'dropout'})}")
+            raise ValueError(f"from_pretrained can only override dropout, not {sorted(override_args)}")
         if name_or_dir not in PRETRAINED and not os.path.isdir(name_or_dir):
             raise ValueError(f"unknown model '{name_or_dir}': use one of {', '.join(PRETRAINED)} "
                              f"or a directory written by save_pretrained")
@@ -204,7 +204,8 @@ class GPT(nn.Module):
             check_hf_config(hf_config, name_or_dir)
             hf = GPT2LMHeadModel.from_pretrained(name_or_dir)
         except OSError as e:  # no network and not in the HF cache, usually
-            raise RuntimeError(f"could not load '{name_or_dir}' ({e}). Download it once with network access "
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise RuntimeError(f"could not load '{name_or_dir}' ({reason}). Download it once with network access "
                                f"(it is cached under ~/.cache/huggingface) or pass a local directory") from None
         config = GPTConfig(block_size=hf_config.n_positions, vocab_size=hf_config.vocab_size,
                            n_layer=hf_config.n_layer, n_head=hf_config.n_head, n_embd=hf_config.n_embd,

@@ -64,11 +64,12 @@ def check_config(cfg: SampleConfig) -> None:
         raise UsageError("; ".join(problems))
 
 
-def load_model(cfg: SampleConfig) -> tuple[GPT, Tokenizer, str]:
-    """The model (on the CPU, in eval mode), its tokenizer, and a short description of where it came from.
+def load_model(init_from: str, out_dir: str = "out", ckpt_name: str = "ckpt.pt") -> tuple[GPT, Tokenizer, str]:
+    """The model (on the CPU, in eval mode), its tokenizer, and a short description of where it came from:
+    out_dir/ckpt_name for init_from='resume', else OpenAI's GPT-2 or a HF directory (sample.py and eval.py).
     A checkpoint's tokenizer is its "meta" (the dataset's meta.json, saved by train.py); GPT-2 models use GPT-2 BPE."""
-    if cfg.init_from == "resume":
-        path = os.path.join(cfg.out_dir, cfg.ckpt)
+    if init_from == "resume":
+        path = os.path.join(out_dir, ckpt_name)
         ckpt = load_checkpoint(path)  # the loader train.py uses: UsageError if missing or not a checkpoint
         model = model_from_checkpoint(ckpt)
         meta = ckpt.get("meta")
@@ -77,17 +78,17 @@ def load_model(cfg: SampleConfig) -> tuple[GPT, Tokenizer, str]:
         tokenizer = Tokenizer.from_meta(meta)
         source = f"{path} (iter {ckpt['iter_num']}, best val loss {ckpt.get('best_val_loss', float('nan')):.4f})"
         del ckpt
-    elif cfg.init_from in PRETRAINED or os.path.isdir(cfg.init_from):
+    elif init_from in PRETRAINED or os.path.isdir(init_from):
         try:
-            model = GPT.from_pretrained(cfg.init_from)
+            model = GPT.from_pretrained(init_from)
         except (ValueError, RuntimeError) as e:
             raise UsageError(str(e)) from None
         tokenizer = Tokenizer.gpt2()
         if model.config.tokenizer_vocab_size is None and model.config.vocab_size > tokenizer.vocab_size:
             model.config.tokenizer_vocab_size = tokenizer.vocab_size  # rows past GPT-2's vocab are never sampled
-        source = cfg.init_from
+        source = init_from
     else:
-        raise UsageError(f"init_from='{cfg.init_from}' is not 'resume', one of {', '.join(PRETRAINED)}, "
+        raise UsageError(f"init_from='{init_from}' is not 'resume', one of {', '.join(PRETRAINED)}, "
                          f"or a directory written by save_pretrained")
     return model.eval(), tokenizer, source
 
@@ -157,7 +158,7 @@ def sample(cfg: SampleConfig, out=None) -> list[str]:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"device='{cfg.device}' but CUDA is not available here: use --device=cpu (or auto)")
     dtype = resolve_dtype(cfg.dtype, device)
-    model, tokenizer, source = load_model(cfg)
+    model, tokenizer, source = load_model(cfg.init_from, cfg.out_dir, cfg.ckpt)
     model.to(device)
     ids, hidden = encode_prompt(tokenizer, read_prompt(cfg.start), model.config.vocab_size)
     stop = tokenizer.eot_token if cfg.stop_at_eot else None  # None for char: it has no such token

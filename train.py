@@ -198,21 +198,6 @@ def open_data(data_dir: str, block_size: int) -> tuple[dict[str, np.ndarray], di
     return data, meta
 
 
-class Preempted:
-    """Remembers SIGTERM/SIGINT so the loop can save a checkpoint and exit 0 at the end of the current step."""
-
-    def __init__(self):
-        self.flag = False
-        self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGTERM, signal.SIGINT)}
-
-    def handle(self, signum, frame):
-        self.flag = True
-
-    def restore(self):
-        for s, h in self.previous.items():
-            signal.signal(s, h)
-
-
 def build_model(cfg: TrainConfig, meta: dict, ckpt: dict | None) -> GPT:
     vocab = meta["vocab_size"]
     if ckpt is not None:
@@ -223,8 +208,9 @@ def build_model(cfg: TrainConfig, meta: dict, ckpt: dict | None) -> GPT:
                 f"{k}={new!r} but the checkpoint has {old!r}" for k, (old, new) in changed.items()))
         model = model_from_checkpoint({**ckpt, "model_args": {**ckpt["model_args"], "dropout": cfg.dropout}})
     elif cfg.init_from == "scratch":
-        model = GPT(GPTConfig(block_size=cfg.block_size, vocab_size=padded_vocab(vocab), n_layer=cfg.n_layer, n_head=cfg.n_head,
-                              n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias, tokenizer_vocab_size=vocab))
+        model = GPT(GPTConfig(block_size=cfg.block_size, vocab_size=padded_vocab(vocab), n_layer=cfg.n_layer,
+                              n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias,
+                              tokenizer_vocab_size=vocab))
     else:
         if cfg.init_from not in PRETRAINED and not os.path.isdir(cfg.init_from):
             raise UsageError(f"init_from='{cfg.init_from}' is not 'scratch', 'resume', one of "
@@ -260,7 +246,7 @@ def maybe_compile(model: GPT, example: tuple[torch.Tensor, torch.Tensor], ctx) -
 
 
 def train(cfg: TrainConfig) -> dict:
-    """Run the training loop; returns the final {'iter_num', 'best_val_loss', 'train_loss', 'val_loss'}."""
+    """Run the training loop; returns the final iter_num, best_val_loss and last eval's losses."""
     ddp = int(os.environ.get("RANK", -1)) != -1
     rank, world = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if ddp else (0, 1)
     if cfg.gradient_accumulation_steps % world:
@@ -379,7 +365,8 @@ def train(cfg: TrainConfig) -> dict:
         from eval import hellaswag_accuracy, load_hellaswag  # only runs that ask for it pay for the import
         hellaswag = load_hellaswag(os.path.join("data", "hellaswag", "hellaswag_val.jsonl"), cfg.hellaswag_limit)
     peak = cfg.peak_tflops * 1e12 if cfg.peak_tflops else device_peak_flops(device)
-    preempted = Preempted()
+    signalled = []  # SIGTERM/SIGINT: save a checkpoint and exit 0 at the end of the current step
+    previous = {s: signal.signal(s, lambda *_: signalled.append(s)) for s in (signal.SIGTERM, signal.SIGINT)}
     losses = evaluate() if cfg.eval_only else {}
     if cfg.eval_only and master:
         print(f"eval at iter {iter_num}: {describe(losses)}")
@@ -426,7 +413,7 @@ def train(cfg: TrainConfig) -> dict:
         iter_num += 1
         steps_timed += 1
         loss_steps += 1
-        stop = preempted.flag
+        stop = bool(signalled)
         if ddp:  # stop on every process together, or the others would hang in the next all-reduce
             flag = torch.tensor(float(stop), device=device)
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
@@ -452,7 +439,8 @@ def train(cfg: TrainConfig) -> dict:
                 checkpoint(ckpt_path)
                 print(f"stopped by a signal: checkpoint of iter {iter_num} saved to {ckpt_path}")
             break
-    preempted.restore()
+    for s, handler in previous.items():
+        signal.signal(s, handler)
     if metrics:
         metrics.close()
     if wandb_run is not None:

@@ -75,3 +75,34 @@ def test_muon_trains_and_resumes(tiny, tmp_path):
     assert all(torch.equal(straight["model"][k], resumed["model"][k]) for k in straight["model"])
     with pytest.raises(train.UsageError, match="optimizer='muon'"):
         train.train(replace(part, init_from="resume", optimizer="adamw", max_iters=30))
+
+
+@pytest.mark.parametrize("name,peak", [("NVIDIA H100 80GB HBM3", 989e12), ("NVIDIA H100 PCIe", 756e12),
+                                       ("NVIDIA H100 NVL", 835e12), ("NVIDIA H200", 989e12),
+                                       ("NVIDIA A100-SXM4-40GB", 312e12), ("NVIDIA A10G", 70e12),
+                                       ("NVIDIA L4", 121e12), ("Some Future GPU", None)])
+def test_gpu_peak_table(monkeypatch, name, peak):
+    """The GPU paths as far as a CPU machine can take them: the peak-FLOPs lookup by device name..."""
+    from model import device_peak_flops
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    assert device_peak_flops(torch.device("cuda")) == peak
+    assert device_peak_flops(torch.device("cpu")) is None
+
+
+def test_auto_dtype_choices(monkeypatch):
+    """...and the dtype that 'auto' picks on each kind of device."""
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert train.resolve_dtype("auto", cuda) == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert train.resolve_dtype("auto", cuda) == torch.float16  # with a GradScaler, in train.py
+    cpu = torch.device("cpu")
+    for has_bf16 in (True, False):
+        monkeypatch.setattr(train, "cpu_has_bf16", lambda: has_bf16)
+        assert train.resolve_dtype("auto", cpu, n_embd=128) == torch.float32  # measured: no gain at 128 wide
+        assert train.resolve_dtype("auto", cpu, n_embd=384) == (torch.bfloat16 if has_bf16 else torch.float32)
+    assert train.resolve_dtype("bfloat16", cpu) == torch.bfloat16
+    with pytest.raises(train.UsageError, match="float16 needs a CUDA device"):
+        train.resolve_dtype("float16", cpu)
+    with pytest.raises(train.UsageError, match="dtype 'fp8'"):
+        train.resolve_dtype("fp8", cpu)

@@ -17,6 +17,7 @@ from configurator import UsageError
 from data.common import DataError, Tokenizer
 from data.hellaswag import prepare as hellaswag_prepare
 from model import GPT, GPTConfig
+from sample import load_model
 from conftest import write_dataset
 from train import TrainConfig
 
@@ -137,7 +138,7 @@ def test_scores_match_hf(make_hf_dir):
     from transformers import GPT2LMHeadModel
     hf_dir = make_hf_dir(seed=3, vocab_size=50257, n_positions=32)
     hf = GPT2LMHeadModel.from_pretrained(hf_dir).eval()
-    model, tok = ev.load_model(hf_dir)
+    model, tok, _ = load_model(hf_dir)
     examples = fact_examples()[:3]
     examples.append({"ctx": "A very long context, " * 12, "endings": ["a", "b c", "longer ending here", "x " * 40],
                      "label": 2})  # longer than block_size=32: cut from the left, the last ending even in itself
@@ -161,7 +162,7 @@ def test_memorized_endings_win(memorizer, tmp_path):
     assert ev.main(["--mode=hellaswag", f"--out_dir={memorizer}", f"--hellaswag_path={path}", "--device=cpu",
                     "--limit=3"])["examples"] == 3
     # the right ending's loss is far below the others' (and a shuffled label is no longer found)
-    model, tok = ev.load_model("resume", memorizer)
+    model, tok, _ = load_model("resume", memorizer)
     for ex in fact_examples():
         total, mean = ev.score_endings(model, ex, tok, "cpu")
         others = [i for i in range(4) if i != ex["label"]]
@@ -184,7 +185,7 @@ def test_acc_is_lowest_sum_and_acc_norm_lowest_mean(monkeypatch):
 
 
 def test_split_over_ranks_adds_up(memorizer, monkeypatch):
-    model, tok = ev.load_model("resume", memorizer)
+    model, tok, _ = load_model("resume", memorizer)
     examples = fact_examples()[:5]
     examples[3] = {**examples[3], "label": 0}  # one wrong answer, so the counts differ between ranks
     whole = ev.hellaswag_accuracy(model, examples, tok, "cpu", NULL)
@@ -270,7 +271,7 @@ def test_plot_of_a_real_run(char_runs, tmp_path):
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_attention_maps_are_the_models(char_runs, bias):
-    model, tok = ev.load_model("resume", char_runs[bias])
+    model, tok, _ = load_model("resume", char_runs[bias])
     idx = torch.tensor(tok.encode("ABCDEFGHIJKLM"))
     maps = ev.attention_maps(model, idx)
     T = len(idx)
@@ -316,7 +317,7 @@ def test_attention_png(char_runs, tmp_path):
 @pytest.mark.parametrize("bias", [True, False])
 def test_export_loads_in_hf_with_our_logits(char_runs, tmp_path, bias):
     from transformers import GPT2LMHeadModel
-    model, tok = ev.load_model("resume", char_runs[bias])
+    model, tok, _ = load_model("resume", char_runs[bias])
     assert model.config.vocab_size == 64 and model.config.tokenizer_vocab_size == 23 and model.config.bias == bias
     out = ev.main(["--mode=export", f"--out_dir={char_runs[bias]}", f"--output={tmp_path / 'hf'}"])
     hf = GPT2LMHeadModel.from_pretrained(out).eval()
@@ -339,7 +340,7 @@ def test_export_loads_in_hf_with_our_logits(char_runs, tmp_path, bias):
 def test_export_gpt2_bpe_with_tokenizer(make_hf_dir, tmp_path):
     from transformers import AutoTokenizer, GPT2LMHeadModel
     hf_dir = make_hf_dir(seed=5, vocab_size=50257, n_positions=32)
-    model, tok = ev.load_model(hf_dir)
+    model, tok, _ = load_model(hf_dir)
     out = ev.export_hf(model, str(tmp_path / "hf"), tok)
     hf = GPT2LMHeadModel.from_pretrained(out).eval()
     assert hf.config.bos_token_id == hf.config.eos_token_id == 50256

@@ -160,7 +160,7 @@ def test_init_from_hf_dir_and_crop(tiny, make_hf_dir):
 
 
 def run_cli(args, **kw):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, **kw)
 
 
