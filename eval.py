@@ -32,6 +32,7 @@ from tqdm import tqdm
 from configurator import UsageError, cli, configure
 from data.common import Tokenizer
 from model import GPT, HF_TRANSPOSED
+from data.hellaswag.prepare import load_hellaswag
 from sample import load_model
 
 MODES = ("hellaswag", "plot", "attention", "export")
@@ -72,29 +73,6 @@ def check_tokenizer(model: GPT, tokenizer: Tokenizer) -> None:
 
 # -----------------------------------------------------------------------------
 # HellaSwag
-
-def load_hellaswag(path: str, limit: int | None = None) -> list[dict]:
-    """The (first `limit`) examples of a HellaSwag JSONL file, each checked for ctx, 4 endings and a label."""
-    if not os.path.isfile(path):
-        raise UsageError(f"{path} not found: run python data/hellaswag/prepare.py first")
-    examples = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if limit is not None and len(examples) >= limit:
-                break
-            if not line.strip():
-                continue
-            try:
-                ex = json.loads(line)
-            except json.JSONDecodeError:
-                ex = None
-            if not (isinstance(ex, dict) and isinstance(ex.get("ctx"), str) and isinstance(ex.get("endings"), list)
-                    and len(ex["endings"]) == 4 and all(isinstance(e, str) for e in ex["endings"])
-                    and ex.get("label") in (0, 1, 2, 3)):
-                raise UsageError(f"{path}:{n} is not a HellaSwag example: it needs ctx, 4 endings and a label 0..3")
-            examples.append(ex)
-    return examples
-
 
 def candidate_batch(example: dict, tokenizer: Tokenizer, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs and targets (4, T) of the 4 context + ending sequences, right-padded. Targets are -1 except at the

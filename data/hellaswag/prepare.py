@@ -21,24 +21,27 @@ URL = "https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_
 FILENAME = "hellaswag_val.jsonl"
 
 
-def count_examples(path: Path) -> int:
-    """The number of examples in path; a DataError naming the first line that is not one."""
-    n = 0
+def load_hellaswag(path: str, limit: int | None = None) -> list[dict]:
+    """The (first `limit`) examples of a HellaSwag JSONL file, each checked for ctx, 4 endings and a label."""
+    if not os.path.isfile(path):
+        raise DataError(f"{path} not found: run python data/hellaswag/prepare.py first")
+    examples = []
     with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
+        for n, line in enumerate(f, 1):
+            if limit is not None and len(examples) >= limit:
+                break
             if not line.strip():
                 continue
             try:
                 ex = json.loads(line)
             except json.JSONDecodeError:
                 ex = None
-            if not (isinstance(ex, dict) and isinstance(ex.get("ctx"), str) and len(ex.get("endings") or []) == 4
+            if not (isinstance(ex, dict) and isinstance(ex.get("ctx"), str) and isinstance(ex.get("endings"), list)
+                    and len(ex["endings"]) == 4 and all(isinstance(e, str) for e in ex["endings"])
                     and ex.get("label") in (0, 1, 2, 3)):
-                raise DataError(f"{path}:{i} is not a HellaSwag example (ctx, 4 endings, label)")
-            n += 1
-    if n == 0:
-        raise DataError(f"{path} holds no examples")
-    return n
+                raise DataError(f"{path}:{n} is not a HellaSwag example: it needs ctx, 4 endings and a label 0..3")
+            examples.append(ex)
+    return examples
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -49,7 +52,9 @@ def main(argv: list[str] | None = None) -> Path:
     fresh = not path.exists()
     download(URL, path)  # atomic: a failure leaves no file behind
     try:
-        n = count_examples(path)
+        n = len(load_hellaswag(str(path)))
+        if n == 0:
+            raise DataError(f"{path} holds no examples")
     except DataError:
         if fresh:  # e.g. an error page served instead of the data: remove it, so a rerun downloads again
             path.unlink()
