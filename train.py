@@ -324,7 +324,7 @@ def train(cfg: TrainConfig) -> dict:
                 total[1] += 1
             if ddp:
                 dist.all_reduce(total)
-            out[split] = (total[0] / total[1]).item()
+            out[f"{split}_loss"] = (total[0] / total[1]).item()
         model.train()
         return out
 
@@ -348,6 +348,7 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.wandb_log and master:
         import wandb  # optional dependency, imported only when asked for
         wandb_run = wandb.init(project=cfg.wandb_project, name=cfg.wandb_run_name, config=asdict(cfg))
+
     def evaluate() -> dict[str, float]:
         out = estimate_loss()
         if cfg.eval_hellaswag:  # on every process: the examples are split between them
@@ -355,38 +356,31 @@ def train(cfg: TrainConfig) -> dict:
             out.update(hellaswag_acc=hs["acc"], hellaswag_acc_norm=hs["acc_norm"])
         return out
 
-    def describe(losses: dict[str, float]) -> str:
-        text = f"train loss {losses['train']:.4f}, val loss {losses['val']:.4f}"
-        if "hellaswag_acc" in losses:
-            text += f", hellaswag acc {losses['hellaswag_acc']:.4f} (acc_norm {losses['hellaswag_acc_norm']:.4f})"
-        return text
-
     if cfg.eval_hellaswag:
         from eval import hellaswag_accuracy, load_hellaswag  # only runs that ask for it pay for the import
         hellaswag = load_hellaswag(os.path.join("data", "hellaswag", "hellaswag_val.jsonl"), cfg.hellaswag_limit)
     peak = cfg.peak_tflops * 1e12 if cfg.peak_tflops else device_peak_flops(device)
     signalled = []  # SIGTERM/SIGINT: save a checkpoint and exit 0 at the end of the current step
-    previous = {s: signal.signal(s, lambda *_: signalled.append(s)) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = {s: signal.signal(s, lambda *_: signalled.append(True)) for s in (signal.SIGTERM, signal.SIGINT)}
     losses = evaluate() if cfg.eval_only else {}
     if cfg.eval_only and master:
-        print(f"eval at iter {iter_num}: {describe(losses)}")
-    train_loss, loss_steps = torch.zeros((), device=device), 0  # summed on the device: no sync per step
-    t0, steps_timed = time.perf_counter(), 0
+        print(f"eval at iter {iter_num}: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
+    train_loss, steps = torch.zeros((), device=device), 0  # summed on the device: no sync per step
+    t0 = time.perf_counter()
     while not cfg.eval_only:
         if iter_num % cfg.eval_interval == 0 or iter_num == cfg.max_iters:
+            t_eval = time.perf_counter()
             losses = evaluate()
-            improved = losses["val"] < best_val_loss
-            best_val_loss = min(best_val_loss, losses["val"])
+            improved = losses["val_loss"] < best_val_loss
+            best_val_loss = min(best_val_loss, losses["val_loss"])
             if master:
-                print(f"iter {iter_num}: {describe(losses)}")
-                extra = {k: v for k, v in losses.items() if k.startswith("hellaswag")}
-                log({"iter": iter_num, "tokens": iter_num * tokens_per_iter, "train_loss": losses["train"],
-                     "val_loss": losses["val"], "lr": get_lr(iter_num, cfg), **extra})
+                print(f"iter {iter_num}: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
+                log({"iter": iter_num, "tokens": iter_num * tokens_per_iter, "lr": get_lr(iter_num, cfg), **losses})
                 if iter_num > 0 and improved:
                     checkpoint(best_path)
                 if iter_num > 0 and (improved or cfg.always_save_checkpoint or iter_num == cfg.max_iters):
                     checkpoint(ckpt_path)
-            t0, steps_timed = time.perf_counter(), 0  # eval time stays out of ms/iter
+            t0 += time.perf_counter() - t_eval  # eval time stays out of ms/iter
         if iter_num >= cfg.max_iters:
             break
         lr = get_lr(iter_num, cfg)
@@ -411,8 +405,7 @@ def train(cfg: TrainConfig) -> dict:
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
         iter_num += 1
-        steps_timed += 1
-        loss_steps += 1
+        steps += 1
         stop = bool(signalled)
         if ddp:  # stop on every process together, or the others would hang in the next all-reduce
             flag = torch.tensor(float(stop), device=device)
@@ -422,8 +415,8 @@ def train(cfg: TrainConfig) -> dict:
             if ddp:  # (gloo has no AVG)
                 dist.all_reduce(train_loss)
                 train_loss /= world
-            loss_value, norm = train_loss.item() / loss_steps, grad_norm.item()
-            dt = (time.perf_counter() - t0) / steps_timed
+            loss_value, norm = train_loss.item() / steps, grad_norm.item()
+            dt = (time.perf_counter() - t0) / steps
             tok_s = tokens_per_iter / dt
             flops, mfu = raw_model.estimate_mfu(tok_s, cfg.block_size, peak)
             if master:
@@ -433,7 +426,7 @@ def train(cfg: TrainConfig) -> dict:
                 log({"iter": iter_num, "tokens": iter_num * tokens_per_iter, "loss": loss_value, "lr": lr,
                      "grad_norm": norm, "ms_per_iter": 1000 * dt, "tokens_per_s": tok_s, "mfu": mfu})
             train_loss.zero_()
-            loss_steps, t0, steps_timed = 0, time.perf_counter(), 0
+            steps, t0 = 0, time.perf_counter()
         if stop:
             if master:
                 checkpoint(ckpt_path)
@@ -445,8 +438,7 @@ def train(cfg: TrainConfig) -> dict:
         metrics.close()
     if wandb_run is not None:
         wandb_run.finish()
-    return {"iter_num": iter_num, "best_val_loss": best_val_loss, "train_loss": losses.get("train"),
-            "val_loss": losses.get("val"), "hellaswag_acc": losses.get("hellaswag_acc")}
+    return {"iter_num": iter_num, "best_val_loss": best_val_loss, **losses}
 
 
 def main(argv: list[str]) -> None:
