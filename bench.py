@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from configurator import UsageError, cli, configure
-from model import GPT, GPTConfig, device_peak_flops
+from model import GPT, GPTConfig, device_peak_flops, padded_vocab
 from train import (cpu_has_bf16, get_batch, load_checkpoint, maybe_compile, model_from_checkpoint, open_data,
-                   padded_vocab, resolve_device, resolve_dtype)
+                   resolve_device, resolve_dtype)
 
 
 @dataclass

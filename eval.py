@@ -34,6 +34,7 @@ from data.common import Tokenizer
 from model import GPT, HF_TRANSPOSED
 from data.hellaswag.prepare import load_hellaswag
 from sample import load_model
+from train import resolve_device, resolve_dtype
 
 MODES = ("hellaswag", "plot", "attention", "export")
 DEFAULT_OUTPUT = {"plot": "loss.png", "attention": "attention.png", "export": "hf"}  # inside out_dir
@@ -319,7 +320,6 @@ def main(argv: list[str]):
         plot_losses(train_records, eval_records, output, figsize or (12.0, 4.5), cfg.dpi)
         print(f"wrote {output}")
         return output
-    from train import resolve_device, resolve_dtype
     examples = load_hellaswag(cfg.hellaswag_path, cfg.limit) if cfg.mode == "hellaswag" else None  # fail early
     device = torch.device("cpu") if cfg.mode == "export" else resolve_device(cfg.device)
     model, tokenizer, _ = load_model(cfg.init_from, cfg.out_dir)

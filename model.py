@@ -36,6 +36,11 @@ class GPTConfig:
             raise ValueError(f"tokenizer_vocab_size={self.tokenizer_vocab_size} must be in 1..{self.vocab_size}")
 
 
+def padded_vocab(vocab_size: int) -> int:
+    """Round up to a multiple of 64, which matmuls like; the extra ids are never targets and never sampled."""
+    return (vocab_size + 63) // 64 * 64
+
+
 class KVCache:
     """Keys and values of every token seen so far, so generation feeds only the newest token through the model."""
 

@@ -24,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import UsageError, cli, configure
 from data.common import Tokenizer, load_meta
-from model import GPT, PRETRAINED, GPTConfig, device_peak_flops
+from model import GPT, PRETRAINED, GPTConfig, device_peak_flops, padded_vocab
 
 
 @dataclass
@@ -141,11 +141,6 @@ def model_from_checkpoint(ckpt: dict) -> GPT:
     model = GPT(GPTConfig(**ckpt["model_args"]))
     model.load_state_dict(ckpt["model"])
     return model
-
-
-def padded_vocab(vocab_size: int) -> int:
-    """Round up to a multiple of 64, which matmuls like; the extra ids are never targets and never sampled."""
-    return (vocab_size + 63) // 64 * 64
 
 
 def cpu_has_bf16() -> bool:

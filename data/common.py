@@ -11,6 +11,7 @@ Documents: with gpt2 every document is preceded by the <|endoftext|> token (5025
 it and each one, the first included, starts in the same "fresh document" context that sampling from a lone
 <|endoftext|> prompt gives. The char tokenizer has no such token: documents are simply concatenated.
 """
+import argparse
 import json
 import os
 import tempfile
@@ -511,6 +512,19 @@ def load_splits(args, source: str | None = None) -> dict:
         data_files = dict(g.split("=", 1) for g in globs) if all("=" in g for g in globs) else globs
     ds = load_dataset(source, args.config, num_proc=args.num_proc, data_files=data_files)
     return train_val_splits(ds, args.val_fraction, args.seed)
+
+
+def prepare_text_file(argv: list[str] | None, description: str, here: str, url: str,
+                      tokenizer_for: Callable[[str], Tokenizer]) -> dict:
+    """The command line of a preparer for one text file: --input (default here/input.txt, downloaded from url if
+    missing), --out_dir (default here) and --val_fraction; the text is one document, tokenized by tokenizer_for(text)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", help=f"a local copy of input.txt (default: {here}/input.txt, downloaded if missing)")
+    parser.add_argument("--out_dir", default=here)
+    parser.add_argument("--val_fraction", type=float, default=0.1)
+    args = parser.parse_args(argv)
+    text = read_text(args.input or download(url, os.path.join(here, "input.txt")))
+    return prepare_documents([text], tokenizer_for(text), args.out_dir, args.val_fraction)
 
 
 def run(main: Callable[[list[str]], object]) -> None:

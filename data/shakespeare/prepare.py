@@ -6,25 +6,18 @@ beside this file.
 $ python data/shakespeare/prepare.py                             # downloads input.txt beside this file first
 $ python data/shakespeare/prepare.py --input=path/to/input.txt --out_dir=somewhere
 """
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # repo root
-from data.common import Tokenizer, download, prepare_documents, read_text, run
+from data.common import Tokenizer, prepare_text_file, run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input", help=f"a local copy of input.txt (default: {HERE}/input.txt, downloaded if missing)")
-    parser.add_argument("--out_dir", default=HERE)
-    parser.add_argument("--val_fraction", type=float, default=0.1)
-    args = parser.parse_args(argv)
-    path = args.input or download(URL, os.path.join(HERE, "input.txt"))
-    return prepare_documents([read_text(path)], Tokenizer.gpt2(), args.out_dir, args.val_fraction)
+    return prepare_text_file(argv, __doc__, HERE, URL, lambda text: Tokenizer.gpt2())
 
 
 if __name__ == "__main__":
