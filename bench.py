@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+import model as model_py
 from configurator import UsageError, cli, configure
 from model import GPT, GPTConfig, device_peak_flops, padded_vocab
 from train import (cpu_has_bf16, get_batch, load_checkpoint, maybe_compile, model_from_checkpoint, open_data,
@@ -159,7 +160,8 @@ def bench_compare(cfg: BenchConfig, device: torch.device) -> list[dict]:
 
 REFERENCE_RECIPE = ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False", "--eval_iters=20",
                     "--log_interval=1", "--block_size=64", "--batch_size=12", "--n_layer=4", "--n_head=4",
-                    "--n_embd=128", "--max_iters=2000", "--lr_decay_iters=2000", "--dropout=0.0"]
+                    "--n_embd=128", "--max_iters=2000", "--lr_decay_iters=2000", "--dropout=0.0",
+                    "--dtype=float32"]  # the reference codebase never autocasts on CPU
 
 
 @torch.no_grad()
@@ -203,6 +205,14 @@ def bench_speedrun(cfg: BenchConfig, device: torch.device) -> dict:
     return results
 
 
+def without_onednn(run):
+    model_py.ONEDNN = False
+    try:
+        return run()
+    finally:
+        model_py.ONEDNN = True
+
+
 def bench_generate(cfg: BenchConfig, device: torch.device) -> dict:
     """Greedy decoding of max_new_tokens after a random prompt, batch 1, on one set of random GPT-2 weights.
     Methods take turns, three rounds; each reports its best round, so a busy moment hurts no single method."""
@@ -219,6 +229,8 @@ def bench_generate(cfg: BenchConfig, device: torch.device) -> dict:
     n = cfg.max_new_tokens
     runs = {"cached": lambda: model.generate(prompt, n, temperature=0),
             "uncached": lambda: model.generate(prompt, n, temperature=0, use_cache=False)}
+    if device.type == "cpu" and model_py.ONEDNN:  # what model.Linear's oneDNN path is worth on this CPU
+        runs["cached, fp32 matmuls by MKL"] = lambda: without_onednn(lambda: model.generate(prompt, n, temperature=0))
     if cfg.hf:
         runs["HF generate"] = lambda: hf.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
                                                   max_new_tokens=n, min_new_tokens=n, pad_token_id=0)

@@ -6,6 +6,7 @@ pre-LayerNorm blocks, fused qkv projection, causal attention through F.scaled_do
 GELU(tanh) MLP 4x wide, learned absolute positions, final LayerNorm, lm_head tied to the token embedding.
 Imports torch and the standard library only; transformers is imported inside from_pretrained.
 """
+import contextlib
 import math
 import os
 from collections.abc import Iterator
@@ -60,18 +61,39 @@ class KVCache:
         return buf[0, :, :, :end], buf[1, :, :, :end]
 
 
+class Linear(nn.Linear):
+    """nn.Linear, except that fp32 inference on CPU goes to oneDNN rather than MKL. On some x86 CPUs (the AMD EPYC
+    of README, Performance) MKL's fp32 kernels run the matrix-vector products of generation at half the speed of
+    oneDNN's, which torch already uses for bf16. Training keeps F.linear: the oneDNN op has no backward."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (ONEDNN and x.device.type == "cpu" and x.dtype == self.weight.dtype == torch.float32
+                and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu")
+                and not torch.compiler.is_compiling()):
+            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+        return F.linear(x, self.weight, self.bias)
+
+
+ONEDNN = torch.backends.mkldnn.is_available()  # False turns the oneDNN path off (bench.py --mode=generate compares)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig, layer_idx: int):
         super().__init__()
-        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v for all heads at once
-        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.c_attn = Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v for all heads at once
+        self.c_proj = Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
         self.n_head, self.dropout, self.layer_idx = config.n_head, config.dropout, layer_idx
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         B, T, C = x.size()
         q, k, v = self.c_attn(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        # Under CPU autocast attention runs in fp32: PyTorch's CPU flash attention is 2x (forward) to 3x (backward)
+        # slower in bf16 than in fp32 (README, Performance), and it is a small share of the FLOPs.
+        fp32_attn = x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+        dtype = torch.float32 if fp32_attn else q.dtype
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2).to(dtype)
+                   for t in (q, k, v))  # (B, nh, T, hs)
         pos, mask = 0, None
         if cache is not None:
             pos = cache.pos
@@ -79,21 +101,30 @@ class CausalSelfAttention(nn.Module):
             if pos > 0 and T > 1:  # a chunk after cached tokens: query i sees keys 0..pos+i
                 mask = torch.ones(T, pos + T, dtype=torch.bool, device=x.device).tril(diagonal=pos)
         # one new token after the cache may see every cached key, so it needs no mask at all
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=(pos == 0 and T > 1),
-                                           dropout_p=self.dropout if self.training else 0.0)
+        with torch.autocast("cpu", enabled=False) if fp32_attn else contextlib.nullcontext():
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=(pos == 0 and T > 1),
+                                               dropout_p=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble the heads side by side
         return self.resid_dropout(self.c_proj(y))
+
+
+def gelu(x: torch.Tensor) -> torch.Tensor:
+    """GPT-2's GELU ("gelu_new"): 0.5x(1 + tanh(u)) with u = sqrt(2/pi)(x + 0.044715x^3), which is x * sigmoid(2u).
+    Compiled code gets the sigmoid form: inductor's CPU tanh made the MLP's GELU 3x slower (README, Performance)."""
+    if torch.compiler.is_compiling():
+        return x * torch.sigmoid(math.sqrt(8 / math.pi) * (x + 0.044715 * x * x * x))
+    return F.gelu(x, approximate="tanh")
 
 
 class MLP(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.c_fc = Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.c_proj = Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))  # GPT-2's "gelu_new"
+        return self.dropout(self.c_proj(gelu(self.c_fc(x))))
 
 
 class Block(nn.Module):
@@ -141,7 +172,7 @@ class GPT(nn.Module):
             h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
             ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
         ))
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
         self.transformer.wte.weight = self.lm_head.weight  # weight tying, as GPT-2 does
         # GPT-2 init: N(0, 0.02) everywhere, zero biases, and the projections that write into the residual stream
         # scaled by 1/sqrt(2 * n_layer) so the stream's variance does not grow with depth (two per block).

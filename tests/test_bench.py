@@ -99,7 +99,8 @@ def test_auto_dtype_choices(monkeypatch):
     cpu = torch.device("cpu")
     for has_bf16 in (True, False):
         monkeypatch.setattr(train, "cpu_has_bf16", lambda: has_bf16)
-        assert train.resolve_dtype("auto", cpu, n_embd=128) == torch.float32  # measured: no gain at 128 wide
+        assert train.resolve_dtype("auto", cpu, n_embd=64) == torch.float32  # not measured below 128 wide
+        assert train.resolve_dtype("auto", cpu, n_embd=128) == (torch.bfloat16 if has_bf16 else torch.float32)
         assert train.resolve_dtype("auto", cpu, n_embd=384) == (torch.bfloat16 if has_bf16 else torch.float32)
     assert train.resolve_dtype("bfloat16", cpu) == torch.bfloat16
     with pytest.raises(train.UsageError, match="float16 needs a CUDA device"):

@@ -6,6 +6,7 @@ import torch
 from torch.nn import functional as F
 from transformers import GPT2LMHeadModel
 
+import model as model_py
 from model import GPT, GPTConfig, KVCache, sample_next
 
 
@@ -45,6 +46,8 @@ def test_logits_and_loss_match_hf(make_hf_dir, shape, bias):
         # without targets: last position only, or all of them on request
         torch.testing.assert_close(ours(idx)[0], out.logits[:, [-1]], atol=1e-5, rtol=0)
         torch.testing.assert_close(ours(idx, all_logits=True)[0], out.logits, atol=1e-5, rtol=0)
+        with torch.no_grad():  # inference takes another matmul path on CPU (model.Linear): the same numbers
+            torch.testing.assert_close(ours(idx, all_logits=True)[0], out.logits, atol=1e-5, rtol=0)
 
 
 def test_hf_loss_with_shifted_labels(make_hf_dir):
@@ -115,6 +118,34 @@ def test_sdpa_attention_equals_masked_softmax():
     attn = model.transformer.h[0].attn
     x = torch.randn(3, 17, 32)
     torch.testing.assert_close(attn(x), reference_attention(attn, x), atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_inference_linear_path(bias):
+    """model.Linear sends fp32 CPU inference to oneDNN: it must be taken, and agree with F.linear."""
+    lin, x = model_py.Linear(48, 80, bias=bias), torch.randn(3, 5, 48)
+    ref = F.linear(x, lin.weight, lin.bias)
+    with torch.no_grad(), torch.profiler.profile() as prof:
+        y = lin(x)
+    assert ("mkldnn::_linear_pointwise" in {e.name for e in prof.events()}) == model_py.ONEDNN
+    torch.testing.assert_close(y, ref, atol=1e-6, rtol=1e-5)
+    assert lin(x).grad_fn is not None  # with grad: F.linear, which has a backward
+    lin.double()  # other dtypes keep F.linear
+    with torch.no_grad(), torch.profiler.profile() as prof:
+        assert torch.equal(lin(x.double()), F.linear(x.double(), lin.weight, lin.bias))
+    assert "mkldnn::_linear_pointwise" not in {e.name for e in prof.events()}
+
+
+def test_attention_runs_in_fp32_under_cpu_autocast():
+    m = small_model()
+    idx = torch.randint(0, 80, (2, 20))
+    cache = KVCache(m.config.n_layer, m.config.block_size)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = m(idx, all_logits=True, cache=cache)[0]
+    assert cache.layers[0].dtype == torch.float32  # what attention consumed; the matmuls around it are bf16
+    assert logits.dtype == torch.bfloat16
+    with torch.no_grad():
+        torch.testing.assert_close(logits.float(), m(idx, all_logits=True)[0], atol=0.05, rtol=0.05)
 
 
 def test_greedy_equivalents_and_filters():
@@ -254,3 +285,13 @@ def test_flops_per_token_matches_counted_matmuls(monkeypatch):
     achieved, mfu = model.estimate_mfu(1000.0, T, peak_flops=2 * model.flops_per_token(T) * 1000.0)
     assert achieved == model.flops_per_token(T) * 1000.0 and mfu == 0.5
     assert model.estimate_mfu(1000.0, T, peak_flops=None)[1] is None
+
+
+def test_gelu_forms_agree():
+    """gelu() is F.gelu(tanh) eagerly and x*sigmoid(2u) in compiled code: the same function."""
+    x = torch.linspace(-12, 12, 10001, dtype=torch.float64)
+    ref = F.gelu(x, approximate="tanh")
+    assert torch.equal(model_py.gelu(x), ref)
+    traced = torch.compile(model_py.gelu, backend="eager", fullgraph=True)  # runs the form compiled code gets
+    torch.testing.assert_close(traced(x), ref, atol=1e-12, rtol=0)
+    torch._dynamo.reset()
