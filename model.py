@@ -9,6 +9,7 @@ Imports torch and the standard library only; transformers is imported inside fro
 import contextlib
 import math
 import os
+import platform
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -61,6 +62,11 @@ class KVCache:
         return buf[0, :, :, :end], buf[1, :, :, :end]
 
 
+# x86 only: that is where it was measured, and where torch's oneDNN build has its fast kernels. False turns it off
+# (bench.py --mode=generate compares both).
+ONEDNN = torch.backends.mkldnn.is_available() and platform.machine().lower() in ("x86_64", "amd64")
+
+
 class Linear(nn.Linear):
     """nn.Linear, except that fp32 inference on CPU goes to oneDNN rather than MKL. On some x86 CPUs (the AMD EPYC
     of README, Performance) MKL's fp32 kernels run the matrix-vector products of generation at half the speed of
@@ -72,9 +78,6 @@ class Linear(nn.Linear):
                 and not torch.compiler.is_compiling()):
             return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
         return F.linear(x, self.weight, self.bias)
-
-
-ONEDNN = torch.backends.mkldnn.is_available()  # False turns the oneDNN path off (bench.py --mode=generate compares)
 
 
 class CausalSelfAttention(nn.Module):
