@@ -7,6 +7,7 @@ Benchmarks, separate from training so that speed claims have one place to come f
     python bench.py --mode=compare --device=cpu ...   # the same train step as fp32 eager with plain AdamW,
                                                       # fused AdamW, bf16 autocast and torch.compile, side by side
     python bench.py --mode=generate --device=cpu      # tokens/s: cached vs uncached generate vs HF generate
+                                                      # (and cached with fp32 matmuls through MKL on CPU)
     python bench.py --mode=speedrun --device=cpu      # Tiny Shakespeare to val 1.88: reference recipe vs ours
 
 Train mode prints ms/iter, tokens/s, achieved TFLOP/s, MFU against the device's peak (model.PEAK_FLOPS, or
