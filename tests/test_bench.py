@@ -40,6 +40,7 @@ def test_bench_compare_and_generate(capsys):
     out = capsys.readouterr().out
     assert r["identical"] and r["cached"] > 0 and r["uncached"] > 0 and r["HF generate"] > 0
     assert "| cached |" in out and "identical tokens from every method: True" in out
+    assert ("cached, fp32 matmuls by MKL" in r) == bench.model_py.ONEDNN  # switched off for that row only
     r = bench.main(gen + ["--block_size=32", "--max_new_tokens=40", "--hf=False"])  # past block_size: HF can't
     assert r["identical"] and "HF generate" not in r
 
