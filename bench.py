@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -206,7 +207,8 @@ def bench_speedrun(cfg: BenchConfig, device: torch.device) -> dict:
     return results
 
 
-def without_onednn(run):
+def without_onednn(run: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """run() with model.Linear's oneDNN path off: fp32 CPU matmuls through MKL, as plain nn.Linear does them."""
     model_py.ONEDNN = False
     try:
         return run()
