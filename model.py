@@ -53,7 +53,7 @@ class KVCache:
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store the new tokens' k, v (B, nh, T, hs) and return those of all tokens so far (B, nh, pos+T, hs)."""
-        if self.layers[layer] is None:  # allocated here so it takes k's dtype, which autocast decides
+        if self.layers[layer] is None:  # allocated here so it takes k's dtype: attention's, under autocast too
             B, nh, _, hs = k.shape
             self.layers[layer] = k.new_empty(2, B, nh, self.max_len, hs)
         buf, end = self.layers[layer], self.pos + k.size(2)
@@ -73,8 +73,8 @@ class Linear(nn.Linear):
     oneDNN's, which torch already uses for bf16. Training keeps F.linear: the oneDNN op has no backward."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (ONEDNN and x.device.type == "cpu" and x.dtype == self.weight.dtype == torch.float32
-                and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu")
+        if (not torch.is_grad_enabled() and ONEDNN and x.device.type == "cpu"  # training stops at the first test
+                and x.dtype == self.weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
                 and not torch.compiler.is_compiling()):
             return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
         return F.linear(x, self.weight, self.bias)
