@@ -7,29 +7,25 @@ Benchmarks, separate from training so that speed claims have one place to come f
     python bench.py --mode=compare --device=cpu ...   # the same train step as fp32 eager with plain AdamW,
                                                       # fused AdamW, bf16 autocast and torch.compile, side by side
     python bench.py --mode=generate --device=cpu      # tokens/s: cached vs uncached generate vs HF generate
-                                                      # (and cached with fp32 matmuls through MKL on CPU)
     python bench.py --mode=speedrun --device=cpu      # Tiny Shakespeare to val 1.88: reference recipe vs ours
 
-Train mode prints ms/iter, tokens/s, achieved TFLOP/s, MFU against the device's peak (model.PEAK_FLOPS, or
+Train mode prints ms/iter, tokens/s, achieved TFLOP/s, MFU against the device's peak (core.PEAK_FLOPS, or
 --peak_tflops on CPUs) and peak memory.
 """
 import contextlib
-import json
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-import model as model_py
 from configurator import UsageError, cli, configure
-from model import GPT, GPTConfig, device_peak_flops, padded_vocab
-from train import (cpu_has_bf16, get_batch, load_checkpoint, maybe_compile, model_from_checkpoint, open_data,
-                   resolve_device, resolve_dtype)
+from core import (autocast, cpu_has_bf16, get_batch, load_checkpoint, maybe_compile, model_from_checkpoint,
+                  open_data, peak_flops, read_metrics, resolve_device, resolve_dtype)
+from model import GPT, GPTConfig, padded_vocab
 
 
 @dataclass
@@ -71,7 +67,7 @@ def sync(device: torch.device) -> None:
 def make_step(cfg: BenchConfig, device: torch.device) -> tuple:
     """(step, model): step() runs one training iteration (forward, backward, clip, optimizer) and returns the loss."""
     dtype = resolve_dtype(cfg.dtype, device, cfg.n_embd)
-    ctx = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
+    ctx = autocast(device, dtype)
     torch.set_float32_matmul_precision("high")
     vocab_size = cfg.vocab_size
     if cfg.dataset:
@@ -125,7 +121,7 @@ def bench_train(cfg: BenchConfig, device: torch.device) -> dict:
         prof.export_chrome_trace("bench_trace.json")
         print("profiler trace written to bench_trace.json (open it in chrome://tracing or perfetto.dev)")
     tok_s = cfg.batch_size * cfg.block_size / dt
-    peak = cfg.peak_tflops * 1e12 if cfg.peak_tflops else device_peak_flops(device)
+    peak = peak_flops(device, cfg.peak_tflops)
     flops, mfu = model.estimate_mfu(tok_s, cfg.block_size, peak)
     mem = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     dtype = resolve_dtype(cfg.dtype, device, cfg.n_embd)
@@ -194,8 +190,7 @@ def bench_speedrun(cfg: BenchConfig, device: torch.device) -> dict:
             wall = time.perf_counter() - t0
             if proc.returncode != 0:
                 raise RuntimeError(f"{name} failed:\n{proc.stderr[-2000:]}")
-            with open(f"{out_dir}/metrics.jsonl") as f:
-                last_eval = [r for r in map(json.loads, f) if "val_loss" in r][-1]
+            last_eval = read_metrics(f"{out_dir}/metrics.jsonl")[1][-1]
             results[name] = {"wall_s": wall, "iters": last_eval["iter"], "val_loss": last_eval["val_loss"],
                              "full_val_loss": full_val_loss(f"{out_dir}/ckpt.pt", device)}
     ref = results["reference recipe"]["wall_s"]
@@ -205,15 +200,6 @@ def bench_speedrun(cfg: BenchConfig, device: torch.device) -> dict:
         print(f"| {name} | {r['iters']} | {r['wall_s']:.1f} s | {r['wall_s'] / ref:.2f}x | {r['val_loss']:.4f} "
               f"| {r['full_val_loss']:.4f} |")
     return results
-
-
-def without_onednn(run: Callable[[], torch.Tensor]) -> torch.Tensor:
-    """run() with model.Linear's oneDNN path off: fp32 CPU matmuls through MKL, as plain nn.Linear does them."""
-    model_py.ONEDNN = False
-    try:
-        return run()
-    finally:
-        model_py.ONEDNN = True
 
 
 def bench_generate(cfg: BenchConfig, device: torch.device) -> dict:
@@ -232,8 +218,6 @@ def bench_generate(cfg: BenchConfig, device: torch.device) -> dict:
     n = cfg.max_new_tokens
     runs = {"cached": lambda: model.generate(prompt, n, temperature=0),
             "uncached": lambda: model.generate(prompt, n, temperature=0, use_cache=False)}
-    if device.type == "cpu" and model_py.ONEDNN:  # what model.Linear's oneDNN path is worth on this CPU
-        runs["cached, fp32 matmuls by MKL"] = lambda: without_onednn(lambda: model.generate(prompt, n, temperature=0))
     if cfg.hf:
         runs["HF generate"] = lambda: hf.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
                                                   max_new_tokens=n, min_new_tokens=n, pad_token_id=0)

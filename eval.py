@@ -8,13 +8,8 @@ Evaluate, look inside and export a trained GPT, or OpenAI's GPT-2. One script, f
 
 The model: init_from='resume' loads out_dir/ckpt.pt (tokenizer from its meta); 'gpt2', ... or a local HF directory
 use GPT-2's BPE. Keys and defaults are in EvalConfig (configurator.py: config files and --key=value).
-
-HellaSwag: each of the 4 endings is appended to the context with a leading space and scored by the model's
-cross-entropy on the ending's tokens only. acc picks the ending of lowest *summed* loss, acc_norm the one of lowest
-*mean* loss per token (lm-evaluation-harness normalizes by bytes instead). Only the tokenizer's real ids compete
-in the softmax (padded vocab rows are never produced), so a model scores the same here and after export.
+How HellaSwag is scored is said in core.py, beside the code, which train.py's --eval_hellaswag runs too.
 """
-import contextlib
 import hashlib
 import json
 import math
@@ -24,17 +19,12 @@ import tempfile
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
-from torch.nn import functional as F
-from torch.nn.utils.rnn import pad_sequence
-from tqdm import tqdm
 
 from configurator import UsageError, cli, configure
-from data.common import Tokenizer
+from core import (autocast, check_tokenizer, hellaswag_accuracy, load_model, read_metrics, resolve_device,
+                  resolve_dtype)
+from data.common import Tokenizer, atomic_write, load_hellaswag
 from model import GPT, HF_TRANSPOSED
-from data.hellaswag.prepare import load_hellaswag
-from sample import load_model
-from train import resolve_device, resolve_dtype
 
 MODES = ("hellaswag", "plot", "attention", "export")
 DEFAULT_OUTPUT = {"plot": "loss.png", "attention": "attention.png", "export": "hf"}  # inside out_dir
@@ -60,82 +50,6 @@ class EvalConfig:
 
 
 # -----------------------------------------------------------------------------
-# the model
-
-def real_vocab(model: GPT) -> int:  # the ids a tokenizer can produce; the rows after them are padding
-    return model.config.tokenizer_vocab_size or model.config.vocab_size
-
-
-def check_tokenizer(model: GPT, tokenizer: Tokenizer) -> None:
-    if tokenizer.vocab_size > model.config.vocab_size:  # e.g. a small HF dir, which we assume speaks GPT-2's BPE
-        raise UsageError(f"the tokenizer's {tokenizer.vocab_size} ids do not fit the model's vocab of "
-                         f"{model.config.vocab_size}: this is not the model's tokenizer")
-
-
-# -----------------------------------------------------------------------------
-# HellaSwag
-
-def candidate_batch(example: dict, tokenizer: Tokenizer, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs and targets (4, T) of the 4 context + ending sequences, right-padded. Targets are -1 except at the
-    ending's tokens, so only those are scored. Context and ending are encoded apart, so all 4 share the context's
-    tokens. A sequence longer than block_size + 1 (its last token is only a target) loses its start."""
-    context = tokenizer.encode(example["ctx"], allow_eot=False)
-    if not context:
-        raise UsageError(f"a HellaSwag example has an empty context: {example}")
-    xs, ys = [], []
-    for ending in example["endings"]:
-        end = tokenizer.encode(" " + ending, allow_eot=False)
-        seq = torch.tensor((context + end)[-(block_size + 1):])
-        target = seq[1:].clone()  # position p predicts token p + 1
-        target[:-len(end)] = -1  # only the ending is scored (all of what is left of it, after a cut)
-        xs.append(seq[:-1])
-        ys.append(target)
-    # padding goes after the end, where causal attention keeps it out of every real token's result
-    return pad_sequence(xs, batch_first=True), pad_sequence(ys, batch_first=True, padding_value=-1)
-
-
-@torch.no_grad()
-def score_endings(model: GPT, example: dict, tokenizer: Tokenizer, device: torch.device | str,
-                  ctx=contextlib.nullcontext()) -> tuple[torch.Tensor, torch.Tensor]:
-    """(summed, mean) cross-entropy of each ending's tokens, shapes (4,), from one forward pass of all 4."""
-    x, y = (t.to(device) for t in candidate_batch(example, tokenizer, model.config.block_size))
-    with ctx:
-        logits, _ = model(x, all_logits=True)
-    logits = logits[..., :real_vocab(model)].float()
-    loss = F.cross_entropy(logits.transpose(1, 2), y, ignore_index=-1, reduction="none")  # (4, T), 0 where ignored
-    total = loss.sum(dim=1)
-    return total.cpu(), (total / (y != -1).sum(dim=1)).cpu()
-
-
-def hellaswag_accuracy(model: GPT, examples: list[dict], tokenizer: Tokenizer, device: torch.device | str, ctx,
-                       rank: int = 0, world: int = 1, progress: bool = False) -> dict:
-    """{'examples', 'correct', 'correct_norm', 'acc', 'acc_norm'} over examples. Process `rank` of `world` scores
-    examples rank, rank + world, ...; with torch.distributed initialized the counts are summed over all processes,
-    so every process must call this. Pass the plain model, not a DDP or compiled wrapper (each example has its own
-    length, which would recompile). The model's train/eval mode is restored afterwards."""
-    if tokenizer.kind != "gpt2":
-        raise UsageError(f"HellaSwag needs a model with GPT-2's BPE tokenizer, not the {tokenizer.kind} tokenizer")
-    check_tokenizer(model, tokenizer)
-    was_training = model.training
-    model.eval()
-    n = correct = correct_norm = 0
-    bar = tqdm(range(rank, len(examples), world), desc="hellaswag", unit="ex", disable=not progress)
-    for i in bar:
-        total, mean = score_endings(model, examples[i], tokenizer, device, ctx)
-        n += 1
-        correct += total.argmin().item() == examples[i]["label"]
-        correct_norm += mean.argmin().item() == examples[i]["label"]
-        bar.set_postfix(acc=f"{correct / n:.4f}", acc_norm=f"{correct_norm / n:.4f}", refresh=False)
-    model.train(was_training)
-    counts = torch.tensor([n, correct, correct_norm], dtype=torch.long, device=device)
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(counts)
-    n, correct, correct_norm = counts.tolist()
-    return {"examples": n, "correct": correct, "correct_norm": correct_norm,
-            "acc": correct / max(n, 1), "acc_norm": correct_norm / max(n, 1)}
-
-
-# -----------------------------------------------------------------------------
 # figures: matplotlib's Agg canvas without pyplot, so no display and no global state
 
 def new_figure(figsize: tuple[float, float], dpi: int):
@@ -145,34 +59,10 @@ def new_figure(figsize: tuple[float, float], dpi: int):
 
 
 def save_png(fig, path: str) -> None:
-    """Write beside path, then rename: a viewer refreshing the PNG during a run never sees half a file."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    """Written atomically: a viewer refreshing the PNG during a run never sees half a file."""
     fig.tight_layout()
-    fig.savefig(f"{path}.tmp", format="png", dpi=fig.dpi)  # no bbox_inches="tight": the size stays figsize * dpi
-    os.replace(f"{path}.tmp", path)
-
-
-def read_metrics(path: str) -> tuple[list[dict], list[dict]]:
-    """(train records, eval records) of a metrics.jsonl, each sorted by iter. A record with a lower iter than the
-    one before it starts a resumed run: it replaces what the earlier run logged from that iter on. Lines that are
-    not JSON (the one being written right now, or one cut by a crash) are skipped."""
-    if not os.path.isfile(path):
-        raise UsageError(f"{path} not found: train.py writes it into out_dir")
-    runs = {"train": {}, "eval": {}}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if not isinstance(r, dict) or not isinstance(r.get("iter"), int):
-                continue
-            for records in runs.values():  # a resume point: what the earlier run logged after it is superseded
-                for it in [it for it in records if it > r["iter"]]:
-                    del records[it]
-            if "val_loss" in r or "loss" in r:
-                runs["eval" if "val_loss" in r else "train"][r["iter"]] = r
-    return tuple([recs[it] for it in sorted(recs)] for recs in (runs["train"], runs["eval"]))
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=fig.dpi)  # no bbox_inches="tight": the size stays figsize * dpi
 
 
 def plot_losses(train: list[dict], evals: list[dict], path: str, figsize=(12.0, 4.5), dpi: int = 100) -> None:
@@ -256,14 +146,14 @@ def tiktoken_gpt2_files() -> dict[str, str] | None:
 
 def export_hf(model: GPT, out: str, tokenizer: Tokenizer | None = None) -> str:
     """Write model as a HF GPT-2 directory that GPT2LMHeadModel.from_pretrained(out) loads, and return out.
-    - Padded vocab rows are left out: the export has the tokenizer's tokenizer_vocab_size rows, the only ones a
+    - Padded vocab rows are left out: the export has the model's real_vocab_size rows, the only ones a
       tokenizer can produce, so HF's vocab_size matches its tokenizer (the logits of the real ids are unchanged).
     - bias=False: HF GPT-2 always has biases, so they are written as zeros, which compute exactly the same.
     - Tokenizer: meta.json (this codebase's tokenizer description, with the chars of a char model); for GPT-2's
       BPE also HF's tokenizer files, made from tiktoken's cached copies of vocab.json/merges.txt (offline)."""
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
     from transformers.utils import logging
-    c, V = model.config, real_vocab(model)
+    c, V = model.config, model.config.real_vocab_size
     tokenizer = tokenizer if tokenizer is not None and tokenizer.vocab_size == V else None  # else not the model's
     bpe = tokenizer is not None and tokenizer.kind == "gpt2"
     eot = tokenizer.eot_token if bpe else None
@@ -287,7 +177,7 @@ def export_hf(model: GPT, out: str, tokenizer: Tokenizer | None = None) -> str:
     os.makedirs(out, exist_ok=True)
     hf.save_pretrained(out)
     if tokenizer is not None:  # what sample.py-style code needs: the char list of a char model
-        with open(os.path.join(out, "meta.json"), "w", encoding="utf-8") as f:
+        with atomic_write(os.path.join(out, "meta.json"), "w", encoding="utf-8") as f:
             json.dump(tokenizer.meta(), f, ensure_ascii=False)
     if bpe:
         files = tiktoken_gpt2_files()
@@ -338,8 +228,7 @@ def main(argv: list[str]):
         print(f"wrote {output} ({maps.size(0)} layers x {maps.size(1)} heads, {len(ids)} tokens)")
         return maps
     dtype = resolve_dtype(cfg.dtype, device)
-    ctx = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
-    result = hellaswag_accuracy(model, examples, tokenizer, device, ctx, progress=True)
+    result = hellaswag_accuracy(model, examples, tokenizer, device, autocast(device, dtype), progress=True)
     print(f"hellaswag: {result['examples']} examples, acc {result['acc']:.4f} (lowest summed loss), "
           f"acc_norm {result['acc_norm']:.4f} (lowest mean loss per token)")
     return result

@@ -9,7 +9,6 @@ Imports torch and the standard library only; transformers is imported inside fro
 import contextlib
 import math
 import os
-import platform
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -37,6 +36,11 @@ class GPTConfig:
         if self.tokenizer_vocab_size is not None and not 0 < self.tokenizer_vocab_size <= self.vocab_size:
             raise ValueError(f"tokenizer_vocab_size={self.tokenizer_vocab_size} must be in 1..{self.vocab_size}")
 
+    @property
+    def real_vocab_size(self) -> int:
+        """The ids a tokenizer can produce; the rows after them, up to vocab_size, are padding."""
+        return self.tokenizer_vocab_size or self.vocab_size
+
 
 def padded_vocab(vocab_size: int) -> int:
     """Round up to a multiple of 64, which matmuls like; the extra ids are never targets and never sampled."""
@@ -62,29 +66,11 @@ class KVCache:
         return buf[0, :, :, :end], buf[1, :, :, :end]
 
 
-# x86 only: that is where it was measured, and where torch's oneDNN build has its fast kernels. False turns it off
-# (bench.py --mode=generate compares both).
-ONEDNN = torch.backends.mkldnn.is_available() and platform.machine().lower() in ("x86_64", "amd64")
-
-
-class Linear(nn.Linear):
-    """nn.Linear, except that fp32 inference on CPU goes to oneDNN rather than MKL. On some x86 CPUs (the AMD EPYC
-    of README, Performance) MKL's fp32 kernels run the matrix-vector products of generation at half the speed of
-    oneDNN's, which torch already uses for bf16. Training keeps F.linear: the oneDNN op has no backward."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (not torch.is_grad_enabled() and ONEDNN and x.device.type == "cpu"  # training stops at the first test
-                and x.dtype == self.weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
-                and not torch.compiler.is_compiling()):
-            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
-        return F.linear(x, self.weight, self.bias)
-
-
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig, layer_idx: int):
         super().__init__()
-        self.c_attn = Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v for all heads at once
-        self.c_proj = Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v for all heads at once
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
         self.n_head, self.dropout, self.layer_idx = config.n_head, config.dropout, layer_idx
 
@@ -122,8 +108,8 @@ def gelu(x: torch.Tensor) -> torch.Tensor:
 class MLP(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.c_fc = Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.c_proj = Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -147,23 +133,6 @@ class Block(nn.Module):
 HF_TRANSPOSED = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 PRETRAINED = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
 
-# Dense bf16 (fp16 where the chip has no bf16) tensor-core peaks in FLOP/s from the vendors' datasheets, matched
-# against torch.cuda.get_device_name(). More specific names first: "H100 PCIe" must win over "H100".
-PEAK_FLOPS = {
-    "H100 PCIe": 756e12, "H100 NVL": 835e12, "H100": 989e12, "H200": 989e12, "GH200": 989e12, "B200": 2250e12,
-    "A100": 312e12, "A10G": 70e12, "A10": 125e12, "L40S": 362e12, "L4": 121e12,
-    "RTX 4090": 165e12, "RTX 3090": 71e12, "V100": 125e12, "T4": 65e12,
-}
-
-
-def device_peak_flops(device: torch.device) -> float | None:
-    """The device's peak FLOP/s from PEAK_FLOPS, or None when unknown (CPUs: pass your own peak instead)."""
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    return next((peak for key, peak in PEAK_FLOPS.items() if key in name), None)
-
-
 class GPT(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -175,7 +144,7 @@ class GPT(nn.Module):
             h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
             ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
         ))
-        self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.transformer.wte.weight = self.lm_head.weight  # weight tying, as GPT-2 does
         # GPT-2 init: N(0, 0.02) everywhere, zero biases, and the projections that write into the residual stream
         # scaled by 1/sqrt(2 * n_layer) so the stream's variance does not grow with depth (two per block).
@@ -326,8 +295,7 @@ class GPT(nn.Module):
             else:
                 logits, _ = self(idx[:, -1:], cache=cache)
             logits = logits[:, -1, :].float()
-            if self.config.tokenizer_vocab_size is not None:
-                logits[:, self.config.tokenizer_vocab_size:] = -float("inf")
+            logits[:, self.config.real_vocab_size:] = -float("inf")  # padding rows are never sampled
             nxt = sample_next(logits, temperature, top_k, top_p, generator)  # (B, 1)
             if stop_token is not None:
                 nxt = nxt.masked_fill(done[:, None], stop_token)

@@ -11,8 +11,6 @@ Samples go to stdout, each followed by a line of dashes; what was loaded goes to
 batch of the same prompt through model.generate (KV-cached); a single sample is printed as it is generated.
 A seed gives the same samples on the same device, dtype and software.
 """
-import contextlib
-import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,9 +18,8 @@ from dataclasses import dataclass
 import torch
 
 from configurator import UsageError, cli, configure
-from data.common import DataError, Tokenizer, load_meta, read_text
-from model import GPT, PRETRAINED
-from train import load_checkpoint, model_from_checkpoint, resolve_device, resolve_dtype
+from core import autocast, load_model, resolve_device, resolve_dtype
+from data.common import DataError, Tokenizer, read_text
 
 SEPARATOR = "-" * 15  # printed after every sample
 
@@ -62,35 +59,6 @@ def check_config(cfg: SampleConfig) -> None:
         problems.append(f"top_p={cfg.top_p} must be in (0, 1], or None for no nucleus filter")
     if problems:
         raise UsageError("; ".join(problems))
-
-
-def load_model(init_from: str, out_dir: str = "out", ckpt_name: str = "ckpt.pt") -> tuple[GPT, Tokenizer, str]:
-    """The model (on the CPU, in eval mode), its tokenizer, and a short description of where it came from:
-    out_dir/ckpt_name for init_from='resume', else OpenAI's GPT-2 or a HF directory (sample.py and eval.py).
-    A checkpoint's tokenizer is its "meta" (the dataset's meta.json, saved by train.py); GPT-2 models use GPT-2 BPE."""
-    if init_from == "resume":
-        path = os.path.join(out_dir, ckpt_name)
-        ckpt = load_checkpoint(path)  # the loader train.py uses: UsageError if missing or not a checkpoint
-        model = model_from_checkpoint(ckpt)
-        meta = ckpt.get("meta")
-        if meta is None:  # a checkpoint without its tokenizer: fall back to the dataset it was trained on
-            meta = load_meta(os.path.join("data", ckpt["config"]["dataset"]))
-        tokenizer = Tokenizer.from_meta(meta)
-        source = f"{path} (iter {ckpt['iter_num']}, best val loss {ckpt.get('best_val_loss', float('nan')):.4f})"
-        del ckpt
-    elif init_from in PRETRAINED or os.path.isdir(init_from):
-        try:
-            model = GPT.from_pretrained(init_from)
-        except (ValueError, RuntimeError) as e:
-            raise UsageError(str(e)) from None
-        tokenizer = Tokenizer.gpt2()
-        if model.config.tokenizer_vocab_size is None and model.config.vocab_size > tokenizer.vocab_size:
-            model.config.tokenizer_vocab_size = tokenizer.vocab_size  # rows past GPT-2's vocab are never sampled
-        source = init_from
-    else:
-        raise UsageError(f"init_from='{init_from}' is not 'resume', one of {', '.join(PRETRAINED)}, "
-                         f"or a directory written by save_pretrained")
-    return model.eval(), tokenizer, source
 
 
 def read_prompt(start: str) -> str:
@@ -145,10 +113,6 @@ def cut_at_stop(ids: list[int], stop_token: int | None) -> list[int]:
     return ids[:ids.index(stop_token)] if stop_token is not None and stop_token in ids else ids
 
 
-def autocast_context(device: torch.device, dtype: torch.dtype):
-    return torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
-
-
 def sample(cfg: SampleConfig, out=None) -> list[str]:
     """Generate cfg.num_samples samples, write each to out (default sys.stdout) followed by a line of dashes, and
     return their texts (prompt included, without the <|endoftext|> an empty BPE prompt starts from)."""
@@ -171,7 +135,7 @@ def sample(cfg: SampleConfig, out=None) -> list[str]:
     idx = torch.tensor([ids] * cfg.num_samples, dtype=torch.long, device=device)
     kwargs = dict(temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p, stop_token=stop,
                   generator=generator)
-    with autocast_context(device, dtype):
+    with autocast(device, dtype):
         if cfg.num_samples == 1:  # stream: print each piece of text as soon as its tokens exist
             stream, new = TextStream(tokenizer), []
             out.write(stream.push(ids[hidden:]))

@@ -14,7 +14,7 @@ import math
 import os
 import signal
 import time
-import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -23,8 +23,10 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import UsageError, cli, configure
-from data.common import Tokenizer, load_meta
-from model import GPT, PRETRAINED, GPTConfig, device_peak_flops, padded_vocab
+from core import (autocast, get_batch, hellaswag_accuracy, load_checkpoint, load_pretrained, maybe_compile,
+                  model_from_checkpoint, open_data, peak_flops, resolve_device, resolve_dtype, save_checkpoint)
+from data.common import Tokenizer, atomic_write, load_hellaswag
+from model import GPT, GPTConfig, padded_vocab
 
 
 @dataclass
@@ -97,102 +99,27 @@ def batch_offsets(seed: int, step: int, n: int, data_len: int, block_size: int) 
     return np.random.default_rng([seed, step]).integers(0, data_len - block_size, size=n)
 
 
-def get_batch(data: np.ndarray, offsets: np.ndarray, block_size: int,
-              device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs and next-token targets (B, block_size) starting at offsets, gathered in one numpy indexing op."""
-    rows = torch.from_numpy(data[offsets[:, None] + np.arange(block_size + 1)].astype(np.int64))
-    if device.type == "cuda":  # pinned memory lets the copy overlap with compute
-        rows = rows.pin_memory().to(device, non_blocking=True)
-    else:
-        rows = rows.to(device)
-    return rows[:, :-1], rows[:, 1:]
+def process_offsets(cfg: TrainConfig, step: int, data_len: int, rank: int, world: int) -> np.ndarray:
+    """This process's rows of global batch `step`, (micro-steps, batch_size): one row block per micro-step."""
+    rows = batch_offsets(cfg.seed, step, cfg.batch_size * cfg.gradient_accumulation_steps, data_len, cfg.block_size)
+    return rows.reshape(world, cfg.gradient_accumulation_steps // world, cfg.batch_size)[rank]
 
 
-def save_checkpoint(obj: dict, path: str) -> None:
-    """Write atomically: a crash or kill mid-write leaves the previous file at path intact."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
+# -----------------------------------------------------------------------------
+# setup
 
-
-def load_checkpoint(path: str, device: torch.device | str = "cpu") -> dict:
-    """The one checkpoint loader (train.py and sample.py). Loads tensors and plain data only (weights_only)."""
-    if not os.path.isfile(path):
-        raise UsageError(f"no checkpoint at {path}: train one first, or point out_dir at the run to load")
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:
-        raise UsageError(f"checkpoint {path} is unreadable ({type(e).__name__}: {str(e).splitlines()[0]})") from None
-    missing = {"model", "model_args", "iter_num", "config"} - set(ckpt if isinstance(ckpt, dict) else {})
-    if missing:
-        raise UsageError(f"{path} is not a checkpoint of this codebase: it lacks {sorted(missing)}")
-    return ckpt
-
-
-def model_from_checkpoint(ckpt: dict) -> GPT:
-    model = GPT(GPTConfig(**ckpt["model_args"]))
-    model.load_state_dict(ckpt["model"])
-    return model
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 autocast can pay off."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:  # not Linux: assume not
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_device(name: str) -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
-
-
-def resolve_dtype(name: str, device: torch.device, n_embd: int | None = None) -> torch.dtype:
-    """'auto': bf16 on GPUs that have it, else fp16; on CPUs with native bf16, bf16 autocast for models at least
-    128 wide (n_embd), where it measured 1.2-2x faster than fp32 (README, Performance); fp32 otherwise."""
-    if name == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if device.type == "cpu" and n_embd is not None and n_embd >= 128 and cpu_has_bf16():
-            return torch.bfloat16
-        return torch.float32
-    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if name not in dtypes:
-        raise UsageError(f"dtype '{name}' is not one of auto, {', '.join(dtypes)}")
-    if dtypes[name] == torch.float16 and device.type != "cuda":
-        raise UsageError("dtype=float16 needs a CUDA device (it trains with a GradScaler); use bfloat16 or float32")
-    return dtypes[name]
-
-
-def open_data(data_dir: str, block_size: int) -> tuple[dict[str, np.ndarray], dict]:
-    meta = load_meta(data_dir)
-    data = {}
-    for split in ("train", "val"):
-        path = os.path.join(data_dir, f"{split}.bin")
-        if not os.path.isfile(path):
-            raise UsageError(f"{path} not found: run python {os.path.join(data_dir, 'prepare.py')} first")
-        data[split] = np.memmap(path, dtype=meta["dtype"], mode="r")
-        if len(data[split]) <= block_size:
-            raise UsageError(f"{path} holds {len(data[split])} tokens, too few for block_size={block_size}: "
-                             f"lower block_size or add data")
-    return data, meta
+def init_distributed(device: torch.device) -> torch.device:
+    """Join the torchrun process group; on CUDA each process takes the GPU of its LOCAL_RANK."""
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
 
 
 def build_model(cfg: TrainConfig, meta: dict, ckpt: dict | None) -> GPT:
+    """The model to train: the checkpoint's (resume), a fresh one (scratch) or GPT-2's weights; cfg's shape keys
+    are set to what the model really is (e.g. gpt2-medium's)."""
     vocab = meta["vocab_size"]
     if ckpt is not None:
         changed = {k: (ckpt["model_args"][k], getattr(cfg, k)) for k in ARCH_KEYS
@@ -206,15 +133,9 @@ def build_model(cfg: TrainConfig, meta: dict, ckpt: dict | None) -> GPT:
                               n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias,
                               tokenizer_vocab_size=vocab))
     else:
-        if cfg.init_from not in PRETRAINED and not os.path.isdir(cfg.init_from):
-            raise UsageError(f"init_from='{cfg.init_from}' is not 'scratch', 'resume', one of "
-                             f"{', '.join(PRETRAINED)}, or a directory")
-        try:
-            model = GPT.from_pretrained(cfg.init_from, {"dropout": cfg.dropout})
-            if cfg.block_size < model.config.block_size:
-                model.crop_block_size(cfg.block_size)
-        except (ValueError, RuntimeError) as e:
-            raise UsageError(str(e)) from None
+        model = load_pretrained(cfg.init_from, cfg.dropout)
+        if cfg.block_size < model.config.block_size:
+            model.crop_block_size(cfg.block_size)
     if model.config.vocab_size < vocab:
         raise UsageError(f"the data's vocab ({vocab}) is larger than the model's ({model.config.vocab_size})")
     if cfg.block_size > model.config.block_size:
@@ -224,20 +145,152 @@ def build_model(cfg: TrainConfig, meta: dict, ckpt: dict | None) -> GPT:
     return model
 
 
-def maybe_compile(model: GPT, example: tuple[torch.Tensor, torch.Tensor], ctx) -> torch.nn.Module:
-    """torch.compile the model, trying one forward/backward now so a failure falls back to eager up front."""
-    compiled = torch.compile(model)
+def make_optimizer(model: GPT, cfg: TrainConfig) -> torch.optim.Optimizer:
     try:
-        with ctx:
-            _, loss = compiled(*example)
-        loss.backward()
-        return compiled
-    except Exception as e:
-        warnings.warn(f"torch.compile failed, training eagerly instead ({type(e).__name__}: {e})")
-        return model
-    finally:
-        model.zero_grad(set_to_none=True)
+        return model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2), cfg.optimizer)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
+
+def restore(ckpt: dict, cfg: TrainConfig, optimizer, scaler: torch.amp.GradScaler) -> tuple[int, float]:
+    """Load the optimizer and scaler state of a checkpoint; (iter_num, best_val_loss) to continue from."""
+    if ckpt["config"]["optimizer"] != cfg.optimizer:
+        raise UsageError(f"the checkpoint was trained with optimizer='{ckpt['config']['optimizer']}': "
+                         f"resume with the same one")
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scaler.load_state_dict(ckpt["scaler"])
+    return ckpt["iter_num"], ckpt["best_val_loss"]
+
+
+def checkpoint_state(model: GPT, optimizer, scaler: torch.amp.GradScaler, cfg: TrainConfig, meta: dict,
+                     iter_num: int, best_val_loss: float) -> dict:
+    """What ckpt.pt and best.pt hold. Batches and dropout masks derive from (seed, iter_num): that is the RNG and
+    data state. model is the plain model, never a compiled or DDP wrapper."""
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+            "model_args": asdict(model.config), "iter_num": iter_num, "best_val_loss": best_val_loss,
+            "config": asdict(cfg), "meta": meta, "rng": {"seed": cfg.seed, "next_batch": iter_num}}
+
+
+class MetricsLog:
+    """out_dir/metrics.jsonl (one JSON record a line) and, with wandb_log, a wandb run. Only the master process
+    logs; close() releases both."""
+
+    def __init__(self, cfg: TrainConfig, master: bool):
+        self.file = open(os.path.join(cfg.out_dir, "metrics.jsonl"), "a", encoding="utf-8") if master else None
+        self.wandb_run = None
+        if cfg.wandb_log and master:
+            import wandb  # optional dependency, imported only when asked for
+            self.wandb_run = wandb.init(project=cfg.wandb_project, name=cfg.wandb_run_name, config=asdict(cfg))
+
+    def __call__(self, record: dict) -> None:
+        if self.file is None:
+            return
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        if self.wandb_run is not None:
+            self.wandb_run.log(record, step=record["iter"])
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        if self.wandb_run is not None:
+            self.wandb_run.finish()
+
+
+@contextlib.contextmanager
+def stop_requests() -> Iterator[list]:
+    """While inside, SIGTERM and SIGINT append to the yielded list instead of killing the process, so the loop can
+    save a checkpoint and stop at the end of its step. The previous handlers come back on every exit."""
+    signalled = []
+    previous = {s: signal.signal(s, lambda *_: signalled.append(True)) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield signalled
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+# -----------------------------------------------------------------------------
+# evaluation and the train step
+
+class Evaluator:
+    """Mean loss on a fixed set of train and val batches, drawn once with an RNG of their own (every eval sees the
+    same data; training sees no change), split over the processes; HellaSwag too if cfg asks for it."""
+
+    def __init__(self, cfg: TrainConfig, data: dict, meta: dict, device: torch.device, ctx, rank: int, world: int):
+        self.cfg, self.data, self.device, self.ctx, self.rank, self.world = cfg, data, device, ctx, rank, world
+        self.offsets = {split: np.random.default_rng([cfg.seed, 1 + i]).integers(
+            0, len(data[split]) - cfg.block_size, size=(cfg.eval_iters, cfg.batch_size))
+            for i, split in enumerate(("train", "val"))}
+        self.hellaswag = None
+        if cfg.eval_hellaswag:
+            path = os.path.join("data", "hellaswag", "hellaswag_val.jsonl")
+            self.hellaswag = load_hellaswag(path, cfg.hellaswag_limit), Tokenizer.from_meta(meta)
+
+    @torch.no_grad()
+    def losses(self, model: torch.nn.Module) -> dict[str, float]:
+        model.eval()
+        out = {}
+        for split, offsets in self.offsets.items():
+            total = torch.zeros(2, device=self.device)  # (sum of losses, count), this process's share of batches
+            for k in range(self.rank, self.cfg.eval_iters, self.world):
+                with self.ctx:
+                    total[0] += model(*get_batch(self.data[split], offsets[k], self.cfg.block_size,
+                                                 self.device))[1].float()
+                total[1] += 1
+            if dist.is_initialized():
+                dist.all_reduce(total)
+            out[f"{split}_loss"] = (total[0] / total[1]).item()
+        model.train()
+        return out
+
+    def __call__(self, model: torch.nn.Module, raw_model: GPT) -> dict[str, float]:
+        """Losses through model (maybe compiled or DDP); HellaSwag through the plain raw_model."""
+        out = self.losses(model)
+        if self.hellaswag is not None:  # on every process: the examples are split between them
+            examples, tokenizer = self.hellaswag
+            hella = hellaswag_accuracy(raw_model, examples, tokenizer, self.device, self.ctx, self.rank, self.world)
+            out.update(hellaswag_acc=hella["acc"], hellaswag_acc_norm=hella["acc_norm"])
+        return out
+
+
+def micro_batches(data: dict, cfg: TrainConfig, step: int, rank: int, world: int,
+                  device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """This process's micro-batches of global batch `step`, loaded one at a time as they are asked for."""
+    for rows in process_offsets(cfg, step, len(data["train"]), rank, world):
+        yield get_batch(data["train"], rows, cfg.block_size, device)
+
+
+def train_step(model: torch.nn.Module, scaler: torch.amp.GradScaler, batches: Iterator, accum: int,
+               ctx) -> torch.Tensor:
+    """Forward and backward over accum micro-batches (the next one fetched while the device works); returns the
+    mean micro-batch loss, on the device. The optimizer steps in the caller, after clipping."""
+    total = 0.0
+    x, y = next(batches)
+    for micro in range(accum):
+        # only the last micro-step all-reduces gradients across processes
+        last = micro == accum - 1
+        sync = model.no_sync() if isinstance(model, DDP) and not last else contextlib.nullcontext()
+        with sync, ctx:
+            _, loss = model(x, y)
+            loss = loss / accum
+        if not last:
+            x, y = next(batches)
+        scaler.scale(loss).backward()
+        total = total + loss.detach()
+    return total
+
+
+def any_process(flag: bool, device: torch.device) -> bool:
+    """flag on any process, so that all of them stop together (the others would hang in the next all-reduce)."""
+    if not dist.is_initialized():
+        return flag
+    t = torch.tensor(float(flag), device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+# -----------------------------------------------------------------------------
 
 def train(cfg: TrainConfig) -> dict:
     """Run the training loop; returns the final iter_num, best_val_loss and last eval's losses."""
@@ -246,201 +299,132 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.gradient_accumulation_steps % world:
         raise UsageError(f"gradient_accumulation_steps={cfg.gradient_accumulation_steps} does not divide over "
                          f"{world} processes: make it a multiple of {world}")
-    device = resolve_device(cfg.device)
-    if ddp:
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    master = rank == 0
-    accum = cfg.gradient_accumulation_steps // world  # micro-steps per process
-    global_rows = cfg.batch_size * cfg.gradient_accumulation_steps
-    tokens_per_iter = global_rows * cfg.block_size
-    data, meta = open_data(os.path.join("data", cfg.dataset), cfg.block_size)
+    with contextlib.ExitStack() as stack:  # releases what the run opens, in reverse, however it ends
+        device = resolve_device(cfg.device)
+        if ddp:
+            device = init_distributed(device)
+            stack.callback(dist.destroy_process_group)
+        master, accum = rank == 0, cfg.gradient_accumulation_steps // world
+        tokens_per_iter = cfg.batch_size * cfg.gradient_accumulation_steps * cfg.block_size
+        data, meta = open_data(os.path.join("data", cfg.dataset), cfg.block_size)
+        ckpt_path, best_path = os.path.join(cfg.out_dir, "ckpt.pt"), os.path.join(cfg.out_dir, "best.pt")
+        ckpt = load_checkpoint(ckpt_path, device) if cfg.init_from == "resume" else None
+        torch.manual_seed(cfg.seed)  # the same initial weights on every process
+        raw_model = build_model(cfg, meta, ckpt).to(device)
+        dtype = resolve_dtype(cfg.dtype, device, raw_model.config.n_embd)
+        ctx = autocast(device, dtype)
+        torch.set_float32_matmul_precision("high")  # TF32 matmuls on GPUs that have them
+        optimizer = make_optimizer(raw_model, cfg)
+        scaler = torch.amp.GradScaler(device.type, enabled=(dtype == torch.float16))
+        iter_num, best_val_loss = restore(ckpt, cfg, optimizer, scaler) if ckpt else (0, float("inf"))
+        del ckpt  # free it
+        if master:
+            announce(cfg, raw_model, device, dtype, world, tokens_per_iter)
+        if cfg.compile:
+            model = maybe_compile(raw_model, next(micro_batches(data, cfg, iter_num, rank, world, device)), ctx)
+        else:
+            model = raw_model
+        if ddp:
+            model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+        evaluate = Evaluator(cfg, data, meta, device, ctx, rank, world)
+        log = stack.enter_context(contextlib.closing(MetricsLog(cfg, master)))
+        signalled = stack.enter_context(stop_requests())
+        peak = peak_flops(device, cfg.peak_tflops)
+        if cfg.eval_only:
+            losses = evaluate(model, raw_model)
+            print_eval(f"eval at iter {iter_num}", losses, master)
+            return {"iter_num": iter_num, "best_val_loss": best_val_loss, **losses}
 
-    ckpt_path, best_path = os.path.join(cfg.out_dir, "ckpt.pt"), os.path.join(cfg.out_dir, "best.pt")
-    ckpt = load_checkpoint(ckpt_path, device) if cfg.init_from == "resume" else None
-    torch.manual_seed(cfg.seed)  # the same initial weights on every process
-    model = build_model(cfg, meta, ckpt).to(device)
-    dtype = resolve_dtype(cfg.dtype, device, model.config.n_embd)
-    ctx = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
-    torch.set_float32_matmul_precision("high")  # TF32 matmuls on GPUs that have them
-    try:
-        optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2),
-                                               cfg.optimizer)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    scaler = torch.amp.GradScaler(device.type, enabled=(dtype == torch.float16))
-    iter_num, best_val_loss = 0, float("inf")
-    if ckpt is not None:
-        if ckpt["config"].get("optimizer", "adamw") != cfg.optimizer:
-            raise UsageError(f"the checkpoint was trained with optimizer='{ckpt['config']['optimizer']}': "
-                             f"resume with the same one")
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scaler.load_state_dict(ckpt["scaler"])
-        iter_num, best_val_loss = ckpt["iter_num"], ckpt["best_val_loss"]
-    ckpt = None  # free it
-    if master:
-        os.makedirs(cfg.out_dir, exist_ok=True)
-        print(json.dumps(asdict(cfg), indent=1))
-        with open(os.path.join(cfg.out_dir, "config.json"), "w", encoding="utf-8") as f:
-            json.dump(asdict(cfg), f, indent=1)
-        print(f"{model.get_num_params() / 1e6:.2f}M parameters; {tokens_per_iter:,} tokens per iteration; "
-              f"device {device}, {dtype}, {world} process(es)")
-
-    def micro_batch(split: str, offsets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        return get_batch(data[split], offsets, cfg.block_size, device)
-
-    def step_offsets(it: int) -> np.ndarray:  # this process's rows of global batch it, one row block per micro-step
-        rows = batch_offsets(cfg.seed, it, global_rows, len(data["train"]), cfg.block_size)
-        return rows.reshape(world, accum, cfg.batch_size)[rank]
-
-    raw_model = model
-    if cfg.compile:
-        model = maybe_compile(model, micro_batch("train", step_offsets(iter_num)[0]), ctx)
-    if ddp:
-        model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-
-    # a fixed set of eval batches with an RNG of their own: every eval sees the same data, training sees no change
-    eval_offsets = {split: np.random.default_rng([cfg.seed, 1 + i]).integers(
-        0, len(data[split]) - cfg.block_size, size=(cfg.eval_iters, cfg.batch_size))
-        for i, split in enumerate(("train", "val"))}
-
-    @torch.no_grad()
-    def estimate_loss() -> dict[str, float]:
-        model.eval()
-        out = {}
-        for split, offsets in eval_offsets.items():
-            total = torch.zeros(2, device=device)  # (sum of losses, count), this process's share of the batches
-            for k in range(rank, cfg.eval_iters, world):
-                with ctx:
-                    total[0] += model(*micro_batch(split, offsets[k]))[1].float()
-                total[1] += 1
-            if ddp:
-                dist.all_reduce(total)
-            out[f"{split}_loss"] = (total[0] / total[1]).item()
-        model.train()
-        return out
-
-    def checkpoint(path: str) -> None:
-        save_checkpoint({"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scaler": scaler.state_dict(), "model_args": asdict(raw_model.config),
-                         "iter_num": iter_num, "best_val_loss": best_val_loss, "config": asdict(cfg),
-                         "meta": meta,
-                         # batches and dropout masks derive from (seed, iter_num): that is the RNG/data state
-                         "rng": {"seed": cfg.seed, "next_batch": iter_num}}, path)
-
-    metrics = open(os.path.join(cfg.out_dir, "metrics.jsonl"), "a", encoding="utf-8") if master else None
-
-    def log(record: dict) -> None:
-        metrics.write(json.dumps(record) + "\n")
-        metrics.flush()
-        if wandb_run is not None:
-            wandb_run.log(record, step=record["iter"])
-
-    wandb_run = None
-    if cfg.wandb_log and master:
-        import wandb  # optional dependency, imported only when asked for
-        wandb_run = wandb.init(project=cfg.wandb_project, name=cfg.wandb_run_name, config=asdict(cfg))
-
-    def evaluate() -> dict[str, float]:
-        out = estimate_loss()
-        if cfg.eval_hellaswag:  # on every process: the examples are split between them
-            hs = hellaswag_accuracy(raw_model, hellaswag, Tokenizer.from_meta(meta), device, ctx, rank, world)
-            out.update(hellaswag_acc=hs["acc"], hellaswag_acc_norm=hs["acc_norm"])
-        return out
-
-    if cfg.eval_hellaswag:
-        from eval import hellaswag_accuracy, load_hellaswag  # only runs that ask for it pay for the import
-        hellaswag = load_hellaswag(os.path.join("data", "hellaswag", "hellaswag_val.jsonl"), cfg.hellaswag_limit)
-    peak = cfg.peak_tflops * 1e12 if cfg.peak_tflops else device_peak_flops(device)
-    signalled = []  # SIGTERM/SIGINT: save a checkpoint and exit 0 at the end of the current step
-    previous = {s: signal.signal(s, lambda *_: signalled.append(True)) for s in (signal.SIGTERM, signal.SIGINT)}
-    losses = evaluate() if cfg.eval_only else {}
-    if cfg.eval_only and master:
-        print(f"eval at iter {iter_num}: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
-    train_loss, steps = torch.zeros((), device=device), 0  # summed on the device: no sync per step
-    t0 = time.perf_counter()
-    while not cfg.eval_only:
-        if iter_num % cfg.eval_interval == 0 or iter_num == cfg.max_iters:
-            t_eval = time.perf_counter()
-            losses = evaluate()
-            improved = losses["val_loss"] < best_val_loss
-            best_val_loss = min(best_val_loss, losses["val_loss"])
-            if master:
-                print(f"iter {iter_num}: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
+        losses, train_loss, steps, t0 = {}, torch.zeros((), device=device), 0, time.perf_counter()
+        while True:
+            if iter_num % cfg.eval_interval == 0 or iter_num == cfg.max_iters:
+                t_eval = time.perf_counter()
+                losses = evaluate(model, raw_model)
+                improved = losses["val_loss"] < best_val_loss
+                best_val_loss = min(best_val_loss, losses["val_loss"])
+                print_eval(f"iter {iter_num}", losses, master)
                 log({"iter": iter_num, "tokens": iter_num * tokens_per_iter, "lr": get_lr(iter_num, cfg), **losses})
-                if iter_num > 0 and improved:
-                    checkpoint(best_path)
-                if iter_num > 0 and (improved or cfg.always_save_checkpoint or iter_num == cfg.max_iters):
-                    checkpoint(ckpt_path)
-            t0 += time.perf_counter() - t_eval  # eval time stays out of ms/iter
-        if iter_num >= cfg.max_iters:
-            break
-        lr = get_lr(iter_num, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        torch.manual_seed(cfg.seed + 1_000_003 * rank + iter_num)  # dropout masks follow (seed, rank, step) too
-        offsets = step_offsets(iter_num)
-        x, y = micro_batch("train", offsets[0])
-        for micro in range(accum):
-            # only the last micro-step all-reduces gradients across processes
-            sync = contextlib.nullcontext() if not ddp or micro == accum - 1 else model.no_sync()
-            with sync, ctx:
-                _, loss = model(x, y)
-                loss = loss / accum
-            if micro + 1 < accum:
-                x, y = micro_batch("train", offsets[micro + 1])  # fetch while the device works
-            scaler.scale(loss).backward()
-            train_loss += loss.detach()
-        scaler.unscale_(optimizer)
-        grad_norm = torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip or float("inf"))
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-        iter_num += 1
-        steps += 1
-        stop = bool(signalled)
-        if ddp:  # stop on every process together, or the others would hang in the next all-reduce
-            flag = torch.tensor(float(stop), device=device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            stop = bool(flag.item())
-        if iter_num % cfg.log_interval == 0:
-            if ddp:  # (gloo has no AVG)
-                dist.all_reduce(train_loss)
-                train_loss /= world
-            loss_value, norm = train_loss.item() / steps, grad_norm.item()
-            dt = (time.perf_counter() - t0) / steps
-            tok_s = tokens_per_iter / dt
-            flops, mfu = raw_model.estimate_mfu(tok_s, cfg.block_size, peak)
-            if master:
-                speed = f"mfu {100 * mfu:.1f}%" if mfu is not None else f"{flops / 1e12:.2f} TFLOP/s"
-                print(f"iter {iter_num}: loss {loss_value:.4f}, lr {lr:.2e}, grad norm {norm:.3f}, "
-                      f"{1000 * dt:.1f} ms/iter, {tok_s:,.0f} tok/s, {speed}")
-                log({"iter": iter_num, "tokens": iter_num * tokens_per_iter, "loss": loss_value, "lr": lr,
-                     "grad_norm": norm, "ms_per_iter": 1000 * dt, "tokens_per_s": tok_s, "mfu": mfu})
-            train_loss.zero_()
-            steps, t0 = 0, time.perf_counter()
-        if stop:
-            if master:
-                checkpoint(ckpt_path)
-                print(f"stopped by a signal: checkpoint of iter {iter_num} saved to {ckpt_path}")
-            break
-    for s, handler in previous.items():
-        signal.signal(s, handler)
-    if metrics:
-        metrics.close()
-    if wandb_run is not None:
-        wandb_run.finish()
+                if master and iter_num > 0:
+                    state = checkpoint_state(raw_model, optimizer, scaler, cfg, meta, iter_num, best_val_loss)
+                    if improved:
+                        save_checkpoint(state, best_path)
+                    if improved or cfg.always_save_checkpoint or iter_num == cfg.max_iters:
+                        save_checkpoint(state, ckpt_path)
+                t0 += time.perf_counter() - t_eval  # eval time stays out of ms/iter
+            if iter_num >= cfg.max_iters:
+                break
+            lr = get_lr(iter_num, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            torch.manual_seed(cfg.seed + 1_000_003 * rank + iter_num)  # dropout masks follow (seed, rank, step)
+            batches = micro_batches(data, cfg, iter_num, rank, world, device)
+            train_loss += train_step(model, scaler, batches, accum, ctx)
+            scaler.unscale_(optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip or float("inf"))
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            iter_num, steps = iter_num + 1, steps + 1
+            stop = any_process(bool(signalled), device)
+            if iter_num % cfg.log_interval == 0:
+                record, flops = step_record(raw_model, train_loss, steps, grad_norm, lr, t0, iter_num,
+                                            tokens_per_iter, cfg.block_size, peak)
+                print_step(record, flops, master)
+                log(record)
+                train_loss.zero_()
+                steps, t0 = 0, time.perf_counter()
+            if stop:
+                if master:
+                    save_checkpoint(checkpoint_state(raw_model, optimizer, scaler, cfg, meta, iter_num,
+                                                     best_val_loss), ckpt_path)
+                    print(f"stopped by a signal: checkpoint of iter {iter_num} saved to {ckpt_path}")
+                break
     return {"iter_num": iter_num, "best_val_loss": best_val_loss, **losses}
 
 
+# -----------------------------------------------------------------------------
+# what the master process prints and logs
+
+def announce(cfg: TrainConfig, model: GPT, device: torch.device, dtype: torch.dtype, world: int,
+             tokens_per_iter: int) -> None:
+    """Print the resolved config and write it to out_dir/config.json."""
+    os.makedirs(cfg.out_dir, exist_ok=True)
+    print(json.dumps(asdict(cfg), indent=1))
+    with atomic_write(os.path.join(cfg.out_dir, "config.json"), "w", encoding="utf-8") as f:
+        json.dump(asdict(cfg), f, indent=1)
+    print(f"{model.get_num_params() / 1e6:.2f}M parameters; {tokens_per_iter:,} tokens per iteration; "
+          f"device {device}, {dtype}, {world} process(es)")
+
+
+def print_eval(prefix: str, losses: dict[str, float], master: bool) -> None:
+    if master:
+        print(f"{prefix}: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
+
+
+def step_record(model: GPT, train_loss: torch.Tensor, steps: int, grad_norm: torch.Tensor, lr: float, t0: float,
+                iter_num: int, tokens_per_iter: int, block_size: int, peak: float | None) -> tuple[dict, float]:
+    """(the metrics.jsonl record of the steps since the last one, achieved FLOP/s). The loss is averaged over
+    those steps and over the processes."""
+    if dist.is_initialized():  # (gloo has no AVG)
+        dist.all_reduce(train_loss)
+        train_loss /= dist.get_world_size()
+    dt = (time.perf_counter() - t0) / steps
+    tok_s = tokens_per_iter / dt
+    flops, mfu = model.estimate_mfu(tok_s, block_size, peak)
+    return {"iter": iter_num, "tokens": iter_num * tokens_per_iter, "loss": train_loss.item() / steps, "lr": lr,
+            "grad_norm": grad_norm.item(), "ms_per_iter": 1000 * dt, "tokens_per_s": tok_s, "mfu": mfu}, flops
+
+
+def print_step(r: dict, flops: float, master: bool) -> None:
+    if not master:
+        return
+    speed = f"mfu {100 * r['mfu']:.1f}%" if r["mfu"] is not None else f"{flops / 1e12:.2f} TFLOP/s"
+    print(f"iter {r['iter']}: loss {r['loss']:.4f}, lr {r['lr']:.2e}, grad norm {r['grad_norm']:.3f}, "
+          f"{r['ms_per_iter']:.1f} ms/iter, {r['tokens_per_s']:,.0f} tok/s, {speed}")
+
+
 def main(argv: list[str]) -> None:
-    try:
-        train(configure(TrainConfig, argv))
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    train(configure(TrainConfig, argv))
 
 
 if __name__ == "__main__":

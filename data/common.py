@@ -12,12 +12,14 @@ it and each one, the first included, starts in the same "fresh document" context
 <|endoftext|> prompt gives. The char tokenizer has no such token: documents are simply concatenated.
 """
 import argparse
+import contextlib
 import json
 import os
 import tempfile
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from tqdm import tqdm
@@ -199,15 +201,56 @@ def load_meta(data_dir: str | os.PathLike) -> dict:
 
 
 # -----------------------------------------------------------------------------
-# writing: temp files in the target folder, renamed over the old ones only once all three are complete
+# writing: the one atomic writer (data files, checkpoints, figures), and the .bin/meta.json writer built on it
 
-def _temp_path(out_dir: Path, name: str) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=".tmp")
-    os.close(fd)
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None = None) -> Iterator[IO]:
+    """A file to write path's new contents into. It is a temp file of its own beside path (so two writers never
+    share one), flushed, fsynced and renamed over path when the block ends, and the rename is made durable: a
+    crash or kill at any point leaves the previous file at path intact. On an error the temp file is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private (0600); give it a normal file's permissions
-    return Path(tmp)
+    try:
+        with os.fdopen(fd, mode, encoding=encoding) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _write_split(f: IO, split: str, n_tokens: int, chunks: Iterable[np.ndarray], tokenizer: Tokenizer) -> None:
+    """Consume chunks of ids into a memmap of n_tokens on the open file f, checking every id."""
+    if n_tokens <= 0:
+        raise DataError(f"the {split} split is empty")
+    arr = np.memmap(f, dtype=tokenizer.dtype, mode="w+", shape=(n_tokens,))
+    pos = 0
+    with tqdm(total=n_tokens, unit="tok", unit_scale=True, desc=f"writing {split}.bin",
+              disable=n_tokens < CHUNK_TOKENS) as bar:
+        for chunk in chunks:
+            chunk = np.asarray(chunk)
+            bad = chunk[(chunk < 0) | (chunk >= tokenizer.vocab_size)]
+            if bad.size:  # would not fit the dtype, or the tokenizer could not decode it
+                raise DataError(f"token id {bad[0]} out of range for vocab_size {tokenizer.vocab_size}")
+            if pos + chunk.size > n_tokens:
+                raise RuntimeError(f"{split}: more tokens than the {n_tokens} announced")
+            arr[pos:pos + chunk.size] = chunk
+            pos += chunk.size
+            bar.update(chunk.size)
+    if pos != n_tokens:
+        raise RuntimeError(f"{split}: wrote {pos} tokens, expected {n_tokens}")
+    arr.flush()
 
 
 def write_bins(out_dir: str | os.PathLike, tokenizer: Tokenizer,
@@ -218,39 +261,13 @@ def write_bins(out_dir: str | os.PathLike, tokenizer: Tokenizer,
     is checked against the vocabulary (so it fits the dtype). Until every file is complete nothing in out_dir is
     replaced; on any error the temp files are removed and previously prepared files are left as they were."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    temps: dict[str, Path] = {}  # final name -> temp file
-    try:
+    meta = {**tokenizer.meta(), **{f"{split}_tokens": n for split, (n, _) in splits.items()}}
+    with contextlib.ExitStack() as files:  # renamed in reverse order of opening, meta.json last: it describes them
+        meta_file = files.enter_context(atomic_write(out_dir / "meta.json", "w", encoding="utf-8"))
         for split, (n_tokens, chunks) in splits.items():
-            if n_tokens <= 0:
-                raise DataError(f"the {split} split is empty")
-            tmp = temps[f"{split}.bin"] = _temp_path(out_dir, f"{split}.bin")
-            arr = np.memmap(tmp, dtype=tokenizer.dtype, mode="w+", shape=(n_tokens,))
-            pos = 0
-            with tqdm(total=n_tokens, unit="tok", unit_scale=True, desc=f"writing {split}.bin",
-                      disable=n_tokens < CHUNK_TOKENS) as bar:
-                for chunk in chunks:
-                    chunk = np.asarray(chunk)
-                    bad = chunk[(chunk < 0) | (chunk >= tokenizer.vocab_size)]
-                    if bad.size:  # would not fit the dtype, or the tokenizer could not decode it
-                        raise DataError(f"token id {bad[0]} out of range for vocab_size {tokenizer.vocab_size}")
-                    if pos + chunk.size > n_tokens:
-                        raise RuntimeError(f"{split}: more tokens than the {n_tokens} announced")
-                    arr[pos:pos + chunk.size] = chunk
-                    pos += chunk.size
-                    bar.update(chunk.size)
-            if pos != n_tokens:
-                raise RuntimeError(f"{split}: wrote {pos} tokens, expected {n_tokens}")
-            arr.flush()
-            del arr
-        meta = {**tokenizer.meta(), **{f"{split}_tokens": n for split, (n, _) in splits.items()}}
-        tmp = temps["meta.json"] = _temp_path(out_dir, "meta.json")
-        tmp.write_text(json.dumps(meta, ensure_ascii=False) + "\n", encoding="utf-8")
-        for name, tmp in temps.items():  # meta.json last: it describes the .bin files renamed before it
-            os.replace(tmp, out_dir / name)
-    finally:
-        for tmp in temps.values():
-            tmp.unlink(missing_ok=True)
+            _write_split(files.enter_context(atomic_write(out_dir / f"{split}.bin", "w+b")), split, n_tokens,
+                         chunks, tokenizer)
+        meta_file.write(json.dumps(meta, ensure_ascii=False) + "\n")
     print(f"wrote {out_dir}: {meta['train_tokens']:,} train and {meta['val_tokens']:,} val tokens, "
           f"{tokenizer.kind} vocab {tokenizer.vocab_size} ({tokenizer.dtype})")
     return meta
@@ -307,20 +324,41 @@ def download(url: str, path: str | os.PathLike, timeout: float = 60.0) -> Path:
     path = Path(path)
     if path.exists():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_path(path.parent, path.name)
+    print(f"downloading {url} to {path}")
     try:
-        print(f"downloading {url} to {path}")
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as f:
+        with atomic_write(path) as f, urllib.request.urlopen(url, timeout=timeout) as response:
             while block := response.read(1 << 20):
                 f.write(block)
-        os.replace(tmp, path)
     except Exception as e:
         raise DataError(f"could not download {url} ({type(e).__name__}: {e}); download it yourself and save it "
                         f"as {path.resolve()}") from e
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
+
+
+# -----------------------------------------------------------------------------
+# HellaSwag's validation examples (written by data/hellaswag/prepare.py, scored by core.hellaswag_accuracy)
+
+def load_hellaswag(path: str | os.PathLike, limit: int | None = None) -> list[dict]:
+    """The (first `limit`) examples of a HellaSwag JSONL file, each checked for ctx, 4 endings and a label."""
+    if not os.path.isfile(path):
+        raise DataError(f"{path} not found: run python data/hellaswag/prepare.py first")
+    examples = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if limit is not None and len(examples) >= limit:
+                break
+            if not line.strip():
+                continue
+            try:
+                ex = json.loads(line)
+            except json.JSONDecodeError:
+                ex = None
+            if not (isinstance(ex, dict) and isinstance(ex.get("ctx"), str) and isinstance(ex.get("endings"), list)
+                    and len(ex["endings"]) == 4 and all(isinstance(e, str) for e in ex["endings"])
+                    and ex.get("label") in (0, 1, 2, 3)):
+                raise DataError(f"{path}:{n} is not a HellaSwag example: it needs ctx, 4 endings and a label 0..3")
+            examples.append(ex)
+    return examples
 
 
 # -----------------------------------------------------------------------------

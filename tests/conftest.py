@@ -1,6 +1,9 @@
-"""Shared test setup: the repo on sys.path, offline HF/tiktoken, and small random-weight HF GPT-2 directories."""
+"""Shared test setup: the repo on sys.path, offline HF/tiktoken, small random-weight HF GPT-2 directories, the one
+tiny training config, a small model, and the one way to run a command line (with a deadline, never orphaned)."""
 import json
 import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -74,17 +77,72 @@ def write_dataset(path, n_train=20000, n_val=3000, vocab=23, seed=0):
     return str(path)
 
 
-@pytest.fixture
-def tiny(tmp_path):
-    """A tiny, fast training config on synthetic data, writing under tmp_path."""
-    data = write_dataset(tmp_path / "data")
+# a tiny, fast training run on synthetic data: tiny_train_config(dir, **overrides) and the tiny_config fixture
+TINY = dict(device="cpu", compile=False, dtype="float32", n_layer=2, n_head=2, n_embd=32, block_size=16,
+            batch_size=4, gradient_accumulation_steps=2, max_iters=20, lr_decay_iters=20, warmup_iters=5,
+            eval_interval=10, eval_iters=4, log_interval=5, learning_rate=3e-3, min_lr=3e-4, dropout=0.0)
+
+
+def tiny_train_config(root, **overrides):
+    """TINY with overrides, writing to root/out; synthetic data in root/data unless overrides name a dataset."""
     from train import TrainConfig
-    return TrainConfig(out_dir=str(tmp_path / "out"), dataset=data, device="cpu", compile=False, dtype="float32",
-                       n_layer=2, n_head=2, n_embd=32, block_size=16, batch_size=4, gradient_accumulation_steps=2,
-                       max_iters=20, lr_decay_iters=20, warmup_iters=5, eval_interval=10, eval_iters=4,
-                       log_interval=5, learning_rate=3e-3, min_lr=3e-4, dropout=0.0)
+    root = Path(root)
+    if "dataset" not in overrides:
+        overrides["dataset"] = write_dataset(root / "data")
+    return TrainConfig(**{"out_dir": str(root / "out"), **TINY, **overrides})
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    """tiny_config(**overrides) -> a tiny TrainConfig under this test's tmp_path."""
+    return lambda **overrides: tiny_train_config(tmp_path, **overrides)
+
+
+@pytest.fixture
+def tiny(tiny_config):
+    return tiny_config()
+
+
+def small_model(block_size=32, vocab_size=80, seed=0, n_layer=2, n_head=2, n_embd=32, **kw):
+    """A small random GPT (seeded), in eval mode."""
+    from model import GPT, GPTConfig
+    torch.manual_seed(seed)
+    return GPT(GPTConfig(block_size=block_size, vocab_size=vocab_size, n_layer=n_layer, n_head=n_head,
+                         n_embd=n_embd, **kw)).eval()
 
 
 def metrics(cfg):
     with open(os.path.join(cfg.out_dir, "metrics.jsonl")) as f:
         return [json.loads(line) for line in f]
+
+
+def cli_args(cfg) -> list[str]:
+    """--key=value for each field of a config dataclass that differs from its default."""
+    return [f"--{k}={v}" for k, v in cfg.__dict__.items() if v != getattr(type(cfg), k)]
+
+
+def run(args: list[str], timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a command in the repo root and wait for it, at most timeout seconds. It runs in a process group of its
+    own, killed as a whole when the command ends, fails or times out, so no child (torchrun's workers, say)
+    outlives the test."""
+    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        kill_group(proc)
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL proc's whole process group (started with start_new_session=True) and reap proc."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def python(*args: str, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """run() of this Python on args, e.g. python("train.py", "--help")."""
+    return run([sys.executable, *args], timeout=timeout, env=env)

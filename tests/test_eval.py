@@ -14,22 +14,22 @@ import torch
 import eval as ev
 import train
 from configurator import UsageError
-from data.common import DataError, Tokenizer
+from data.common import DataError, Tokenizer, load_hellaswag
 from data.hellaswag import prepare as hellaswag_prepare
+import core
 from model import GPT, GPTConfig
-from sample import load_model
-from conftest import write_dataset
+from core import load_model
+from conftest import tiny_train_config, write_dataset
 from train import TrainConfig
 
 NULL = contextlib.nullcontext()
 
 
 def train_tiny(out_dir, data_dir, **kw) -> str:
-    cfg = TrainConfig(out_dir=str(out_dir), dataset=str(data_dir), device="cpu", compile=False, dtype="float32",
-                      n_layer=2, n_head=2, n_embd=32, block_size=16, batch_size=4, gradient_accumulation_steps=1,
-                      max_iters=10, lr_decay_iters=10, warmup_iters=2, eval_interval=5, eval_iters=2,
-                      log_interval=1, learning_rate=3e-3, min_lr=3e-4, seed=0)
-    train.train(replace(cfg, **kw))
+    train.train(tiny_train_config(out_dir, **{"out_dir": str(out_dir), "dataset": str(data_dir),
+                                              "gradient_accumulation_steps": 1, "max_iters": 10,
+                                              "lr_decay_iters": 10, "warmup_iters": 2, "eval_interval": 5,
+                                              "eval_iters": 2, "log_interval": 1, "seed": 0, **kw}))
     return str(out_dir)
 
 
@@ -102,8 +102,8 @@ def memorizer(tmp_path_factory):
     small_dir = train_tiny(tmp / "small", tmp / "data", block_size=32, batch_size=8, max_iters=150,
                            lr_decay_iters=150, warmup_iters=10, eval_interval=150, log_interval=50,
                            learning_rate=1e-2, min_lr=1e-3, weight_decay=0.0)
-    ckpt = train.load_checkpoint(os.path.join(small_dir, "ckpt.pt"))
-    small = train.model_from_checkpoint(ckpt)
+    ckpt = core.load_checkpoint(os.path.join(small_dir, "ckpt.pt"))
+    small = core.model_from_checkpoint(ckpt)
     big = GPT(GPTConfig(**{**asdict(small.config), "vocab_size": 50304, "tokenizer_vocab_size": 50257}))
     weights = small.state_dict()
     with torch.no_grad():
@@ -115,7 +115,7 @@ def memorizer(tmp_path_factory):
                 p.copy_(weights[name])
     out = tmp / "big"
     os.makedirs(out)
-    train.save_checkpoint({**ckpt, "model": big.state_dict(), "model_args": asdict(big.config),
+    core.save_checkpoint({**ckpt, "model": big.state_dict(), "model_args": asdict(big.config),
                            "meta": {**ckpt["meta"], **tok.meta()}}, str(out / "ckpt.pt"))
     return str(out)
 
@@ -144,12 +144,12 @@ def test_scores_match_hf(make_hf_dir):
                      "label": 2})  # longer than block_size=32: cut from the left, the last ending even in itself
     with torch.no_grad():
         for ex in examples:
-            total, mean = ev.score_endings(model, ex, tok, "cpu")
+            total, mean = core.score_endings(model, ex, tok, "cpu")
             ref_total, ref_mean = reference_scores(hf, tok, ex, 32)
             torch.testing.assert_close(total, ref_total, atol=1e-4, rtol=1e-5)
             torch.testing.assert_close(mean, ref_mean, atol=1e-5, rtol=1e-5)
     # the 4 candidates share the context's tokens and differ in the ending's only
-    x, y = ev.candidate_batch(examples[0], tok, 32)
+    x, y = core.candidate_batch(examples[0], tok, 32)
     n_ctx = len(tok.encode(examples[0]["ctx"]))
     assert (x[:, :n_ctx] == x[0, :n_ctx]).all() and (y[:, :n_ctx - 1] == -1).all()
     assert [(row != -1).sum().item() for row in y] == [len(tok.encode(" " + e)) for e in examples[0]["endings"]]
@@ -164,22 +164,22 @@ def test_memorized_endings_win(memorizer, tmp_path):
     # the right ending's loss is far below the others' (and a shuffled label is no longer found)
     model, tok, _ = load_model("resume", memorizer)
     for ex in fact_examples():
-        total, mean = ev.score_endings(model, ex, tok, "cpu")
+        total, mean = core.score_endings(model, ex, tok, "cpu")
         others = [i for i in range(4) if i != ex["label"]]
         assert total[ex["label"]] < total[others].min() - 3 and mean[ex["label"]] < mean[others].min() - 0.5
     moved = [{**ex, "label": (ex["label"] + 1) % 4} for ex in fact_examples()]
-    assert ev.hellaswag_accuracy(model, moved, tok, "cpu", NULL)["correct"] == 0
+    assert core.hellaswag_accuracy(model, moved, tok, "cpu", NULL)["correct"] == 0
 
 
 def test_acc_is_lowest_sum_and_acc_norm_lowest_mean(monkeypatch):
     # ending 0: short and cheap in total; ending 1: long, cheapest per token
-    monkeypatch.setattr(ev, "score_endings", lambda *a: (torch.tensor([2.0, 6.0, 9.0, 9.0]),
+    monkeypatch.setattr(core, "score_endings", lambda *a: (torch.tensor([2.0, 6.0, 9.0, 9.0]),
                                                          torch.tensor([2.0, 0.5, 3.0, 3.0])))
 
     class Model(torch.nn.Module):  # just enough of a GPT for hellaswag_accuracy's checks
         config = GPTConfig(vocab_size=50304)
     examples = [{"ctx": "c", "endings": ["a"] * 4, "label": label} for label in (0, 1, 1, 2)]
-    result = ev.hellaswag_accuracy(Model(), examples, Tokenizer.gpt2(), "cpu", NULL)
+    result = core.hellaswag_accuracy(Model(), examples, Tokenizer.gpt2(), "cpu", NULL)
     assert (result["correct"], result["correct_norm"], result["examples"]) == (1, 2, 4)
     assert (result["acc"], result["acc_norm"]) == (0.25, 0.5)
 
@@ -188,8 +188,8 @@ def test_split_over_ranks_adds_up(memorizer, monkeypatch):
     model, tok, _ = load_model("resume", memorizer)
     examples = fact_examples()[:5]
     examples[3] = {**examples[3], "label": 0}  # one wrong answer, so the counts differ between ranks
-    whole = ev.hellaswag_accuracy(model, examples, tok, "cpu", NULL)
-    parts = [ev.hellaswag_accuracy(model, examples, tok, "cpu", NULL, rank=r, world=2) for r in (0, 1)]
+    whole = core.hellaswag_accuracy(model, examples, tok, "cpu", NULL)
+    parts = [core.hellaswag_accuracy(model, examples, tok, "cpu", NULL, rank=r, world=2) for r in (0, 1)]
     assert [p["examples"] for p in parts] == [3, 2]  # examples 0, 2, 4 and 1, 3
     for key in ("examples", "correct", "correct_norm"):
         assert parts[0][key] + parts[1][key] == whole[key]
@@ -199,9 +199,9 @@ def test_split_over_ranks_adds_up(memorizer, monkeypatch):
     rank1 = torch.tensor([parts[1]["examples"], parts[1]["correct"], parts[1]["correct_norm"]])
     monkeypatch.setattr(dist, "is_initialized", lambda: True)
     monkeypatch.setattr(dist, "all_reduce", lambda t, *a, **k: t.add_(rank1))
-    assert ev.hellaswag_accuracy(model, examples, tok, "cpu", NULL, rank=0, world=2) == whole
+    assert core.hellaswag_accuracy(model, examples, tok, "cpu", NULL, rank=0, world=2) == whole
     model.train()
-    ev.hellaswag_accuracy(model, examples[:1], tok, "cpu", NULL)
+    core.hellaswag_accuracy(model, examples[:1], tok, "cpu", NULL)
     assert model.training  # the caller's mode comes back
 
 
@@ -210,10 +210,10 @@ def test_hellaswag_clear_errors(char_runs, tmp_path):
     with pytest.raises(UsageError, match="GPT-2's BPE tokenizer, not the char tokenizer"):
         ev.main(["--mode=hellaswag", f"--out_dir={char_runs[True]}", f"--hellaswag_path={path}", "--device=cpu"])
     with pytest.raises(UsageError, match="run python data/hellaswag/prepare.py"):
-        ev.load_hellaswag(str(tmp_path / "missing.jsonl"))
+        load_hellaswag(str(tmp_path / "missing.jsonl"))
     (tmp_path / "bad.jsonl").write_text('{"ctx": "a", "endings": ["b"], "label": 0}\n')
     with pytest.raises(UsageError, match=r"bad.jsonl:1 is not a HellaSwag example"):
-        ev.load_hellaswag(str(tmp_path / "bad.jsonl"))
+        load_hellaswag(str(tmp_path / "bad.jsonl"))
     with pytest.raises(UsageError, match="mode 'hellaswog'"):
         ev.main(["--mode=hellaswog"])
 
@@ -235,7 +235,7 @@ def test_prepare_offline_error_leaves_nothing(tmp_path, monkeypatch):
     lines = "".join(json.dumps(ex) + "\n" for ex in fact_examples()).encode()
     monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: io.BytesIO(lines))
     path = hellaswag_prepare.main([f"--out_dir={dest}"])
-    assert ev.load_hellaswag(str(path)) == fact_examples()
+    assert load_hellaswag(str(path)) == fact_examples()
 
 
 # -----------------------------------------------------------------------------
@@ -252,7 +252,7 @@ def test_loss_plot_from_growing_metrics(tmp_path):
     with open(run / "metrics.jsonl", "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in records)
         f.write('{"iter": 8, "tokens": 512, "lo')  # the line train.py is writing right now
-    train_records, evals = ev.read_metrics(str(run / "metrics.jsonl"))
+    train_records, evals = core.read_metrics(str(run / "metrics.jsonl"))
     assert [(r["iter"], r["loss"]) for r in train_records] == [(1, 4.9), (2, 4.8), (3, 4.7), (4, 4.6), (5, 4.5),
                                                                 (6, 1.0), (7, 1.0)]  # 8 belonged to the old run
     assert [(r["iter"], r["val_loss"]) for r in evals] == [(0, 5.1), (5, 4.6)]
@@ -360,7 +360,7 @@ def test_train_py_periodic_hellaswag(memorizer, tmp_path, monkeypatch):
     os.makedirs(tmp_path / "data" / "hellaswag")
     write_jsonl(tmp_path / "data" / "hellaswag" / "hellaswag_val.jsonl", fact_examples())
     monkeypatch.chdir(tmp_path)
-    ckpt = train.load_checkpoint(os.path.join(memorizer, "ckpt.pt"))
+    ckpt = core.load_checkpoint(os.path.join(memorizer, "ckpt.pt"))
     cfg = TrainConfig(**{**ckpt["config"], "out_dir": memorizer, "dataset": str(data), "init_from": "resume",
                          "eval_only": True, "eval_hellaswag": True})
     assert train.train(cfg)["hellaswag_acc"] == 1.0

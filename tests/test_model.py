@@ -7,6 +7,7 @@ from torch.nn import functional as F
 from transformers import GPT2LMHeadModel
 
 import model as model_py
+from conftest import small_model
 from model import GPT, GPTConfig, KVCache, sample_next
 
 
@@ -68,10 +69,6 @@ def test_greedy_generation_matches_hf(make_hf_dir):
     assert torch.equal(ours.generate(idx, 60, temperature=0.0), ref)
 
 
-def small_model(block_size=32, vocab_size=80, seed=0, **kw) -> GPT:
-    torch.manual_seed(seed)
-    return GPT(GPTConfig(block_size=block_size, vocab_size=vocab_size, n_layer=2, n_head=2, n_embd=32, **kw)).eval()
-
 
 @pytest.mark.parametrize("prompt_len,new", [(5, 20), (10, 60), (40, 10)])  # inside, across and beyond block_size 32
 def test_cached_generation_equals_uncached(prompt_len, new):
@@ -118,22 +115,6 @@ def test_sdpa_attention_equals_masked_softmax():
     attn = model.transformer.h[0].attn
     x = torch.randn(3, 17, 32)
     torch.testing.assert_close(attn(x), reference_attention(attn, x), atol=1e-6, rtol=1e-5)
-
-
-@pytest.mark.parametrize("bias", [True, False])
-def test_inference_linear_path(bias):
-    """model.Linear sends fp32 CPU inference to oneDNN: it must be taken, and agree with F.linear."""
-    lin, x = model_py.Linear(48, 80, bias=bias), torch.randn(3, 5, 48)
-    ref = F.linear(x, lin.weight, lin.bias)
-    with torch.no_grad(), torch.profiler.profile() as prof:
-        y = lin(x)
-    assert ("mkldnn::_linear_pointwise" in {e.name for e in prof.events()}) == model_py.ONEDNN
-    torch.testing.assert_close(y, ref, atol=1e-6, rtol=1e-5)
-    assert lin(x).grad_fn is not None  # with grad: F.linear, which has a backward
-    lin.double()  # other dtypes keep F.linear
-    with torch.no_grad(), torch.profiler.profile() as prof:
-        assert torch.equal(lin(x.double()), F.linear(x.double(), lin.weight, lin.bias))
-    assert "mkldnn::_linear_pointwise" not in {e.name for e in prof.events()}
 
 
 def test_attention_runs_in_fp32_under_cpu_autocast():

@@ -4,16 +4,19 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
+import bench
 import train
 from configurator import UsageError
-from conftest import ROOT, metrics, write_dataset
-from train import TrainConfig, batch_offsets, get_lr, load_checkpoint, save_checkpoint
+from conftest import ROOT, cli_args, kill_group, metrics, python, write_dataset
+from core import get_batch, load_checkpoint, read_metrics, save_checkpoint
+from train import TrainConfig, batch_offsets, get_lr
 
 
 def test_get_lr_endpoints():
@@ -36,7 +39,7 @@ def test_batches_depend_on_seed_and_step_only():
     assert not np.array_equal(a, batch_offsets(1, 5, 8, 1000, 16))
     assert a.min() >= 0 and a.max() < 1000 - 16
     data = np.arange(1000, dtype=np.uint16)
-    x, y = train.get_batch(data, a, 16, torch.device("cpu"))
+    x, y = get_batch(data, a, 16, torch.device("cpu"))
     assert x.shape == (8, 16) and x.dtype == torch.long and torch.equal(y, x + 1)
     assert torch.equal(x[:, 0], torch.from_numpy(a))
 
@@ -159,20 +162,11 @@ def test_init_from_hf_dir_and_crop(tiny, make_hf_dir):
     assert ckpt["config"]["n_embd"] == 64  # the resolved config records the model's real shape
 
 
-def run_cli(args, **kw):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, **kw)
-
-
-def cli_args(cfg):
-    return [f"--{k}={v}" for k, v in cfg.__dict__.items() if v != getattr(TrainConfig, k)]
-
-
 def test_cli_one_line_errors(tiny):
-    r = run_cli([sys.executable, "train.py", "--batchsize=3"])
+    r = python("train.py", "--batchsize=3")
     assert r.returncode == 2 and r.stderr.strip() == \
         "error: unknown config key 'batchsize' (did you mean 'batch_size'?); --help lists them all"
-    r = run_cli([sys.executable, "train.py", *cli_args(tiny), "--dataset=nowhere"])
+    r = python("train.py", *cli_args(tiny), "--dataset=nowhere")
     assert r.returncode == 2 and "meta.json" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -183,30 +177,41 @@ def test_ddp_equals_one_process(tiny, tmp_path):
     one = replace(cfg, out_dir=str(tmp_path / "one"))
     train.train(one)
     two = replace(cfg, out_dir=str(tmp_path / "two"))
-    r = run_cli([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py",
-                 *cli_args(two)])
+    r = python("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py", *cli_args(two))
     assert r.returncode == 0, r.stderr[-3000:]
     a, b = final_weights(one), final_weights(two)
     for k in a:
         torch.testing.assert_close(b[k], a[k], atol=1e-6, rtol=0)
     loss = lambda c: [r["loss"] for r in metrics(c) if "loss" in r]
     np.testing.assert_allclose(loss(two), loss(one), atol=1e-6)
-    r = run_cli([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py",
-                 *cli_args(replace(two, gradient_accumulation_steps=3))])
+    r = python("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py",
+               *cli_args(replace(two, gradient_accumulation_steps=3)))
     assert r.returncode != 0 and "does not divide over 2 processes" in r.stderr
 
 
-def test_sigterm_saves_and_exits_zero(tiny):
+def test_sigterm_saves_and_exits_zero(tiny, tmp_path):
     cfg = replace(tiny, max_iters=100000, lr_decay_iters=100000, eval_interval=100000, log_interval=1)
-    proc = subprocess.Popen([sys.executable, "train.py", *cli_args(cfg)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    for line in proc.stdout:  # wait until it is really training
-        if line.startswith("iter 3:"):
-            break
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
-    assert "stopped by a signal" in out
+    stdout, started = [], threading.Event()
+
+    def read(stream):  # a thread, so that waiting for "iter 3:" has a deadline
+        for line in stream:
+            stdout.append(line)
+            if line.startswith("iter 3:"):
+                started.set()
+    with open(tmp_path / "stderr.txt", "w+") as err:
+        proc = subprocess.Popen([sys.executable, "train.py", *cli_args(cfg)], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=err, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                start_new_session=True)
+        try:
+            reader = threading.Thread(target=read, args=(proc.stdout,), daemon=True)
+            reader.start()
+            assert started.wait(timeout=120), "train.py did not reach iter 3 within 120 s"
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=120) == 0, (tmp_path / "stderr.txt").read_text()
+            reader.join(timeout=10)
+        finally:
+            kill_group(proc)
+    assert any("stopped by a signal" in line for line in stdout)
     ckpt = load_checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"))
     assert ckpt["iter_num"] >= 3
     result = train.train(replace(cfg, init_from="resume", max_iters=ckpt["iter_num"] + 2))
@@ -218,20 +223,17 @@ def shakespeare_char_dir(tmp_path_factory, shakespeare_text):
     """data/shakespeare_char prepared from the real Tiny Shakespeare text, in a temp dir."""
     out = tmp_path_factory.mktemp("shakespeare_char")
     (out / "input.txt").write_text(shakespeare_text, encoding="utf-8")
-    r = run_cli([sys.executable, "data/shakespeare_char/prepare.py", f"--input={out / 'input.txt'}",
-                 f"--out_dir={out}"])
+    r = python("data/shakespeare_char/prepare.py", f"--input={out / 'input.txt'}", f"--out_dir={out}")
     assert r.returncode == 0, r.stderr
     return out
 
 
 @pytest.mark.slow
 def test_reference_cpu_recipe_reaches_val_1_90(shakespeare_char_dir, tmp_path):
-    """The reference codebase's CPU recipe, flag for flag, on the real text (about 1.5 minutes on 2 cores)."""
-    recipe = ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False", "--eval_iters=20",
-              "--log_interval=1", "--block_size=64", "--batch_size=12", "--n_layer=4", "--n_head=4", "--n_embd=128",
-              "--max_iters=2000", "--lr_decay_iters=2000", "--dropout=0.0"]
-    r = run_cli([sys.executable, "train.py", *recipe, f"--dataset={shakespeare_char_dir}", f"--out_dir={tmp_path}"])
+    """The reference codebase's CPU recipe as bench.py runs it (about 2 minutes on 2 cores; its deadline is a
+    backstop for a hung run, 10x that, not a speed check)."""
+    r = python("train.py", *bench.REFERENCE_RECIPE, f"--dataset={shakespeare_char_dir}", f"--out_dir={tmp_path}",
+               timeout=1200)
     assert r.returncode == 0, r.stderr[-3000:]
-    with open(tmp_path / "metrics.jsonl") as f:
-        final = [rec for rec in map(json.loads, f) if "val_loss" in rec][-1]
+    final = read_metrics(str(tmp_path / "metrics.jsonl"))[1][-1]
     assert final["iter"] == 2000 and final["val_loss"] <= 1.90, final

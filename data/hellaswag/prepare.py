@@ -8,40 +8,16 @@ $ python data/hellaswag/prepare.py --out_dir=somewhere     # then eval.py --hell
 Offline, download the URL below yourself and save it where the error message says.
 """
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # repo root
-from data.common import DataError, download, run
+from data.common import DataError, download, load_hellaswag, run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 URL = "https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl"
 FILENAME = "hellaswag_val.jsonl"
-
-
-def load_hellaswag(path: str, limit: int | None = None) -> list[dict]:
-    """The (first `limit`) examples of a HellaSwag JSONL file, each checked for ctx, 4 endings and a label."""
-    if not os.path.isfile(path):
-        raise DataError(f"{path} not found: run python data/hellaswag/prepare.py first")
-    examples = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if limit is not None and len(examples) >= limit:
-                break
-            if not line.strip():
-                continue
-            try:
-                ex = json.loads(line)
-            except json.JSONDecodeError:
-                ex = None
-            if not (isinstance(ex, dict) and isinstance(ex.get("ctx"), str) and isinstance(ex.get("endings"), list)
-                    and len(ex["endings"]) == 4 and all(isinstance(e, str) for e in ex["endings"])
-                    and ex.get("label") in (0, 1, 2, 3)):
-                raise DataError(f"{path}:{n} is not a HellaSwag example: it needs ctx, 4 endings and a label 0..3")
-            examples.append(ex)
-    return examples
 
 
 def main(argv: list[str] | None = None) -> Path:

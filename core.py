@@ -1,0 +1,284 @@
+"""
+What the scripts share. train.py, sample.py, eval.py and bench.py import this module and never each other; it
+imports model.py, configurator.py and data/common.py, never a script:
+
+    scripts (train, sample, eval, bench) -> core -> model, data.common -> configurator
+
+Devices and dtypes, the dataset on disk, checkpoints, loading a model from a run or from GPT-2, torch.compile
+with a fallback, peak FLOPs for MFU, metrics.jsonl, and HellaSwag scoring.
+"""
+import contextlib
+import json
+import os
+import warnings
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn import functional as F
+from torch.nn.utils.rnn import pad_sequence
+from tqdm import tqdm
+
+from configurator import UsageError
+from data.common import Tokenizer, atomic_write, load_meta
+from model import GPT, GPTConfig
+
+# -----------------------------------------------------------------------------
+# devices, dtypes, peak FLOPs
+
+# Dense bf16 (fp16 where the chip has no bf16) tensor-core peaks in FLOP/s from the vendors' datasheets, matched
+# against torch.cuda.get_device_name(). More specific names first: "H100 PCIe" must win over "H100".
+PEAK_FLOPS = {
+    "H100 PCIe": 756e12, "H100 NVL": 835e12, "H100": 989e12, "H200": 989e12, "GH200": 989e12, "B200": 2250e12,
+    "A100": 312e12, "A10G": 70e12, "A10": 125e12, "L40S": 362e12, "L4": 121e12,
+    "RTX 4090": 165e12, "RTX 3090": 71e12, "V100": 125e12, "T4": 65e12,
+}
+
+
+def peak_flops(device: torch.device, peak_tflops: float | None = None) -> float | None:
+    """The device's peak FLOP/s: peak_tflops when given, else PEAK_FLOPS by GPU name; None when unknown (CPUs)."""
+    if peak_tflops:
+        return peak_tflops * 1e12
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in PEAK_FLOPS.items() if key in name), None)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 autocast can pay off."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:  # not Linux: assume not
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks cuda > mps > cpu; any other name is taken as it is."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+
+
+def resolve_dtype(name: str, device: torch.device, n_embd: int | None = None) -> torch.dtype:
+    """'auto': bf16 on GPUs that have it, else fp16; on CPUs with native bf16, bf16 autocast for models at least
+    128 wide (n_embd), where it measured 1.2-2x faster than fp32 (README, Performance); fp32 otherwise."""
+    if name == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if device.type == "cpu" and n_embd is not None and n_embd >= 128 and cpu_has_bf16():
+            return torch.bfloat16
+        return torch.float32
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if name not in dtypes:
+        raise UsageError(f"dtype '{name}' is not one of auto, {', '.join(dtypes)}")
+    if dtypes[name] == torch.float16 and device.type != "cuda":
+        raise UsageError("dtype=float16 needs a CUDA device (it trains with a GradScaler); use bfloat16 or float32")
+    return dtypes[name]
+
+
+def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+    """Mixed precision in dtype on device; fp32 is no autocast at all. A fresh one for each use, or one reused."""
+    return torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
+
+
+def maybe_compile(model: GPT, example: tuple[torch.Tensor, torch.Tensor], ctx) -> torch.nn.Module:
+    """torch.compile the model, trying one forward/backward now so a failure falls back to eager up front."""
+    compiled = torch.compile(model)
+    try:
+        with ctx:
+            _, loss = compiled(*example)
+        loss.backward()
+        return compiled
+    except Exception as e:
+        warnings.warn(f"torch.compile failed, training eagerly instead ({type(e).__name__}: {e})")
+        return model
+    finally:
+        model.zero_grad(set_to_none=True)
+
+
+# -----------------------------------------------------------------------------
+# the dataset on disk: data/<name>/{train,val}.bin and meta.json
+
+def open_data(data_dir: str, block_size: int) -> tuple[dict[str, np.ndarray], dict]:
+    """({'train', 'val'} memmaps, meta) of a prepared dataset, each split checked to hold more than block_size."""
+    meta = load_meta(data_dir)
+    data = {}
+    for split in ("train", "val"):
+        path = os.path.join(data_dir, f"{split}.bin")
+        if not os.path.isfile(path):
+            raise UsageError(f"{path} not found: run python {os.path.join(data_dir, 'prepare.py')} first")
+        data[split] = np.memmap(path, dtype=meta["dtype"], mode="r")
+        if len(data[split]) <= block_size:
+            raise UsageError(f"{path} holds {len(data[split])} tokens, too few for block_size={block_size}: "
+                             f"lower block_size or add data")
+    return data, meta
+
+
+def get_batch(data: np.ndarray, offsets: np.ndarray, block_size: int,
+              device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and next-token targets (B, block_size) starting at offsets, gathered in one numpy indexing op."""
+    rows = torch.from_numpy(data[offsets[:, None] + np.arange(block_size + 1)].astype(np.int64))
+    if device.type == "cuda":  # pinned memory lets the copy overlap with compute
+        rows = rows.pin_memory().to(device, non_blocking=True)
+    else:
+        rows = rows.to(device)
+    return rows[:, :-1], rows[:, 1:]
+
+
+# -----------------------------------------------------------------------------
+# checkpoints and models
+
+CHECKPOINT_KEYS = {"model", "model_args", "iter_num", "best_val_loss", "config", "meta"}
+
+
+def save_checkpoint(obj: dict, path: str) -> None:
+    """Write atomically: a crash or kill mid-write leaves the previous file at path intact."""
+    with atomic_write(path) as f:
+        torch.save(obj, f)
+
+
+def load_checkpoint(path: str, device: torch.device | str = "cpu") -> dict:
+    """The one checkpoint loader. Loads tensors and plain data only (weights_only)."""
+    if not os.path.isfile(path):
+        raise UsageError(f"no checkpoint at {path}: train one first, or point out_dir at the run to load")
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:
+        raise UsageError(f"checkpoint {path} is unreadable ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    missing = CHECKPOINT_KEYS - set(ckpt if isinstance(ckpt, dict) else {})
+    if missing:
+        raise UsageError(f"{path} is not a checkpoint of this codebase: it lacks {sorted(missing)}")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict) -> GPT:
+    model = GPT(GPTConfig(**ckpt["model_args"]))
+    model.load_state_dict(ckpt["model"])
+    return model
+
+
+def load_pretrained(init_from: str, dropout: float | None = None) -> GPT:
+    """OpenAI's GPT-2 by name or a local HF directory; a bad name, directory or download is a UsageError."""
+    try:
+        return GPT.from_pretrained(init_from, None if dropout is None else {"dropout": dropout})
+    except (ValueError, RuntimeError) as e:
+        raise UsageError(f"init_from='{init_from}': {e}") from None
+
+
+def load_model(init_from: str, out_dir: str = "out", ckpt_name: str = "ckpt.pt") -> tuple[GPT, Tokenizer, str]:
+    """The model (on the CPU, in eval mode), its tokenizer, and a short description of where it came from:
+    out_dir/ckpt_name for init_from='resume', else OpenAI's GPT-2 or a HF directory (sample.py and eval.py).
+    A checkpoint's tokenizer is its "meta" (the dataset's meta.json, saved by train.py); GPT-2 models use GPT-2 BPE."""
+    if init_from == "resume":
+        path = os.path.join(out_dir, ckpt_name)
+        ckpt = load_checkpoint(path)
+        model, tokenizer = model_from_checkpoint(ckpt), Tokenizer.from_meta(ckpt["meta"])
+        source = f"{path} (iter {ckpt['iter_num']}, best val loss {ckpt['best_val_loss']:.4f})"
+    else:
+        model, tokenizer, source = load_pretrained(init_from), Tokenizer.gpt2(), init_from
+        if model.config.tokenizer_vocab_size is None and model.config.vocab_size > tokenizer.vocab_size:
+            model.config.tokenizer_vocab_size = tokenizer.vocab_size  # rows past GPT-2's vocab are never sampled
+    return model.eval(), tokenizer, source
+
+
+# -----------------------------------------------------------------------------
+# metrics.jsonl, written by train.py
+
+def read_metrics(path: str) -> tuple[list[dict], list[dict]]:
+    """(train records, eval records) of a metrics.jsonl, each sorted by iter. A record with a lower iter than the
+    one before it starts a resumed run: it replaces what the earlier run logged from that iter on. Lines that are
+    not JSON (the one being written right now, or one cut by a crash) are skipped."""
+    if not os.path.isfile(path):
+        raise UsageError(f"{path} not found: train.py writes it into out_dir")
+    runs = {"train": {}, "eval": {}}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if not isinstance(r, dict) or not isinstance(r.get("iter"), int):
+                continue
+            for records in runs.values():  # a resume point: what the earlier run logged after it is superseded
+                for it in [it for it in records if it > r["iter"]]:
+                    del records[it]
+            if "val_loss" in r or "loss" in r:
+                runs["eval" if "val_loss" in r else "train"][r["iter"]] = r
+    return tuple([recs[it] for it in sorted(recs)] for recs in (runs["train"], runs["eval"]))
+
+
+# -----------------------------------------------------------------------------
+# HellaSwag: each of the 4 endings is appended to the context with a leading space and scored by the model's
+# cross-entropy on the ending's tokens only. acc picks the ending of lowest *summed* loss, acc_norm the one of
+# lowest *mean* loss per token (lm-evaluation-harness normalizes by bytes instead). Only the tokenizer's real ids
+# compete in the softmax (padded vocab rows are never produced), so a model scores the same here and after export.
+
+def check_tokenizer(model: GPT, tokenizer: Tokenizer) -> None:
+    if tokenizer.vocab_size > model.config.vocab_size:  # e.g. a small HF dir, which we assume speaks GPT-2's BPE
+        raise UsageError(f"the tokenizer's {tokenizer.vocab_size} ids do not fit the model's vocab of "
+                         f"{model.config.vocab_size}: this is not the model's tokenizer")
+
+
+def candidate_batch(example: dict, tokenizer: Tokenizer, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and targets (4, T) of the 4 context + ending sequences, right-padded. Targets are -1 except at the
+    ending's tokens, so only those are scored. Context and ending are encoded apart, so all 4 share the context's
+    tokens. A sequence longer than block_size + 1 (its last token is only a target) loses its start."""
+    context = tokenizer.encode(example["ctx"], allow_eot=False)
+    if not context:
+        raise UsageError(f"a HellaSwag example has an empty context: {example}")
+    xs, ys = [], []
+    for ending in example["endings"]:
+        end = tokenizer.encode(" " + ending, allow_eot=False)
+        seq = torch.tensor((context + end)[-(block_size + 1):])
+        target = seq[1:].clone()  # position p predicts token p + 1
+        target[:-len(end)] = -1  # only the ending is scored (all of what is left of it, after a cut)
+        xs.append(seq[:-1])
+        ys.append(target)
+    # padding goes after the end, where causal attention keeps it out of every real token's result
+    return pad_sequence(xs, batch_first=True), pad_sequence(ys, batch_first=True, padding_value=-1)
+
+
+@torch.no_grad()
+def score_endings(model: GPT, example: dict, tokenizer: Tokenizer, device: torch.device | str,
+                  ctx=contextlib.nullcontext()) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed, mean) cross-entropy of each ending's tokens, shapes (4,), from one forward pass of all 4."""
+    x, y = (t.to(device) for t in candidate_batch(example, tokenizer, model.config.block_size))
+    with ctx:
+        logits, _ = model(x, all_logits=True)
+    logits = logits[..., :model.config.real_vocab_size].float()
+    loss = F.cross_entropy(logits.transpose(1, 2), y, ignore_index=-1, reduction="none")  # (4, T), 0 where ignored
+    total = loss.sum(dim=1)
+    return total.cpu(), (total / (y != -1).sum(dim=1)).cpu()
+
+
+def hellaswag_accuracy(model: GPT, examples: list[dict], tokenizer: Tokenizer, device: torch.device | str, ctx,
+                       rank: int = 0, world: int = 1, progress: bool = False) -> dict:
+    """{'examples', 'correct', 'correct_norm', 'acc', 'acc_norm'} over examples. Process `rank` of `world` scores
+    examples rank, rank + world, ...; with torch.distributed initialized the counts are summed over all processes,
+    so every process must call this. Pass the plain model, not a DDP or compiled wrapper (each example has its own
+    length, which would recompile). The model's train/eval mode is restored afterwards."""
+    if tokenizer.kind != "gpt2":
+        raise UsageError(f"HellaSwag needs a model with GPT-2's BPE tokenizer, not the {tokenizer.kind} tokenizer")
+    check_tokenizer(model, tokenizer)
+    was_training = model.training
+    model.eval()
+    n = correct = correct_norm = 0
+    bar = tqdm(range(rank, len(examples), world), desc="hellaswag", unit="ex", disable=not progress)
+    for i in bar:
+        total, mean = score_endings(model, examples[i], tokenizer, device, ctx)
+        n += 1
+        correct += total.argmin().item() == examples[i]["label"]
+        correct_norm += mean.argmin().item() == examples[i]["label"]
+        bar.set_postfix(acc=f"{correct / n:.4f}", acc_norm=f"{correct_norm / n:.4f}", refresh=False)
+    model.train(was_training)
+    counts = torch.tensor([n, correct, correct_norm], dtype=torch.long, device=device)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(counts)
+    n, correct, correct_norm = counts.tolist()
+    return {"examples": n, "correct": correct, "correct_norm": correct_norm,
+            "acc": correct / max(n, 1), "acc_norm": correct_norm / max(n, 1)}
