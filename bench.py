@@ -5,7 +5,8 @@ Benchmarks, separate from training so that speed claims have one place to come f
     python bench.py --dataset=shakespeare_char --n_layer=6 --n_embd=384 --n_head=6 --block_size=256 --batch_size=64
     python bench.py --profile=True                    # also writes a torch.profiler trace to bench_trace.json
     python bench.py --mode=compare --device=cpu ...   # the same train step as fp32 eager with plain AdamW,
-                                                      # fused AdamW, bf16 autocast and torch.compile, side by side
+                                                      # fused AdamW, bf16 autocast and torch.compile, side by
+                                                      side
     python bench.py --mode=generate --device=cpu      # tokens/s: cached vs uncached generate vs HF generate
     python bench.py --mode=speedrun --device=cpu      # Tiny Shakespeare to val 1.88: reference recipe vs ours
 
@@ -45,7 +46,8 @@ class BenchConfig:
     iters: int = 20
     rounds: int = 5  # compare mode: rounds of iters steps per variant, taken in turns
     learning_rate: float = 6e-4
-    optimizer: str = "adamw"  # 'adamw', 'muon', or 'plain' (torch.optim.AdamW's defaults: not fused, one decay group)
+    # 'adamw', 'muon', or 'plain' (torch.optim.AdamW's defaults: not fused, one decay group)
+    optimizer: str = "adamw"
     profile: bool = False
     # generate mode
     prompt_len: int = 32
@@ -65,7 +67,8 @@ def sync(device: torch.device) -> None:
 
 
 def make_step(cfg: BenchConfig, device: torch.device) -> tuple:
-    """(step, model): step() runs one training iteration (forward, backward, clip, optimizer) and returns the loss."""
+    """(step, model): step() runs one training iteration (forward, backward, clip, optimizer) and returns the
+    loss."""
     dtype = resolve_dtype(cfg.dtype, device, cfg.n_embd)
     ctx = autocast(device, dtype)
     torch.set_float32_matmul_precision("high")
@@ -177,8 +180,9 @@ def full_val_loss(ckpt_path: str, device: torch.device) -> float:
 
 
 def bench_speedrun(cfg: BenchConfig, device: torch.device) -> dict:
-    """Wall time to train Tiny Shakespeare chars: the reference CPU recipe vs config/train_shakespeare_char_cpu.py,
-    one after the other on this machine, each as its own `python train.py` process."""
+    """Wall time to train Tiny Shakespeare chars: the reference CPU recipe vs
+    config/train_shakespeare_char_cpu.py, one after the other on this machine, each as its own `python
+    train.py` process."""
     runs = {"reference recipe": REFERENCE_RECIPE, "speedrun": ["config/train_shakespeare_char_cpu.py"]}
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

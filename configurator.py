@@ -3,9 +3,10 @@ Configuration for train.py, sample.py and bench.py from the command line:
 
     python train.py config/train_shakespeare_char.py --batch_size=32 --compile=False
 
-Every key and its one default live in the script's config dataclass. Config files are plain Python that assign to
-those keys, applied in order; then each --key=value, parsed as a Python literal (ast.literal_eval) or else kept as a
-string. Unknown keys and values of the wrong type are errors that name the key. --help lists every key.
+Every key and its one default live in the script's config dataclass. Config files are plain Python that assign
+to those keys, applied in order; then each --key=value, parsed as a Python literal (ast.literal_eval) or else
+kept as a string. Unknown keys and values of the wrong type are errors that name the key. --help lists every
+key.
 """
 import ast
 import dataclasses
@@ -19,7 +20,8 @@ T = TypeVar("T")
 
 
 class UsageError(Exception):
-    """Bad input from the user (config, data, checkpoint, prompt): reported as one line, without a traceback."""
+    """Bad input from the user (config, data, checkpoint, prompt): reported as one line, without a
+    traceback."""
 
 
 def _check(key: str, value: Any, typ: Any) -> Any:

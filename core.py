@@ -26,8 +26,8 @@ from model import GPT, GPTConfig
 # -----------------------------------------------------------------------------
 # devices, dtypes, peak FLOPs
 
-# Dense bf16 (fp16 where the chip has no bf16) tensor-core peaks in FLOP/s from the vendors' datasheets, matched
-# against torch.cuda.get_device_name(). More specific names first: "H100 PCIe" must win over "H100".
+# Dense bf16 (fp16 where the chip has no bf16) tensor-core peaks in FLOP/s from the vendors' datasheets,
+# matched against torch.cuda.get_device_name(). More specific names first: "H100 PCIe" must win over "H100".
 PEAK_FLOPS = {
     "H100 PCIe": 756e12, "H100 NVL": 835e12, "H100": 989e12, "H200": 989e12, "GH200": 989e12, "B200": 2250e12,
     "A100": 312e12, "A10G": 70e12, "A10": 125e12, "L40S": 362e12, "L4": 121e12,
@@ -36,7 +36,8 @@ PEAK_FLOPS = {
 
 
 def peak_flops(device: torch.device, peak_tflops: float | None = None) -> float | None:
-    """The device's peak FLOP/s: peak_tflops when given, else PEAK_FLOPS by GPU name; None when unknown (CPUs)."""
+    """The device's peak FLOP/s: peak_tflops when given, else PEAK_FLOPS by GPU name; None when unknown
+    (CPUs)."""
     if peak_tflops:
         return peak_tflops * 1e12
     if device.type != "cuda":
@@ -65,8 +66,9 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_dtype(name: str, device: torch.device, n_embd: int | None = None) -> torch.dtype:
-    """'auto': bf16 on GPUs that have it, else fp16; on CPUs with native bf16, bf16 autocast for models at least
-    128 wide (n_embd), where it measured 1.2-2x faster than fp32 (README, Performance); fp32 otherwise."""
+    """'auto': bf16 on GPUs that have it, else fp16; on CPUs with native bf16, bf16 autocast for models at
+    least 128 wide (n_embd), where it measured 1.2-2x faster than fp32 (README, Performance); fp32
+    otherwise."""
     if name == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -82,7 +84,8 @@ def resolve_dtype(name: str, device: torch.device, n_embd: int | None = None) ->
 
 
 def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
-    """Mixed precision in dtype on device; fp32 is no autocast at all. A fresh one for each use, or one reused."""
+    """Mixed precision in dtype on device; fp32 is no autocast at all. A fresh one for each use, or one
+    reused."""
     return torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
 
 
@@ -105,7 +108,8 @@ def maybe_compile(model: GPT, example: tuple[torch.Tensor, torch.Tensor], ctx) -
 # the dataset on disk: data/<name>/{train,val}.bin and meta.json
 
 def open_data(data_dir: str, block_size: int) -> tuple[dict[str, np.ndarray], dict]:
-    """({'train', 'val'} memmaps, meta) of a prepared dataset, each split checked to hold more than block_size."""
+    """({'train', 'val'} memmaps, meta) of a prepared dataset, each split checked to hold more than
+    block_size."""
     meta = load_meta(data_dir)
     data = {}
     for split in ("train", "val"):
@@ -121,7 +125,8 @@ def open_data(data_dir: str, block_size: int) -> tuple[dict[str, np.ndarray], di
 
 def get_batch(data: np.ndarray, offsets: np.ndarray, block_size: int,
               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs and next-token targets (B, block_size) starting at offsets, gathered in one numpy indexing op."""
+    """Inputs and next-token targets (B, block_size) starting at offsets, gathered in one numpy indexing
+    op."""
     rows = torch.from_numpy(data[offsets[:, None] + np.arange(block_size + 1)].astype(np.int64))
     if device.type == "cuda":  # pinned memory lets the copy overlap with compute
         rows = rows.pin_memory().to(device, non_blocking=True)
@@ -172,8 +177,9 @@ def load_pretrained(init_from: str, dropout: float | None = None) -> GPT:
 
 def load_model(init_from: str, out_dir: str = "out", ckpt_name: str = "ckpt.pt") -> tuple[GPT, Tokenizer, str]:
     """The model (on the CPU, in eval mode), its tokenizer, and a short description of where it came from:
-    out_dir/ckpt_name for init_from='resume', else OpenAI's GPT-2 or a HF directory (sample.py and eval.py).
-    A checkpoint's tokenizer is its "meta" (the dataset's meta.json, saved by train.py); GPT-2 models use GPT-2 BPE."""
+    out_dir/ckpt_name for init_from='resume', else OpenAI's GPT-2 or a HF directory (sample.py and eval.py). A
+    checkpoint's tokenizer is its "meta" (the dataset's meta.json, saved by train.py); GPT-2 models use GPT-2
+    BPE."""
     if init_from == "resume":
         path = os.path.join(out_dir, ckpt_name)
         ckpt = load_checkpoint(path)
@@ -182,7 +188,8 @@ def load_model(init_from: str, out_dir: str = "out", ckpt_name: str = "ckpt.pt")
     else:
         model, tokenizer, source = load_pretrained(init_from), Tokenizer.gpt2(), init_from
         if model.config.tokenizer_vocab_size is None and model.config.vocab_size > tokenizer.vocab_size:
-            model.config.tokenizer_vocab_size = tokenizer.vocab_size  # rows past GPT-2's vocab are never sampled
+            # rows past GPT-2's vocab are never sampled
+            model.config.tokenizer_vocab_size = tokenizer.vocab_size
     return model.eval(), tokenizer, source
 
 
@@ -190,9 +197,9 @@ def load_model(init_from: str, out_dir: str = "out", ckpt_name: str = "ckpt.pt")
 # metrics.jsonl, written by train.py
 
 def read_metrics(path: str) -> tuple[list[dict], list[dict]]:
-    """(train records, eval records) of a metrics.jsonl, each sorted by iter. A record with a lower iter than the
-    one before it starts a resumed run: it replaces what the earlier run logged from that iter on. Lines that are
-    not JSON (the one being written right now, or one cut by a crash) are skipped."""
+    """(train records, eval records) of a metrics.jsonl, each sorted by iter. A record with a lower iter than
+    the one before it starts a resumed run: it replaces what the earlier run logged from that iter on. Lines
+    that are not JSON (the one being written right now, or one cut by a crash) are skipped."""
     if not os.path.isfile(path):
         raise UsageError(f"{path} not found: train.py writes it into out_dir")
     runs = {"train": {}, "eval": {}}
@@ -204,7 +211,8 @@ def read_metrics(path: str) -> tuple[list[dict], list[dict]]:
                 continue
             if not isinstance(r, dict) or not isinstance(r.get("iter"), int):
                 continue
-            for records in runs.values():  # a resume point: what the earlier run logged after it is superseded
+            # a resume point: what the earlier run logged after it is superseded
+            for records in runs.values():
                 for it in [it for it in records if it > r["iter"]]:
                     del records[it]
             if "val_loss" in r or "loss" in r:
@@ -215,19 +223,22 @@ def read_metrics(path: str) -> tuple[list[dict], list[dict]]:
 # -----------------------------------------------------------------------------
 # HellaSwag: each of the 4 endings is appended to the context with a leading space and scored by the model's
 # cross-entropy on the ending's tokens only. acc picks the ending of lowest *summed* loss, acc_norm the one of
-# lowest *mean* loss per token (lm-evaluation-harness normalizes by bytes instead). Only the tokenizer's real ids
-# compete in the softmax (padded vocab rows are never produced), so a model scores the same here and after export.
+# lowest *mean* loss per token (lm-evaluation-harness normalizes by bytes instead). Only the tokenizer's real
+# ids compete in the softmax (padded vocab rows are never produced), so a model scores the same here and after
+# export.
 
 def check_tokenizer(model: GPT, tokenizer: Tokenizer) -> None:
-    if tokenizer.vocab_size > model.config.vocab_size:  # e.g. a small HF dir, which we assume speaks GPT-2's BPE
+    # e.g. a small HF dir, which we assume speaks GPT-2's BPE
+    if tokenizer.vocab_size > model.config.vocab_size:
         raise UsageError(f"the tokenizer's {tokenizer.vocab_size} ids do not fit the model's vocab of "
                          f"{model.config.vocab_size}: this is not the model's tokenizer")
 
 
 def candidate_batch(example: dict, tokenizer: Tokenizer, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs and targets (4, T) of the 4 context + ending sequences, right-padded. Targets are -1 except at the
-    ending's tokens, so only those are scored. Context and ending are encoded apart, so all 4 share the context's
-    tokens. A sequence longer than block_size + 1 (its last token is only a target) loses its start."""
+    """Inputs and targets (4, T) of the 4 context + ending sequences, right-padded. Targets are -1 except at
+    the ending's tokens, so only those are scored. Context and ending are encoded apart, so all 4 share the
+    context's tokens. A sequence longer than block_size + 1 (its last token is only a target) loses its
+    start."""
     context = tokenizer.encode(example["ctx"], allow_eot=False)
     if not context:
         raise UsageError(f"a HellaSwag example has an empty context: {example}")
@@ -251,17 +262,18 @@ def score_endings(model: GPT, example: dict, tokenizer: Tokenizer, device: torch
     with ctx:
         logits, _ = model(x, all_logits=True)
     logits = logits[..., :model.config.real_vocab_size].float()
-    loss = F.cross_entropy(logits.transpose(1, 2), y, ignore_index=-1, reduction="none")  # (4, T), 0 where ignored
+    # (4, T), 0 where ignored
+    loss = F.cross_entropy(logits.transpose(1, 2), y, ignore_index=-1, reduction="none")
     total = loss.sum(dim=1)
     return total.cpu(), (total / (y != -1).sum(dim=1)).cpu()
 
 
 def hellaswag_accuracy(model: GPT, examples: list[dict], tokenizer: Tokenizer, device: torch.device | str, ctx,
                        rank: int = 0, world: int = 1, progress: bool = False) -> dict:
-    """{'examples', 'correct', 'correct_norm', 'acc', 'acc_norm'} over examples. Process `rank` of `world` scores
-    examples rank, rank + world, ...; with torch.distributed initialized the counts are summed over all processes,
-    so every process must call this. Pass the plain model, not a DDP or compiled wrapper (each example has its own
-    length, which would recompile). The model's train/eval mode is restored afterwards."""
+    """{'examples', 'correct', 'correct_norm', 'acc', 'acc_norm'} over examples. Process `rank` of `world`
+    scores examples rank, rank + world, ...; with torch.distributed initialized the counts are summed over all
+    processes, so every process must call this. Pass the plain model, not a DDP or compiled wrapper (each
+    example has its own length, which would recompile). The model's train/eval mode is restored afterwards."""
     if tokenizer.kind != "gpt2":
         raise UsageError(f"HellaSwag needs a model with GPT-2's BPE tokenizer, not the {tokenizer.kind} tokenizer")
     check_tokenizer(model, tokenizer)

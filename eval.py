@@ -6,9 +6,10 @@ Evaluate, look inside and export a trained GPT, or OpenAI's GPT-2. One script, f
     python eval.py --mode=attention --start="To be, or not"   # attention of every layer and head -> out/attention.png
     python eval.py --mode=export --output=hf-model            # a HF transformers GPT-2 directory (default out/hf)
 
-The model: init_from='resume' loads out_dir/ckpt.pt (tokenizer from its meta); 'gpt2', ... or a local HF directory
-use GPT-2's BPE. Keys and defaults are in EvalConfig (configurator.py: config files and --key=value).
-How HellaSwag is scored is said in core.py, beside the code, which train.py's --eval_hellaswag runs too.
+The model: init_from='resume' loads out_dir/ckpt.pt (tokenizer from its meta); 'gpt2', ... or a local HF
+directory use GPT-2's BPE. Keys and defaults are in EvalConfig (configurator.py: config files and
+--key=value). How HellaSwag is scored is said in core.py, beside the code, which train.py's --eval_hellaswag
+runs too.
 """
 import hashlib
 import json
@@ -33,16 +34,19 @@ DEFAULT_OUTPUT = {"plot": "loss.png", "attention": "attention.png", "export": "h
 @dataclass
 class EvalConfig:
     mode: str = "hellaswag"  # 'hellaswag', 'plot', 'attention' or 'export'
-    init_from: str = "resume"  # 'resume' (out_dir/ckpt.pt), 'gpt2', 'gpt2-medium', ... or a local HF directory
+    # 'resume' (out_dir/ckpt.pt), 'gpt2', 'gpt2-medium', ... or a local HF directory
+    init_from: str = "resume"
     out_dir: str = "out"  # the training run: ckpt.pt and metrics.jsonl
-    output: str | None = None  # PNG (plot, attention) or directory (export); None: out_dir/DEFAULT_OUTPUT[mode]
+    # PNG (plot, attention) or directory (export); None: out_dir/DEFAULT_OUTPUT[mode]
+    output: str | None = None
     device: str = "auto"  # 'auto' picks cuda > mps > cpu (export always runs on the CPU)
     dtype: str = "auto"  # autocast dtype of the HellaSwag forward passes: 'float32', 'bfloat16', ...
     # hellaswag
     hellaswag_path: str = "data/hellaswag/hellaswag_val.jsonl"
     limit: int | None = None  # only the first `limit` examples
     # attention
-    start: str = "To be, or not to be, that is the question"  # the prompt; cropped to its last block_size tokens
+    # the prompt; cropped to its last block_size tokens
+    start: str = "To be, or not to be, that is the question"
     # figures: inches (None: sized to the content) at dpi, so the PNG is fig_width*dpi x fig_height*dpi pixels
     fig_width: float | None = None
     fig_height: float | None = None
@@ -83,9 +87,10 @@ def plot_losses(train: list[dict], evals: list[dict], path: str, figsize=(12.0, 
 
 @torch.no_grad()
 def attention_maps(model: GPT, idx: torch.Tensor) -> torch.Tensor:
-    """Attention probabilities (n_layer, n_head, T, T) of the token ids idx, (T,) or (1, T): row i is how query i
-    weighs keys 0..i. model.py computes attention inside scaled_dot_product_attention, which does not return
-    the weights, so they are recomputed here from each layer's input (captured by a hook) and its c_attn weights."""
+    """Attention probabilities (n_layer, n_head, T, T) of the token ids idx, (T,) or (1, T): row i is how
+    query i weighs keys 0..i. model.py computes attention inside scaled_dot_product_attention, which does not
+    return the weights, so they are recomputed here from each layer's input (captured by a hook) and its
+    c_attn weights."""
     idx, inputs = idx.view(1, -1), []
     hooks = [block.attn.register_forward_pre_hook(lambda module, args: inputs.append(args[0]))
              for block in model.transformer.h]
@@ -106,7 +111,8 @@ def attention_maps(model: GPT, idx: torch.Tensor) -> torch.Tensor:
 
 
 def token_labels(tokenizer: Tokenizer, ids: list[int]) -> list[str]:
-    """Each token as a tick label: newlines and tabs escaped, and '$' kept from starting matplotlib's mathtext."""
+    """Each token as a tick label: newlines and tabs escaped, and '$' kept from starting matplotlib's
+    mathtext."""
     return [tokenizer.decode([i]).replace("\n", "\\n").replace("\t", "\\t").replace("$", r"\$") for i in ids]
 
 
@@ -123,7 +129,8 @@ def plot_attention(maps: torch.Tensor, labels: list[str], path: str, figsize=Non
             ax.set_title(f"layer {layer} head {head}", fontsize=7)
             ax.set_xticks(range(T), labels, rotation=90, fontsize=6)
             ax.set_yticks(range(T), labels, fontsize=6)
-            ax.tick_params(labelbottom=layer == L - 1, labelleft=head == 0)  # token names on the outer axes only
+            # token names on the outer axes only
+            ax.tick_params(labelbottom=layer == L - 1, labelleft=head == 0)
     save_png(fig, path)
 
 
@@ -136,7 +143,8 @@ TIKTOKEN_GPT2_FILES = {"vocab.json": "https://openaipublic.blob.core.windows.net
 
 
 def tiktoken_gpt2_files() -> dict[str, str] | None:
-    """Paths of those files in tiktoken's cache, where they are named by the sha1 of their URL; None if absent."""
+    """Paths of those files in tiktoken's cache, where they are named by the sha1 of their URL; None if
+    absent."""
     cache = os.environ.get("TIKTOKEN_CACHE_DIR") or os.environ.get("DATA_GYM_CACHE_DIR") or \
         os.path.join(tempfile.gettempdir(), "data-gym-cache")
     paths = {name: os.path.join(cache, hashlib.sha1(url.encode()).hexdigest())
@@ -147,14 +155,17 @@ def tiktoken_gpt2_files() -> dict[str, str] | None:
 def export_hf(model: GPT, out: str, tokenizer: Tokenizer | None = None) -> str:
     """Write model as a HF GPT-2 directory that GPT2LMHeadModel.from_pretrained(out) loads, and return out.
     - Padded vocab rows are left out: the export has the model's real_vocab_size rows, the only ones a
-      tokenizer can produce, so HF's vocab_size matches its tokenizer (the logits of the real ids are unchanged).
+      tokenizer can produce, so HF's vocab_size matches its tokenizer (the logits of the real ids are
+      unchanged).
     - bias=False: HF GPT-2 always has biases, so they are written as zeros, which compute exactly the same.
-    - Tokenizer: meta.json (this codebase's tokenizer description, with the chars of a char model); for GPT-2's
+    - Tokenizer: meta.json (this codebase's tokenizer description, with the chars of a char model); for
+    GPT-2's
       BPE also HF's tokenizer files, made from tiktoken's cached copies of vocab.json/merges.txt (offline)."""
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
     from transformers.utils import logging
     c, V = model.config, model.config.real_vocab_size
-    tokenizer = tokenizer if tokenizer is not None and tokenizer.vocab_size == V else None  # else not the model's
+    # else not the model's
+    tokenizer = tokenizer if tokenizer is not None and tokenizer.vocab_size == V else None
     bpe = tokenizer is not None and tokenizer.kind == "gpt2"
     eot = tokenizer.eot_token if bpe else None
     hf_config = GPT2Config(vocab_size=V, n_positions=c.block_size, n_embd=c.n_embd, n_layer=c.n_layer,
@@ -188,7 +199,8 @@ def export_hf(model: GPT, out: str, tokenizer: Tokenizer | None = None) -> str:
             for name, src in files.items():
                 shutil.copyfile(src, os.path.join(out, name))
             logging.set_verbosity_error()
-            # HF builds its tokenizer from those two files; saving it adds tokenizer.json and tokenizer_config.json
+            # HF builds its tokenizer from those two files; saving it adds tokenizer.json and
+            # tokenizer_config.json
             AutoTokenizer.from_pretrained(out, model_max_length=c.block_size).save_pretrained(out)
     return out
 
@@ -210,7 +222,8 @@ def main(argv: list[str]):
         plot_losses(train_records, eval_records, output, figsize or (12.0, 4.5), cfg.dpi)
         print(f"wrote {output}")
         return output
-    examples = load_hellaswag(cfg.hellaswag_path, cfg.limit) if cfg.mode == "hellaswag" else None  # fail early
+    # fail early
+    examples = load_hellaswag(cfg.hellaswag_path, cfg.limit) if cfg.mode == "hellaswag" else None
     device = torch.device("cpu") if cfg.mode == "export" else resolve_device(cfg.device)
     model, tokenizer, _ = load_model(cfg.init_from, cfg.out_dir)
     model.to(device)

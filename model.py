@@ -26,8 +26,8 @@ class GPTConfig:
     n_embd: int = 768
     dropout: float = 0.0
     bias: bool = True  # biases in Linear and LayerNorm layers, as in GPT-2; False is a little faster
-    # ids >= tokenizer_vocab_size are padding rows the tokenizer cannot decode: generate() never produces them.
-    # None means every id is a real token.
+    # ids >= tokenizer_vocab_size are padding rows the tokenizer cannot decode: generate() never produces
+    # them. None means every id is a real token.
     tokenizer_vocab_size: int | None = None
 
     def __post_init__(self):
@@ -48,16 +48,20 @@ def padded_vocab(vocab_size: int) -> int:
 
 
 class KVCache:
-    """Keys and values of every token seen so far, so generation feeds only the newest token through the model."""
+    """Keys and values of every token seen so far, so generation feeds only the newest token through the
+    model."""
 
     def __init__(self, n_layer: int, max_len: int):
-        self.layers: list[torch.Tensor | None] = [None] * n_layer  # each (2, B, nh, max_len, hs), made on first use
+        # each (2, B, nh, max_len, hs), made on first use
+        self.layers: list[torch.Tensor | None] = [None] * n_layer
         self.max_len = max_len
         self.pos = 0  # number of tokens cached; GPT.forward advances it
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store the new tokens' k, v (B, nh, T, hs) and return those of all tokens so far (B, nh, pos+T, hs)."""
-        if self.layers[layer] is None:  # allocated here so it takes k's dtype: attention's, under autocast too
+        """Store the new tokens' k, v (B, nh, T, hs) and return those of all tokens so far (B, nh, pos+T,
+        hs)."""
+        # allocated here so it takes k's dtype: attention's, under autocast too
+        if self.layers[layer] is None:
             B, nh, _, hs = k.shape
             self.layers[layer] = k.new_empty(2, B, nh, self.max_len, hs)
         buf, end = self.layers[layer], self.pos + k.size(2)
@@ -69,7 +73,8 @@ class KVCache:
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig, layer_idx: int):
         super().__init__()
-        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v for all heads at once
+        # q, k, v for all heads at once
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
         self.n_head, self.dropout, self.layer_idx = config.n_head, config.dropout, layer_idx
@@ -77,8 +82,8 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         B, T, C = x.size()
         q, k, v = self.c_attn(x).split(C, dim=2)
-        # Under CPU autocast attention runs in fp32: PyTorch's CPU flash attention is 2x (forward) to 3x (backward)
-        # slower in bf16 than in fp32 (README, Performance), and it is a small share of the FLOPs.
+        # Under CPU autocast attention runs in fp32: PyTorch's CPU flash attention is 2x (forward) to 3x
+        # (backward) slower in bf16 than in fp32 (README, Performance), and it is a small share of the FLOPs.
         fp32_attn = x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
         dtype = torch.float32 if fp32_attn else q.dtype
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2).to(dtype)
@@ -98,8 +103,9 @@ class CausalSelfAttention(nn.Module):
 
 
 def gelu(x: torch.Tensor) -> torch.Tensor:
-    """GPT-2's GELU ("gelu_new"): 0.5x(1 + tanh(u)) with u = sqrt(2/pi)(x + 0.044715x^3), which is x * sigmoid(2u).
-    Compiled code gets the sigmoid form: inductor's CPU tanh made the MLP's GELU 3x slower (README, Performance)."""
+    """GPT-2's GELU ("gelu_new"): 0.5x(1 + tanh(u)) with u = sqrt(2/pi)(x + 0.044715x^3), which is x *
+    sigmoid(2u). Compiled code gets the sigmoid form: inductor's CPU tanh made the MLP's GELU 3x slower
+    (README, Performance)."""
     if torch.compiler.is_compiling():
         return x * torch.sigmoid(math.sqrt(8 / math.pi) * (x + 0.044715 * x * x * x))
     return F.gelu(x, approximate="tanh")
@@ -146,8 +152,9 @@ class GPT(nn.Module):
         ))
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.transformer.wte.weight = self.lm_head.weight  # weight tying, as GPT-2 does
-        # GPT-2 init: N(0, 0.02) everywhere, zero biases, and the projections that write into the residual stream
-        # scaled by 1/sqrt(2 * n_layer) so the stream's variance does not grow with depth (two per block).
+        # GPT-2 init: N(0, 0.02) everywhere, zero biases, and the projections that write into the residual
+        # stream scaled by 1/sqrt(2 * n_layer) so the stream's variance does not grow with depth (two per
+        # block).
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
@@ -168,7 +175,8 @@ class GPT(nn.Module):
         """idx (B, T) token ids -> (logits, loss).
         With targets (B, T): logits for every position and the mean cross-entropy (targets of -1 are ignored).
         Without: logits (B, 1, V) of the last position only, which is all sampling needs, or (B, T, V) with
-        all_logits=True, e.g. for per-token log-probs. With a cache, idx holds only the tokens after those cached."""
+        all_logits=True, e.g. for per-token log-probs. With a cache, idx holds only the tokens after those
+        cached."""
         B, T = idx.size()
         start = cache.pos if cache is not None else 0
         if start + T > self.config.block_size:
@@ -196,8 +204,8 @@ class GPT(nn.Module):
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str, override_args: dict | None = None) -> "GPT":
-        """OpenAI's GPT-2 (gpt2, gpt2-medium, gpt2-large, gpt2-xl) through HF transformers, or a local directory
-        written by GPT2LMHeadModel.save_pretrained. Only dropout may be overridden."""
+        """OpenAI's GPT-2 (gpt2, gpt2-medium, gpt2-large, gpt2-xl) through HF transformers, or a local
+        directory written by GPT2LMHeadModel.save_pretrained. Only dropout may be overridden."""
         override_args = override_args or {}
         if set(override_args) - {"dropout"}:
             raise ValueError(f"from_pretrained can only override dropout, not {sorted(override_args)}")
@@ -206,7 +214,8 @@ class GPT(nn.Module):
                              f"or a directory written by save_pretrained")
         if os.path.isdir(name_or_dir) and not os.path.isfile(os.path.join(name_or_dir, "config.json")):
             raise ValueError(f"{name_or_dir} has no config.json: it is not a HF model directory")
-        from transformers import GPT2Config, GPT2LMHeadModel  # lazily: only loading weights needs transformers
+        # lazily: only loading weights needs transformers
+        from transformers import GPT2Config, GPT2LMHeadModel
         try:
             hf_config = GPT2Config.from_pretrained(name_or_dir)
             check_hf_config(hf_config, name_or_dir)
@@ -231,10 +240,11 @@ class GPT(nn.Module):
 
     def configure_optimizers(self, weight_decay: float, learning_rate: float, betas: tuple[float, float],
                              optimizer: str = "adamw") -> torch.optim.Optimizer:
-        """AdamW with weight decay on matrices and embeddings (>= 2-D) only, never on biases or LayerNorm gains.
-        optimizer='muon': torch.optim.Muon for the 2-D matrices inside the blocks, AdamW for the rest
-        (embeddings and the tied head, gains, biases), both stepped together. Muon's learning rate is scaled to
-        match AdamW's update size (adjust_lr_fn='match_rms_adamw'), so one learning_rate and schedule serve both."""
+        """AdamW with weight decay on matrices and embeddings (>= 2-D) only, never on biases or LayerNorm
+        gains. optimizer='muon': torch.optim.Muon for the 2-D matrices inside the blocks, AdamW for the rest
+        (embeddings and the tied head, gains, biases), both stepped together. Muon's learning rate is scaled
+        to match AdamW's update size (adjust_lr_fn='match_rms_adamw'), so one learning_rate and schedule serve
+        both."""
         params = {n: p for n, p in self.named_parameters() if p.requires_grad}
         if optimizer not in ("adamw", "muon"):
             raise ValueError(f"optimizer '{optimizer}' is not 'adamw' or 'muon'")
@@ -258,7 +268,8 @@ class GPT(nn.Module):
         attention scores and weighted sum, 2 * 2 * seq_len * n_embd per layer forward, counted without causal
         savings as the PaLM paper (appendix B) does."""
         c = self.config
-        n_matmul = c.n_layer * 12 * c.n_embd ** 2 + c.vocab_size * c.n_embd  # qkv + proj 4d^2, MLP 8d^2, lm_head
+        # qkv + proj 4d^2, MLP 8d^2, lm_head
+        n_matmul = c.n_layer * 12 * c.n_embd ** 2 + c.vocab_size * c.n_embd
         return 6 * n_matmul + 12 * c.n_layer * c.n_embd * seq_len
 
     def estimate_mfu(self, tokens_per_sec: float, seq_len: int, peak_flops: float | None) -> tuple[float, float | None]:
@@ -272,10 +283,10 @@ class GPT(nn.Module):
                  generator: torch.Generator | None = None) -> torch.Tensor:
         """Continue each row of idx (B, T) by max_new_tokens tokens and return (B, T + new).
         temperature=0 is greedy; top_k and top_p (nucleus) filter before sampling. Once a row produces
-        stop_token it keeps producing it, and generation ends when every row has. With use_cache the prompt is run
-        once and then one token per step; past block_size, where every position shifts by one each step, the last
-        block_size tokens are recomputed instead (exactly what use_cache=False does throughout).
-        Call model.eval() first: dropout stays as the model's mode has it."""
+        stop_token it keeps producing it, and generation ends when every row has. With use_cache the prompt is
+        run once and then one token per step; past block_size, where every position shifts by one each step,
+        the last block_size tokens are recomputed instead (exactly what use_cache=False does throughout). Call
+        model.eval() first: dropout stays as the model's mode has it."""
         steps = self.generate_iter(idx, max_new_tokens, temperature, top_k, top_p, stop_token, use_cache, generator)
         return torch.cat([idx, *steps], dim=1)
 
@@ -283,7 +294,8 @@ class GPT(nn.Module):
     def generate_iter(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
                       top_k: int | None = None, top_p: float | None = None, stop_token: int | None = None,
                       use_cache: bool = True, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
-        """generate() one step at a time: yields each new (B, 1) column as soon as it exists, for streaming."""
+        """generate() one step at a time: yields each new (B, 1) column as soon as it exists, for
+        streaming."""
         bs, cache = self.config.block_size, None
         done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
         for _ in range(max_new_tokens):
@@ -307,7 +319,8 @@ class GPT(nn.Module):
 
 
 class Optimizers:
-    """Several optimizers stepped as one: what the training loop, GradScaler and checkpoints need of an optimizer."""
+    """Several optimizers stepped as one: what the training loop, GradScaler and checkpoints need of an
+    optimizer."""
 
     def __init__(self, **optimizers: torch.optim.Optimizer):
         self.optimizers = optimizers

@@ -6,10 +6,10 @@ Sample text from a trained GPT or from OpenAI's GPT-2:
     python sample.py --init_from=gpt2-xl --start="What is the answer?" --num_samples=5 --max_new_tokens=100
     python sample.py --start=FILE:prompt.txt --num_samples=1       # prompt from a file; one sample streams
 
-Keys and defaults are in SampleConfig below; config files and --key=value work as in train.py (configurator.py).
-Samples go to stdout, each followed by a line of dashes; what was loaded goes to stderr. All samples are one
-batch of the same prompt through model.generate (KV-cached); a single sample is printed as it is generated.
-A seed gives the same samples on the same device, dtype and software.
+Keys and defaults are in SampleConfig below; config files and --key=value work as in train.py
+(configurator.py). Samples go to stdout, each followed by a line of dashes; what was loaded goes to stderr.
+All samples are one batch of the same prompt through model.generate (KV-cached); a single sample is printed as
+it is generated. A seed gives the same samples on the same device, dtype and software.
 """
 import sys
 from collections.abc import Iterable
@@ -26,7 +26,8 @@ SEPARATOR = "-" * 15  # printed after every sample
 
 @dataclass
 class SampleConfig:
-    init_from: str = "resume"  # 'resume' (out_dir/ckpt), 'gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl' or a HF dir
+    # 'resume' (out_dir/ckpt), 'gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl' or a HF dir
+    init_from: str = "resume"
     out_dir: str = "out"  # the training run to load with init_from='resume'
     ckpt: str = "ckpt.pt"  # checkpoint file in out_dir: 'ckpt.pt' (latest save) or 'best.pt' (best val loss)
     start: str = "\n"  # the prompt, or 'FILE:path' to read it from a file. Empty: BPE starts at <|endoftext|>
@@ -40,8 +41,9 @@ class SampleConfig:
     device: str = "auto"  # 'auto' picks cuda > mps > cpu; or 'cpu', 'cuda', 'cuda:1', 'mps'
     dtype: str = "auto"  # 'float32', 'bfloat16', 'float16' (CUDA only) or 'auto' (as train.py picks)
     # torch.compile the model's forward. No win for generation: the KV cache's growing length and per-layer
-    # Python state make dynamo recompile (measured on CPU, torch 2.13, 4 layers x 128 wide, 4 x 100 new tokens:
-    # eager 0.16 s; compiled 66 s for the first call, 13 s for the second, hitting dynamo's recompile limit)
+    # Python state make dynamo recompile (measured on CPU, torch 2.13, 4 layers x 128 wide, 4 x 100 new
+    # tokens: eager 0.16 s; compiled 66 s for the first call, 13 s for the second, hitting dynamo's recompile
+    # limit)
     compile: bool = False
 
 
@@ -70,8 +72,8 @@ def read_prompt(start: str) -> str:
 
 def encode_prompt(tokenizer: Tokenizer, text: str, vocab_size: int) -> tuple[list[int], int]:
     """(ids fed to the model, how many leading ids are not part of the printed text).
-    An empty prompt starts from <|endoftext|> with BPE (the start of a fresh document, as training data has it),
-    which is not printed; the char tokenizer has no such token, so an empty prompt is an error there."""
+    An empty prompt starts from <|endoftext|> with BPE (the start of a fresh document, as training data has
+    it), which is not printed; the char tokenizer has no such token, so an empty prompt is an error there."""
     if not text:
         if tokenizer.eot_token is None:
             raise UsageError("the prompt is empty and a char vocabulary has no <|endoftext|> token to start from: "
@@ -89,8 +91,9 @@ def encode_prompt(tokenizer: Tokenizer, text: str, vocab_size: int) -> tuple[lis
 
 class TextStream:
     """Decodes token ids into text as they arrive, so that the pieces joined equal tokenizer.decode(all ids).
-    A BPE token can end inside a multi-byte character (which decodes as U+FFFD): such tokens are held back until
-    the character is complete, and only the ids since the last complete character are decoded at each step."""
+    A BPE token can end inside a multi-byte character (which decodes as U+FFFD): such tokens are held back
+    until the character is complete, and only the ids since the last complete character are decoded at each
+    step."""
 
     def __init__(self, tokenizer: Tokenizer):
         self.tokenizer, self.pending = tokenizer, []
@@ -114,8 +117,8 @@ def cut_at_stop(ids: list[int], stop_token: int | None) -> list[int]:
 
 
 def sample(cfg: SampleConfig, out=None) -> list[str]:
-    """Generate cfg.num_samples samples, write each to out (default sys.stdout) followed by a line of dashes, and
-    return their texts (prompt included, without the <|endoftext|> an empty BPE prompt starts from)."""
+    """Generate cfg.num_samples samples, write each to out (default sys.stdout) followed by a line of dashes,
+    and return their texts (prompt included, without the <|endoftext|> an empty BPE prompt starts from)."""
     out = out if out is not None else sys.stdout
     check_config(cfg)
     device = resolve_device(cfg.device)

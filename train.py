@@ -37,10 +37,12 @@ class TrainConfig:
     log_interval: int = 1
     eval_iters: int = 200
     eval_only: bool = False  # evaluate once and exit
-    eval_hellaswag: bool = False  # also HellaSwag accuracy at every eval (GPT-2 BPE data; data/hellaswag/prepare.py)
+    # also HellaSwag accuracy at every eval (GPT-2 BPE data; data/hellaswag/prepare.py)
+    eval_hellaswag: bool = False
     hellaswag_limit: int | None = None  # score only the first N of its 10,042 validation examples
     always_save_checkpoint: bool = True  # False: write ckpt.pt at an eval only when val loss improved
-    init_from: str = "scratch"  # 'scratch', 'resume' (from out_dir), 'gpt2', 'gpt2-medium', ... or a local HF directory
+    # 'scratch', 'resume' (from out_dir), 'gpt2', 'gpt2-medium', ... or a local HF directory
+    init_from: str = "scratch"
     # logging
     wandb_log: bool = False
     wandb_project: str = "owt"
@@ -56,7 +58,8 @@ class TrainConfig:
     n_embd: int = GPTConfig.n_embd
     dropout: float = GPTConfig.dropout
     bias: bool = GPTConfig.bias
-    # optimizer: 'adamw', or 'muon' (Muon for the blocks' 2-D matrices, AdamW for embeddings, gains and biases)
+    # optimizer: 'adamw', or 'muon' (Muon for the blocks' 2-D matrices, AdamW for embeddings, gains and
+    # biases)
     optimizer: str = "adamw"
     learning_rate: float = 6e-4  # peak learning rate
     max_iters: int = 600000  # optimizer steps
@@ -94,8 +97,9 @@ def get_lr(it: int, cfg: TrainConfig) -> float:
 
 
 def batch_offsets(seed: int, step: int, n: int, data_len: int, block_size: int) -> np.ndarray:
-    """Start offsets of the n sequences of global batch `step`. They depend on (seed, step) only, so any split of
-    the batch over processes and micro-steps trains on the same data, and a resumed run on the same batches."""
+    """Start offsets of the n sequences of global batch `step`. They depend on (seed, step) only, so any split
+    of the batch over processes and micro-steps trains on the same data, and a resumed run on the same
+    batches."""
     return np.random.default_rng([seed, step]).integers(0, data_len - block_size, size=n)
 
 
@@ -118,8 +122,8 @@ def init_distributed(device: torch.device) -> torch.device:
 
 
 def build_model(cfg: TrainConfig, meta: dict, ckpt: dict | None) -> GPT:
-    """The model to train: the checkpoint's (resume), a fresh one (scratch) or GPT-2's weights; cfg's shape keys
-    are set to what the model really is (e.g. gpt2-medium's)."""
+    """The model to train: the checkpoint's (resume), a fresh one (scratch) or GPT-2's weights; cfg's shape
+    keys are set to what the model really is (e.g. gpt2-medium's)."""
     vocab = meta["vocab_size"]
     if ckpt is not None:
         changed = {k: (ckpt["model_args"][k], getattr(cfg, k)) for k in ARCH_KEYS
@@ -164,16 +168,16 @@ def restore(ckpt: dict, cfg: TrainConfig, optimizer, scaler: torch.amp.GradScale
 
 def checkpoint_state(model: GPT, optimizer, scaler: torch.amp.GradScaler, cfg: TrainConfig, meta: dict,
                      iter_num: int, best_val_loss: float) -> dict:
-    """What ckpt.pt and best.pt hold. Batches and dropout masks derive from (seed, iter_num): that is the RNG and
-    data state. model is the plain model, never a compiled or DDP wrapper."""
+    """What ckpt.pt and best.pt hold. Batches and dropout masks derive from (seed, iter_num): that is the RNG
+    and data state. model is the plain model, never a compiled or DDP wrapper."""
     return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
             "model_args": asdict(model.config), "iter_num": iter_num, "best_val_loss": best_val_loss,
             "config": asdict(cfg), "meta": meta, "rng": {"seed": cfg.seed, "next_batch": iter_num}}
 
 
 class MetricsLog:
-    """out_dir/metrics.jsonl (one JSON record a line) and, with wandb_log, a wandb run. Only the master process
-    logs; close() releases both."""
+    """out_dir/metrics.jsonl (one JSON record a line) and, with wandb_log, a wandb run. Only the master
+    process logs; close() releases both."""
 
     def __init__(self, cfg: TrainConfig, master: bool):
         self.file = open(os.path.join(cfg.out_dir, "metrics.jsonl"), "a", encoding="utf-8") if master else None
@@ -199,8 +203,8 @@ class MetricsLog:
 
 @contextlib.contextmanager
 def stop_requests() -> Iterator[list]:
-    """While inside, SIGTERM and SIGINT append to the yielded list instead of killing the process, so the loop can
-    save a checkpoint and stop at the end of its step. The previous handlers come back on every exit."""
+    """While inside, SIGTERM and SIGINT append to the yielded list instead of killing the process, so the loop
+    can save a checkpoint and stop at the end of its step. The previous handlers come back on every exit."""
     signalled = []
     previous = {s: signal.signal(s, lambda *_: signalled.append(True)) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -214,8 +218,8 @@ def stop_requests() -> Iterator[list]:
 # evaluation and the train step
 
 class Evaluator:
-    """Mean loss on a fixed set of train and val batches, drawn once with an RNG of their own (every eval sees the
-    same data; training sees no change), split over the processes; HellaSwag too if cfg asks for it."""
+    """Mean loss on a fixed set of train and val batches, drawn once with an RNG of their own (every eval sees
+    the same data; training sees no change), split over the processes; HellaSwag too if cfg asks for it."""
 
     def __init__(self, cfg: TrainConfig, data: dict, meta: dict, device: torch.device, ctx, rank: int, world: int):
         self.cfg, self.data, self.device, self.ctx, self.rank, self.world = cfg, data, device, ctx, rank, world
@@ -232,7 +236,8 @@ class Evaluator:
         model.eval()
         out = {}
         for split, offsets in self.offsets.items():
-            total = torch.zeros(2, device=self.device)  # (sum of losses, count), this process's share of batches
+            # (sum of losses, count), this process's share of batches
+            total = torch.zeros(2, device=self.device)
             for k in range(self.rank, self.cfg.eval_iters, self.world):
                 with self.ctx:
                     total[0] += model(*get_batch(self.data[split], offsets[k], self.cfg.block_size,
@@ -263,8 +268,8 @@ def micro_batches(data: dict, cfg: TrainConfig, step: int, rank: int, world: int
 
 def train_step(model: torch.nn.Module, scaler: torch.amp.GradScaler, batches: Iterator, accum: int,
                ctx) -> torch.Tensor:
-    """Forward and backward over accum micro-batches (the next one fetched while the device works); returns the
-    mean micro-batch loss, on the device. The optimizer steps in the caller, after clipping."""
+    """Forward and backward over accum micro-batches (the next one fetched while the device works); returns
+    the mean micro-batch loss, on the device. The optimizer steps in the caller, after clipping."""
     total = 0.0
     x, y = next(batches)
     for micro in range(accum):
@@ -282,7 +287,8 @@ def train_step(model: torch.nn.Module, scaler: torch.amp.GradScaler, batches: It
 
 
 def any_process(flag: bool, device: torch.device) -> bool:
-    """flag on any process, so that all of them stop together (the others would hang in the next all-reduce)."""
+    """flag on any process, so that all of them stop together (the others would hang in the next
+    all-reduce)."""
     if not dist.is_initialized():
         return flag
     t = torch.tensor(float(flag), device=device)
@@ -356,7 +362,8 @@ def train(cfg: TrainConfig) -> dict:
             lr = get_lr(iter_num, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            torch.manual_seed(cfg.seed + 1_000_003 * rank + iter_num)  # dropout masks follow (seed, rank, step)
+            # dropout masks follow (seed, rank, step)
+            torch.manual_seed(cfg.seed + 1_000_003 * rank + iter_num)
             batches = micro_batches(data, cfg, iter_num, rank, world, device)
             train_loss += train_step(model, scaler, batches, accum, ctx)
             scaler.unscale_(optimizer)

@@ -1,8 +1,8 @@
 # Baseline: OpenAI's gpt2-large (774M parameters) evaluated on OpenWebText without training (eval_only).
 #   python data/openwebtext/prepare.py && python train.py config/eval_gpt2_large.py
-# nanoGPT's README reports train loss 2.66 and val loss 2.67 for gpt2-large on its own preparation of OpenWebText.
-# Ours holds out documents by another selection method and puts <|endoftext|> before each document (nanoGPT:
-# after), so expect losses close to these, not identical.
+# nanoGPT's README reports train loss 2.66 and val loss 2.67 for gpt2-large on its own preparation of
+# OpenWebText. Ours holds out documents by another selection method and puts <|endoftext|> before each
+# document (nanoGPT: after), so expect losses close to these, not identical.
 batch_size = 8
 eval_iters = 500  # 500 x 8 x 1024 = 4,096,000 tokens per split
 eval_only = True

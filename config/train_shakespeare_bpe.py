@@ -1,11 +1,13 @@
-# A small GPT trained from scratch on Tiny Shakespeare with GPT-2's BPE (compare config/finetune_shakespeare.py,
-# which starts from GPT-2's weights, and config/train_shakespeare_char.py, which reads characters):
+# A small GPT trained from scratch on Tiny Shakespeare with GPT-2's BPE (compare
+# config/finetune_shakespeare.py, which starts from GPT-2's weights, and config/train_shakespeare_char.py,
+# which reads characters):
 #   python data/shakespeare/prepare.py
 #   python train.py config/train_shakespeare_bpe.py
 #   python sample.py --out_dir=out-shakespeare-bpe --start="ROMEO:" --num_samples=3 --max_new_tokens=200
 # 304,223 training tokens (measured, data/shakespeare/prepare.py) are few for a 50,257-token vocabulary: the
-# embedding is most of this model's 16.0M parameters (12.9M), and it overfits within a few epochs, so it evaluates
-# often and keeps the best checkpoint. Not trained to completion in this repository: no loss to report yet.
+# embedding is most of this model's 16.0M parameters (12.9M), and it overfits within a few epochs, so it
+# evaluates often and keeps the best checkpoint. Not trained to completion in this repository: no loss to
+# report yet.
 
 out_dir = "out-shakespeare-bpe"
 eval_interval = 100

@@ -1,11 +1,12 @@
-# The CPU speedrun: Tiny Shakespeare characters to val loss <= 1.88 in the least wall time on a laptop-class CPU.
+# The CPU speedrun: Tiny Shakespeare characters to val loss <= 1.88 in the least wall time on a laptop-class
+# CPU.
 #   python data/shakespeare_char/prepare.py && python train.py config/train_shakespeare_char_cpu.py
 #   python bench.py --mode=speedrun    # times this against the reference CPU recipe, one after the other
 # What won, measured on 2 cores (README, Performance): a small model is the compute-optimal one at this budget
 # (1 layer beat 2, 3 and 4 layers and a 192-wide layer to 1.88), and Muon for the hidden matrices reached in
-# 800 steps what AdamW did not in 2000. dtype 'auto' trains it under bf16 autocast where the CPU has native bf16
-# (~1.2x faster than fp32 here), and torch.compile's 10-20 s of compilation outweighs its faster steps in a run
-# this short.
+# 800 steps what AdamW did not in 2000. dtype 'auto' trains it under bf16 autocast where the CPU has native
+# bf16 (~1.2x faster than fp32 here), and torch.compile's 10-20 s of compilation outweighs its faster steps in
+# a run this short.
 
 out_dir = "out-shakespeare-char"
 eval_interval = 800  # evaluate at the start and the end only: evals cost wall time

@@ -4,11 +4,13 @@ The one data library: tokenizers, the on-disk format, atomic writing, downloads 
 A prepared dataset is a folder with three files:
   train.bin, val.bin  flat arrays of token ids, raw (no header): np.memmap(path, dtype=meta["dtype"], mode="r")
   meta.json           {"tokenizer": "char" | "gpt2", "vocab_size", "dtype": "uint16" | "uint32",
-                       "chars": [...] (char only, id order), "eot_token": int | null, "train_tokens", "val_tokens"}
-Every data/<name>/prepare.py is a thin use of this module. Nothing here pickles: meta.json is plain UTF-8 JSON.
+                       "chars": [...] (char only, id order), "eot_token": int | null, "train_tokens",
+                       "val_tokens"}
+Every data/<name>/prepare.py is a thin use of this module. Nothing here pickles: meta.json is plain UTF-8
+JSON.
 
-Documents: with gpt2 every document is preceded by the <|endoftext|> token (50256), so documents are separated by
-it and each one, the first included, starts in the same "fresh document" context that sampling from a lone
+Documents: with gpt2 every document is preceded by the <|endoftext|> token (50256), so documents are separated
+by it and each one, the first included, starts in the same "fresh document" context that sampling from a lone
 <|endoftext|> prompt gives. The char tokenizer has no such token: documents are simply concatenated.
 """
 import argparse
@@ -34,8 +36,8 @@ META_KEYS = ("tokenizer", "vocab_size", "dtype", "eot_token", "train_tokens", "v
 
 
 class DataError(UsageError, ValueError):
-    """Bad input or an unreachable source, said in one line. A UsageError, so the prepare.py scripts, train.py and
-    sample.py report it without a traceback (exit status 2)."""
+    """Bad input or an unreachable source, said in one line. A UsageError, so the prepare.py scripts, train.py
+    and sample.py report it without a traceback (exit status 2)."""
 
 
 def dtype_for(vocab_size: int) -> str:
@@ -56,7 +58,8 @@ def _tiktoken_gpt2():
 
 
 class Tokenizer:
-    """Text <-> token ids for the two tokenizers meta.json can name: "char" (a list of characters) and "gpt2"."""
+    """Text <-> token ids for the two tokenizers meta.json can name: "char" (a list of characters) and
+    "gpt2"."""
 
     def __init__(self, kind: str, chars: Sequence[str] | None = None):
         self.kind = kind
@@ -67,7 +70,8 @@ class Tokenizer:
             if len(set(self.chars)) != len(self.chars):
                 raise DataError("a char vocabulary must not repeat characters")
             self.vocab_size, self.eot_token = len(self.chars), None
-            # encoding looks code points up in sorted order with numpy: fast on big texts, and any id order works
+            # encoding looks code points up in sorted order with numpy: fast on big texts, and any id order
+            # works
             codepoints = np.array([ord(c) for c in self.chars], dtype=np.int64)
             self._order = np.argsort(codepoints)
             self._sorted = codepoints[self._order]
@@ -99,7 +103,8 @@ class Tokenizer:
             raise DataError(f"meta vocab_size {meta.get('vocab_size')} != {tok.vocab_size} of its {tok.kind} tokenizer")
         return tok
 
-    def __reduce__(self):  # pickled (datasets.map workers, fingerprints) as its definition, not tiktoken internals
+    # pickled (datasets.map workers, fingerprints) as its definition, not tiktoken internals
+    def __reduce__(self):
         return Tokenizer, (self.kind, self.chars)
 
     def meta(self) -> dict:
@@ -130,15 +135,16 @@ class Tokenizer:
         return self._enc.encode(text, allowed_special={GPT2_EOT} if allow_eot else set(), disallowed_special=())
 
     def encode_document(self, text: str) -> np.ndarray:
-        """One document as it is stored: gpt2 puts the eot token first, and "<|endoftext|>" inside the text stays
-        plain text (only the inserted separator is the special token); char ids are just the characters."""
+        """One document as it is stored: gpt2 puts the eot token first, and "<|endoftext|>" inside the text
+        stays plain text (only the inserted separator is the special token); char ids are just the
+        characters."""
         if self.kind == "char":
             return self._encode_chars(text)
         return np.array([self.eot_token] + self._enc.encode_ordinary(text), dtype=self.dtype)
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Text of ids. Never fails: ids outside 0..vocab_size-1 (e.g. rows of a model vocab padded to a multiple
-        of 64) are skipped."""
+        """Text of ids. Never fails: ids outside 0..vocab_size-1 (e.g. rows of a model vocab padded to a
+        multiple of 64) are skipped."""
         ids = np.asarray(ids if isinstance(ids, np.ndarray) else list(ids), dtype=np.int64).ravel()
         ids = ids[(ids >= 0) & (ids < self.vocab_size)].tolist()
         if self.kind == "char":
@@ -179,7 +185,8 @@ def _prepare_hint(data_dir: Path) -> str:
 
 
 def load_meta(data_dir: str | os.PathLike) -> dict:
-    """The meta.json of a prepared dataset folder, checked; a missing or malformed one is a one-line DataError."""
+    """The meta.json of a prepared dataset folder, checked; a missing or malformed one is a one-line
+    DataError."""
     data_dir = Path(data_dir)
     path = data_dir / "meta.json"
     if not path.exists():
@@ -205,15 +212,17 @@ def load_meta(data_dir: str | os.PathLike) -> dict:
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None = None) -> Iterator[IO]:
-    """A file to write path's new contents into. It is a temp file of its own beside path (so two writers never
-    share one), flushed, fsynced and renamed over path when the block ends, and the rename is made durable: a
-    crash or kill at any point leaves the previous file at path intact. On an error the temp file is removed."""
+    """A file to write path's new contents into. It is a temp file of its own beside path (so two writers
+    never share one), flushed, fsynced and renamed over path when the block ends, and the rename is made
+    durable: a crash or kill at any point leaves the previous file at path intact. On an error the temp file
+    is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private (0600); give it a normal file's permissions
+    # mkstemp makes the file private (0600); give it a normal file's permissions
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         with os.fdopen(fd, mode, encoding=encoding) as f:
             yield f
@@ -255,14 +264,17 @@ def _write_split(f: IO, split: str, n_tokens: int, chunks: Iterable[np.ndarray],
 
 def write_bins(out_dir: str | os.PathLike, tokenizer: Tokenizer,
                splits: dict[str, tuple[int, Iterable[np.ndarray]]]) -> dict:
-    """Write {"train": (n_tokens, chunks), "val": (n_tokens, chunks)} and meta.json into out_dir; return the meta.
+    """Write {"train": (n_tokens, chunks), "val": (n_tokens, chunks)} and meta.json into out_dir; return the
+    meta.
 
-    Each split's chunks are arrays of ids, consumed once and written in order into a memmap of n_tokens. Every id
-    is checked against the vocabulary (so it fits the dtype). Until every file is complete nothing in out_dir is
-    replaced; on any error the temp files are removed and previously prepared files are left as they were."""
+    Each split's chunks are arrays of ids, consumed once and written in order into a memmap of n_tokens. Every
+    id is checked against the vocabulary (so it fits the dtype). Until every file is complete nothing in
+    out_dir is replaced; on any error the temp files are removed and previously prepared files are left as
+    they were."""
     out_dir = Path(out_dir)
     meta = {**tokenizer.meta(), **{f"{split}_tokens": n for split, (n, _) in splits.items()}}
-    with contextlib.ExitStack() as files:  # renamed in reverse order of opening, meta.json last: it describes them
+    # renamed in reverse order of opening, meta.json last: it describes them
+    with contextlib.ExitStack() as files:
         meta_file = files.enter_context(atomic_write(out_dir / "meta.json", "w", encoding="utf-8"))
         for split, (n_tokens, chunks) in splits.items():
             _write_split(files.enter_context(atomic_write(out_dir / f"{split}.bin", "w+b")), split, n_tokens,
@@ -275,8 +287,8 @@ def write_bins(out_dir: str | os.PathLike, tokenizer: Tokenizer,
 
 def prepare_documents(docs: Iterable[str], tokenizer: Tokenizer, out_dir: str | os.PathLike,
                       val_fraction: float = 0.1) -> dict:
-    """Tokenize documents held in memory, in order, and split the token stream: the first 1 - val_fraction of the
-    tokens train, the rest val (for char that is a split by characters). Returns the meta written."""
+    """Tokenize documents held in memory, in order, and split the token stream: the first 1 - val_fraction of
+    the tokens train, the rest val (for char that is a split by characters). Returns the meta written."""
     if not 0 < val_fraction < 1:
         raise DataError(f"val_fraction must be between 0 and 1, not {val_fraction}")
     docs = list(docs)
@@ -307,20 +319,23 @@ def read_text(path: str | os.PathLike) -> str:
 
 
 def read_documents(path: str | os.PathLike) -> list[str]:
-    """A text file as one document, or a folder's *.txt files (recursively, sorted by path) one document each."""
+    """A text file as one document, or a folder's *.txt files (recursively, sorted by path) one document
+    each."""
     path = Path(path).expanduser()
     if not path.is_dir():
         return [read_text(path)]
     files = sorted(p for p in path.rglob("*.txt") if p.is_file())
-    docs = [d for d in (read_text(f) if f.stat().st_size else "" for f in files) if d]  # empty files are skipped
+    # empty files are skipped
+    docs = [d for d in (read_text(f) if f.stat().st_size else "" for f in files) if d]
     if not docs:
         raise DataError(f"no text in {path}: it has no non-empty .txt files")
     return docs
 
 
 def download(url: str, path: str | os.PathLike, timeout: float = 60.0) -> Path:
-    """Download url to path unless path exists. The bytes go to a temp file beside path, renamed when complete, so
-    a failure leaves nothing behind; it is a one-line DataError saying what to download and where to put it."""
+    """Download url to path unless path exists. The bytes go to a temp file beside path, renamed when
+    complete, so a failure leaves nothing behind; it is a one-line DataError saying what to download and where
+    to put it."""
     path = Path(path)
     if path.exists():
         return path
@@ -369,7 +384,8 @@ BUILDERS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".txt": "t
 
 def _builder(pattern: str) -> str:
     name = pattern.lower()
-    for ext in (".gz", ".zst", ".bz2", ".xz"):  # compressed json/text files keep their inner extension's builder
+    # compressed json/text files keep their inner extension's builder
+    for ext in (".gz", ".zst", ".bz2", ".xz"):
         name = name.removesuffix(ext)
     builder = BUILDERS.get(Path(name).suffix)
     if builder is None:
@@ -382,8 +398,9 @@ def _is_saved_dataset(path: Path) -> bool:  # a folder written by Dataset(Dict).
 
 
 def is_hf_source(name_or_path: str) -> bool:
-    """Whether load_dataset should read this: a save_to_disk folder, a data file (.parquet/.jsonl/...), a folder
-    without .txt files (data files, as `datasets` reads them), or a name that is no local path (a hub id)."""
+    """Whether load_dataset should read this: a save_to_disk folder, a data file (.parquet/.jsonl/...), a
+    folder without .txt files (data files, as `datasets` reads them), or a name that is no local path (a hub
+    id)."""
     path = Path(name_or_path).expanduser()
     if path.is_file():
         return path.suffix.lower() != ".txt" and any(s in BUILDERS for s in path.suffixes)
@@ -397,7 +414,8 @@ def _looks_local(name: str) -> bool:  # a path (that does not exist) rather than
 
 
 def _network_error(e: BaseException) -> bool:
-    """Whether e is a failure to reach the network, whichever HTTP library (urllib, httpx, requests) raised it."""
+    """Whether e is a failure to reach the network, whichever HTTP library (urllib, httpx, requests) raised
+    it."""
     module = type(e).__module__.split(".")[0]
     return isinstance(e, (ConnectionError, TimeoutError)) or module in ("httpx", "httpx2", "httpcore", "requests",
                                                                         "urllib3", "aiohttp")
@@ -405,10 +423,11 @@ def _network_error(e: BaseException) -> bool:
 
 def load_dataset(name_or_path: str, config: str | None = None, split: str | None = None,
                  num_proc: int | None = None, data_files: str | list | dict | None = None):
-    """A datasets.Dataset (split given) or DatasetDict from the hub or from local data, whichever name_or_path is:
-    a save_to_disk folder, a data file (.parquet/.json/.jsonl/.csv/.txt/.arrow), a folder of data files, or a hub id.
-    With a hub id and data_files, the files are read by the builder their extension names (hf://datasets/<id>/...),
-    which works for repositories that also hold a loading script (datasets >= 4 no longer runs scripts)."""
+    """A datasets.Dataset (split given) or DatasetDict from the hub or from local data, whichever name_or_path
+    is: a save_to_disk folder, a data file (.parquet/.json/.jsonl/.csv/.txt/.arrow), a folder of data files,
+    or a hub id. With a hub id and data_files, the files are read by the builder their extension names
+    (hf://datasets/<id>/...), which works for repositories that also hold a loading script (datasets >= 4 no
+    longer runs scripts)."""
     import datasets
     path = Path(name_or_path).expanduser()
     try:
@@ -477,7 +496,8 @@ def check_column(ds, text_column: str) -> None:
 
 
 def char_vocab(datasets_: Iterable, text_column: str = "text") -> list[str]:
-    """The sorted unique characters of a text column over several datasets (the char tokenizer's vocabulary)."""
+    """The sorted unique characters of a text column over several datasets (the char tokenizer's
+    vocabulary)."""
     chars: set[str] = set()
     for ds in datasets_:
         check_column(ds, text_column)
@@ -502,9 +522,9 @@ def _chunks(tokenized, n_tokens: int) -> Iterator[np.ndarray]:
 
 def prepare_hf(splits: dict, tokenizer: Tokenizer, out_dir: str | os.PathLike, text_column: str = "text",
                num_proc: int | None = None) -> dict:
-    """Tokenize {"train": Dataset, "val": Dataset} (one document per row) in num_proc processes, then write them
-    in chunks sized by the data. Returns the meta written. datasets caches the tokenized rows, so a rerun after a
-    failed write does not tokenize again."""
+    """Tokenize {"train": Dataset, "val": Dataset} (one document per row) in num_proc processes, then write
+    them in chunks sized by the data. Returns the meta written. datasets caches the tokenized rows, so a rerun
+    after a failed write does not tokenize again."""
     import pyarrow.compute as pc
     lengths, tokenized = {}, {}
     for split, ds in splits.items():
@@ -524,7 +544,8 @@ def default_num_proc() -> int:
 def add_hf_args(parser, out_dir: str, dataset: str | None, config: str | None = None, data_files: str | None = None,
                 val_fraction: float = 0.0005) -> None:
     """The arguments every HF-dataset preparer takes; the defaults are the named dataset's usual workflow.
-    dataset=None leaves out --dataset, for a caller that names its source otherwise (data/custom's --input)."""
+    dataset=None leaves out --dataset, for a caller that names its source otherwise (data/custom's
+    --input)."""
     if dataset is not None:
         parser.add_argument("--dataset", default=dataset,
                             help="hub id, save_to_disk folder, data file or folder of data files (.parquet/.jsonl/...)")
@@ -542,7 +563,8 @@ def add_hf_args(parser, out_dir: str, dataset: str | None, config: str | None = 
 
 
 def load_splits(args, source: str | None = None) -> dict:
-    """{"train", "val"} Datasets from the arguments of add_hf_args (source, if given, instead of args.dataset)."""
+    """{"train", "val"} Datasets from the arguments of add_hf_args (source, if given, instead of
+    args.dataset)."""
     source = source or args.dataset
     data_files = args.data_files or (args.default_data_files if source == args.default_dataset else None)
     if data_files:  # "a,b" -> [a, b]; "train=a,validation=b" -> {"train": a, "validation": b}
@@ -554,8 +576,9 @@ def load_splits(args, source: str | None = None) -> dict:
 
 def prepare_text_file(argv: list[str] | None, description: str, here: str, url: str,
                       tokenizer_for: Callable[[str], Tokenizer]) -> dict:
-    """The command line of a preparer for one text file: --input (default here/input.txt, downloaded from url if
-    missing), --out_dir (default here) and --val_fraction; the text is one document, tokenized by tokenizer_for(text)."""
+    """The command line of a preparer for one text file: --input (default here/input.txt, downloaded from url
+    if missing), --out_dir (default here) and --val_fraction; the text is one document, tokenized by
+    tokenizer_for(text)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", help=f"a local copy of input.txt (default: {here}/input.txt, downloaded if missing)")
     parser.add_argument("--out_dir", default=here)
@@ -566,6 +589,6 @@ def prepare_text_file(argv: list[str] | None, description: str, here: str, url: 
 
 
 def run(main: Callable[[list[str]], object]) -> None:
-    """Run a prepare.py main() on the command line's arguments, as train.py runs: a DataError is printed as one line
-    "error: ..." (no traceback) and the exit status is 2."""
+    """Run a prepare.py main() on the command line's arguments, as train.py runs: a DataError is printed as
+    one line "error: ..." (no traceback) and the exit status is 2."""
     cli(main)

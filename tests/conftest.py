@@ -1,5 +1,6 @@
-"""Shared test setup: the repo on sys.path, offline HF/tiktoken, small random-weight HF GPT-2 directories, the one
-tiny training config, a small model, and the one way to run a command line (with a deadline, never orphaned)."""
+"""Shared test setup: the repo on sys.path, offline HF/tiktoken, small random-weight HF GPT-2 directories, the
+one tiny training config, a small model, and the one way to run a command line (with a deadline, never
+orphaned)."""
 import json
 import os
 import signal
@@ -23,7 +24,8 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 
 @pytest.fixture(scope="session", autouse=True)
 def one_thread():
-    """The test models are tiny: one thread runs them several times faster than two that wait on each other."""
+    """The test models are tiny: one thread runs them several times faster than two that wait on each
+    other."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -44,7 +46,8 @@ def shakespeare_text() -> str:
 
 @pytest.fixture(scope="session")
 def make_hf_dir(tmp_path_factory):
-    """make_hf_dir(**GPT2Config kwargs) -> directory of a random-weight GPT2LMHeadModel written by save_pretrained."""
+    """make_hf_dir(**GPT2Config kwargs) -> directory of a random-weight GPT2LMHeadModel written by
+    save_pretrained."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
     from transformers.utils import logging
@@ -84,7 +87,8 @@ TINY = dict(device="cpu", compile=False, dtype="float32", n_layer=2, n_head=2, n
 
 
 def tiny_train_config(root, **overrides):
-    """TINY with overrides, writing to root/out; synthetic data in root/data unless overrides name a dataset."""
+    """TINY with overrides, writing to root/out; synthetic data in root/data unless overrides name a
+    dataset."""
     from train import TrainConfig
     root = Path(root)
     if "dataset" not in overrides:
@@ -122,9 +126,9 @@ def cli_args(cfg) -> list[str]:
 
 
 def run(args: list[str], timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run a command in the repo root and wait for it, at most timeout seconds. It runs in a process group of its
-    own, killed as a whole when the command ends, fails or times out, so no child (torchrun's workers, say)
-    outlives the test."""
+    """Run a command in the repo root and wait for it, at most timeout seconds. It runs in a process group of
+    its own, killed as a whole when the command ends, fails or times out, so no child (torchrun's workers,
+    say) outlives the test."""
     proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:

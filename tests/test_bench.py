@@ -42,7 +42,8 @@ def test_bench_compare_and_generate(capsys):
     out = capsys.readouterr().out
     assert r["identical"] and r["cached"] > 0 and r["uncached"] > 0 and r["HF generate"] > 0
     assert "| cached |" in out and "identical tokens from every method: True" in out
-    r = bench.main(gen + ["--block_size=32", "--max_new_tokens=40", "--hf=False"])  # past block_size: HF can't
+    # past block_size: HF can't
+    r = bench.main(gen + ["--block_size=32", "--max_new_tokens=40", "--hf=False"])
     assert r["identical"] and "HF generate" not in r
 
 

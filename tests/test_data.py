@@ -75,7 +75,8 @@ def test_shakespeare_bpe(shakespeare_text, tmp_path):
     ids = np.concatenate([train, val])
     assert ids[0] == 50256 and (ids == 50256).sum() == 1
     assert Tokenizer.gpt2().decode(ids) == EOT + shakespeare_text
-    assert Tokenizer.gpt2().decode(train) + Tokenizer.gpt2().decode(val) == EOT + shakespeare_text  # cut between tokens
+    # cut between tokens
+    assert Tokenizer.gpt2().decode(train) + Tokenizer.gpt2().decode(val) == EOT + shakespeare_text
 
 
 def test_script_runs_from_any_cwd_and_errors_in_one_line(tmp_path):
@@ -125,7 +126,8 @@ def test_gpt2_eot_only_where_inserted():
     gpt2 = Tokenizer.gpt2()
     assert gpt2.encode("a<|endoftext|>b").count(50256) == 1  # prompts may start a new document
     assert 50256 not in gpt2.encode("a<|endoftext|>b", allow_eot=False)
-    doc = gpt2.encode_document("a <|endoftext|> b")  # inside a document it is plain text; only the separator is eot
+    # inside a document it is plain text; only the separator is eot
+    doc = gpt2.encode_document("a <|endoftext|> b")
     assert doc[0] == 50256 and (doc == 50256).sum() == 1 and gpt2.decode(doc) == EOT + "a <|endoftext|> b"
 
 
@@ -171,7 +173,8 @@ def test_folder_of_txt_files_one_document_each(tmp_path):
     paths = sorted((("sub/" if i % 2 else "") + f"{i}.txt", doc) for i, doc in enumerate(DOCS))
     in_order = [doc for _, doc in paths if doc]
     custom_main([f"--input={tmp_path / 'docs'}", f"--out_dir={tmp_path / 'bpe'}"])
-    assert "".join(decoded(tmp_path / "bpe")) == "".join(EOT + d for d in in_order)  # the empty file is skipped
+    # the empty file is skipped
+    assert "".join(decoded(tmp_path / "bpe")) == "".join(EOT + d for d in in_order)
     custom_main([f"--input={tmp_path / 'docs'}", "--tokenizer=char", f"--out_dir={tmp_path / 'char'}"])
     assert "".join(decoded(tmp_path / "char")) == "".join(in_order)  # char: documents are just concatenated
 
@@ -188,7 +191,8 @@ def test_failed_write_leaves_previous_files_intact(tmp_path):
         write_bins(tmp_path, tok, {"train": (9, failing_chunks()), "val": (1, [np.array([0], dtype=np.uint16)])})
     with pytest.raises(ValueError, match="'\\?'"):  # the new train.bin was complete, but is not used either
         write_bins(tmp_path, tok, {"train": (9, [np.zeros(9, dtype=np.uint16)]), "val": (5, failing_chunks())})
-    with pytest.raises(DataError, match="out of range"):  # an id that does not fit the vocabulary is never written
+    # an id that does not fit the vocabulary is never written
+    with pytest.raises(DataError, match="out of range"):
         write_bins(tmp_path, tok, {"train": (2, [np.array([0, 3], dtype=np.uint16)]), "val": (1, [np.array([0])])})
     with pytest.raises(ValueError, match="'d'"):  # a document with a character outside a given vocabulary
         prepare_documents(["abc", "abd"], tok, tmp_path)

@@ -1,4 +1,5 @@
-"""eval.py: HellaSwag scoring against HF transformers and on memorized text, loss and attention PNGs, HF export."""
+"""eval.py: HellaSwag scoring against HF transformers and on memorized text, loss and attention PNGs, HF
+export."""
 import contextlib
 import io
 import json
@@ -63,7 +64,8 @@ FACTS = [("The red fox lives in the", "deep green forest near the river."),
 
 
 def fact_examples() -> list[dict]:
-    """Each fact's context with its own ending (at index label, which cycles 0..3) among three others' endings."""
+    """Each fact's context with its own ending (at index label, which cycles 0..3) among three others'
+    endings."""
     examples = []
     for i, (ctx, ending) in enumerate(FACTS):
         label, wrong = i % 4, [FACTS[(i + j) % len(FACTS)][1] for j in (1, 2, 3)]
@@ -81,9 +83,9 @@ def write_jsonl(path, examples) -> str:
 
 @pytest.fixture(scope="module")
 def memorizer(tmp_path_factory):
-    """out_dir of a GPT-2-BPE checkpoint that has memorized FACTS. Training over the full 50257-id vocab is too
-    slow for a test, so a tiny model learns the FACTS' token stream with its ids renumbered 0..K-1, then its
-    embedding rows are put back at their GPT-2 ids in a full-vocab model (every other row zero)."""
+    """out_dir of a GPT-2-BPE checkpoint that has memorized FACTS. Training over the full 50257-id vocab is
+    too slow for a test, so a tiny model learns the FACTS' token stream with its ids renumbered 0..K-1, then
+    its embedding rows are put back at their GPT-2 ids in a full-vocab model (every other row zero)."""
     tmp = tmp_path_factory.mktemp("memorizer")
     tok = Tokenizer.gpt2()
     facts = [tok.encode(ctx) + tok.encode(" " + ending) for ctx, ending in FACTS]
@@ -141,7 +143,8 @@ def test_scores_match_hf(make_hf_dir):
     model, tok, _ = load_model(hf_dir)
     examples = fact_examples()[:3]
     examples.append({"ctx": "A very long context, " * 12, "endings": ["a", "b c", "longer ending here", "x " * 40],
-                     "label": 2})  # longer than block_size=32: cut from the left, the last ending even in itself
+                     # longer than block_size=32: cut from the left, the last ending even in itself
+                     "label": 2})
     with torch.no_grad():
         for ex in examples:
             total, mean = core.score_endings(model, ex, tok, "cpu")
@@ -254,7 +257,8 @@ def test_loss_plot_from_growing_metrics(tmp_path):
         f.write('{"iter": 8, "tokens": 512, "lo')  # the line train.py is writing right now
     train_records, evals = core.read_metrics(str(run / "metrics.jsonl"))
     assert [(r["iter"], r["loss"]) for r in train_records] == [(1, 4.9), (2, 4.8), (3, 4.7), (4, 4.6), (5, 4.5),
-                                                                (6, 1.0), (7, 1.0)]  # 8 belonged to the old run
+                                                                # 8 belonged to the old run
+                                                                (6, 1.0), (7, 1.0)]
     assert [(r["iter"], r["val_loss"]) for r in evals] == [(0, 5.1), (5, 4.6)]
     out = ev.main(["--mode=plot", f"--out_dir={run}", "--fig_width=6.4", "--fig_height=3.2", "--dpi=50"])
     assert out == str(run / "loss.png") and png_size(out) == (320, 160)
@@ -288,7 +292,8 @@ def test_attention_maps_are_the_models(char_runs, bias):
         for h in hooks:
             h.remove()
         for layer, (block, (x, out)) in enumerate(zip(model.transformer.h, seen)):
-            v = block.attn.c_attn(x)[..., 2 * 32:].view(1, T, 2, 16).transpose(1, 2)  # n_embd 32: (1, nh, T, hs)
+            # n_embd 32: (1, nh, T, hs)
+            v = block.attn.c_attn(x)[..., 2 * 32:].view(1, T, 2, 16).transpose(1, 2)
             y = (maps[layer][None] @ v).transpose(1, 2).reshape(1, T, 32)
             torch.testing.assert_close(block.attn.c_proj(y), out, atol=1e-5, rtol=1e-5)
 

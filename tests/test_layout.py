@@ -1,4 +1,5 @@
-"""The project's shape: one-way imports (no cycle, no script importing another), model.py on torch + stdlib."""
+"""The project's shape: one-way imports (no cycle, no script importing another), model.py on torch +
+stdlib."""
 import ast
 import subprocess
 import sys
@@ -49,7 +50,8 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 
 def test_graph_helpers_see_what_they_should():
-    """The checks below could pass by finding nothing: make sure they find a cycle and edges when there are."""
+    """The checks below could pass by finding nothing: make sure they find a cycle and edges when there
+    are."""
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
     graph = import_graph()

@@ -1,4 +1,5 @@
-"""model.py against independent references: HF transformers' GPT-2, plain masked-softmax attention, uncached decoding."""
+"""model.py against independent references: HF transformers' GPT-2, plain masked-softmax attention, uncached
+decoding."""
 import math
 
 import pytest
@@ -70,7 +71,8 @@ def test_greedy_generation_matches_hf(make_hf_dir):
 
 
 
-@pytest.mark.parametrize("prompt_len,new", [(5, 20), (10, 60), (40, 10)])  # inside, across and beyond block_size 32
+# inside, across and beyond block_size 32
+@pytest.mark.parametrize("prompt_len,new", [(5, 20), (10, 60), (40, 10)])
 def test_cached_generation_equals_uncached(prompt_len, new):
     model = small_model().double()
     idx = torch.randint(0, 80, (4, prompt_len))
@@ -93,7 +95,8 @@ def test_cache_logits_equal_full_forward():
     cache = KVCache(model.config.n_layer, model.config.block_size)
     chunks = [model(idx[:, :8], all_logits=True, cache=cache)[0],  # prefill
               model(idx[:, 8:9], all_logits=True, cache=cache)[0],  # one token
-              model(idx[:, 9:20], all_logits=True, cache=cache)[0]]  # a chunk after cached tokens (masked path)
+              # a chunk after cached tokens (masked path)
+              model(idx[:, 9:20], all_logits=True, cache=cache)[0]]
     torch.testing.assert_close(torch.cat(chunks, dim=1), full, atol=1e-10, rtol=0)
     assert cache.pos == 20
 

@@ -1,4 +1,5 @@
-"""sample.py: checkpoints and HF models, reproducible seeds, model.generate parity, streaming, clear errors."""
+"""sample.py: checkpoints and HF models, reproducible seeds, model.generate parity, streaming, clear
+errors."""
 import io
 import os
 
@@ -25,7 +26,8 @@ def printed(texts) -> str:
 
 
 def reference(ckpt_path: str, prompt: str, n: int, new: int, seed: int | None = None, **kw) -> list[str]:
-    """What model.generate makes of prompt from a checkpoint, decoded: the independent side of the comparisons."""
+    """What model.generate makes of prompt from a checkpoint, decoded: the independent side of the
+    comparisons."""
     ckpt = load_checkpoint(ckpt_path)
     model, tok = model_from_checkpoint(ckpt).eval(), Tokenizer.from_meta(ckpt["meta"])
     ids = tok.encode(prompt)
@@ -36,8 +38,8 @@ def reference(ckpt_path: str, prompt: str, n: int, new: int, seed: int | None = 
 
 @pytest.fixture(scope="module")
 def char_run(tmp_path_factory, shakespeare_text):
-    """A tiny char model trained on a slice of Tiny Shakespeare: out_dir with ckpt.pt (iter 30) and best.pt, which
-    is made to hold the iter-10 weights so that loading it is distinguishable from loading ckpt.pt."""
+    """A tiny char model trained on a slice of Tiny Shakespeare: out_dir with ckpt.pt (iter 30) and best.pt,
+    which is made to hold the iter-10 weights so that loading it is distinguishable from loading ckpt.pt."""
     root = tmp_path_factory.mktemp("char")
     text = shakespeare_text[:20000]
     prepare_documents([text], Tokenizer.from_text(text), root / "data", val_fraction=0.1)

@@ -68,7 +68,8 @@ def final_weights(cfg):
 
 
 def test_resume_is_exact(tiny, tmp_path):
-    tiny = replace(tiny, dropout=0.1, eval_interval=7, log_interval=1)  # dropout: its randomness must resume too
+    # dropout: its randomness must resume too
+    tiny = replace(tiny, dropout=0.1, eval_interval=7, log_interval=1)
     straight = replace(tiny, out_dir=str(tmp_path / "straight"))
     train.train(straight)
     part = replace(tiny, out_dir=str(tmp_path / "parts"), max_iters=9)  # stop between evals
@@ -101,7 +102,8 @@ def test_best_val_loss_only_holds_the_best(tiny):
     best_path = os.path.join(cfg.out_dir, "best.pt")
     best = load_checkpoint(best_path)
     assert best["best_val_loss"] == min(evals.values()) == evals[best["iter_num"]]
-    # a run whose best is out of reach: later (worse) evals must neither lower the record nor overwrite best.pt
+    # a run whose best is out of reach: later (worse) evals must neither lower the record nor overwrite
+    # best.pt
     ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
     save_checkpoint({**load_checkpoint(ckpt_path), "best_val_loss": 0.01}, ckpt_path)
     result = train.train(replace(cfg, init_from="resume", max_iters=30))

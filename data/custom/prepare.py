@@ -3,8 +3,8 @@ Your own data, with a char or GPT-2 BPE tokenizer. --input is one of:
   a text file                       one document (e.g. a book); the first 1 - val_fraction of its tokens train
   a folder of .txt files            each file a document (recursive, in path order); split like a text file
   an HF dataset                     a save_to_disk folder, .parquet/.jsonl/.json/.csv files or a folder of them, or
-                                    a hub id; one document per row of --text_column; its validation split is val,
-                                    else a random val_fraction of the documents (--seed)
+                                    a hub id; one document per row of --text_column; its validation split is
+                                    val, else a random val_fraction of the documents (--seed)
 The char vocabulary is the sorted unique characters of the data. Writes train.bin, val.bin and meta.json in
 --out_dir (default: beside this file).
 

@@ -1,13 +1,13 @@
 """
 OpenWebText (Gokaslan & Cohen's open reproduction of GPT-2's WebText, 8,013,769 documents) with GPT-2's BPE.
-It has only a train split, so a random 0.05% of the documents (seed 2357, nanoGPT's choice) is held out for val.
-Writes train.bin, val.bin and meta.json beside this file.
+It has only a train split, so a random 0.05% of the documents (seed 2357, nanoGPT's choice) is held out for
+val. Writes train.bin, val.bin and meta.json beside this file.
 
 $ python data/openwebtext/prepare.py --num_proc=16                 # downloads ~40GB of text from the hub first
 $ python data/openwebtext/prepare.py --dataset=path/to/owt_parquet_folder
 
-The hub repository Skylion007/openwebtext still holds its old loading script, which datasets>=4 refuses to run,
-so by default its parquet files (data/*.parquet) are read directly with the parquet builder.
+The hub repository Skylion007/openwebtext still holds its old loading script, which datasets>=4 refuses to
+run, so by default its parquet files (data/*.parquet) are read directly with the parquet builder.
 """
 import argparse
 import os
@@ -30,6 +30,6 @@ def main(argv: list[str] | None = None) -> dict:
 if __name__ == "__main__":
     run(main)
 
-# Not run here (no network). For scale, nanoGPT's data/openwebtext/readme.md reports for its own split of the same
-# documents (eot after each document, same 0.0005 fraction and seed, a different selection method):
+# Not run here (no network). For scale, nanoGPT's data/openwebtext/readme.md reports for its own split of the
+# same documents (eot after each document, same 0.0005 fraction and seed, a different selection method):
 # train.bin ~17GB, 9,035,582,198 tokens; val.bin ~8.5MB, 4,434,897 tokens.

@@ -1,7 +1,7 @@
 """
-Tiny Shakespeare with GPT-2's BPE (tiktoken): the text is one document, so its ids are <|endoftext|> followed by
-the encoded text; the first 90% of the tokens train and the last 10% val. Writes train.bin, val.bin and meta.json
-beside this file.
+Tiny Shakespeare with GPT-2's BPE (tiktoken): the text is one document, so its ids are <|endoftext|> followed
+by the encoded text; the first 90% of the tokens train and the last 10% val. Writes train.bin, val.bin and
+meta.json beside this file.
 
 $ python data/shakespeare/prepare.py                             # downloads input.txt beside this file first
 $ python data/shakespeare/prepare.py --input=path/to/input.txt --out_dir=somewhere
@@ -25,6 +25,6 @@ if __name__ == "__main__":
 
 # Measured (same input.txt): the text is 338,025 GPT-2 tokens, plus the leading <|endoftext|>: 338,026
 # vocab_size 50257, eot_token 50256, dtype uint16
-# train.bin 304,223 tokens (608,446 bytes), val.bin 33,803 tokens (67,606 bytes)
-# (Splitting the characters 90/10 first and encoding each part, with no eot, as nanoGPT does, gives 301,966 and
-# 36,059 tokens: measured too.)
+# train.bin 304,223 tokens (608,446 bytes), val.bin 33,803 tokens (67,606 bytes) (Splitting the characters
+# 90/10 first and encoding each part, with no eot, as nanoGPT does, gives 301,966 and 36,059 tokens: measured
+# too.)

@@ -1,6 +1,6 @@
 """
-Tiny Shakespeare at the character level: vocabulary = the sorted unique characters of the text, the first 90% of
-the characters train and the last 10% val. Writes train.bin, val.bin and meta.json beside this file.
+Tiny Shakespeare at the character level: vocabulary = the sorted unique characters of the text, the first 90%
+of the characters train and the last 10% val. Writes train.bin, val.bin and meta.json beside this file.
 
 $ python data/shakespeare_char/prepare.py                        # downloads input.txt beside this file first
 $ python data/shakespeare_char/prepare.py --input=path/to/input.txt --out_dir=somewhere

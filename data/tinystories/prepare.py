@@ -1,7 +1,7 @@
 """
 TinyStories (Eldan & Li 2023: short stories in simple English written by GPT-3.5/GPT-4) with GPT-2's BPE, one
-story per document, and the dataset's own validation split as val. Writes train.bin, val.bin and meta.json beside
-this file.
+story per document, and the dataset's own validation split as val. Writes train.bin, val.bin and meta.json
+beside this file.
 
 $ python data/tinystories/prepare.py
 $ python data/tinystories/prepare.py --dataset=path/to/local/copy    # a save_to_disk folder or parquet files
@@ -22,12 +22,14 @@ def main(argv: list[str] | None = None) -> dict:
     add_hf_args(parser, HERE, dataset="roneneldan/TinyStories", val_fraction=0.01,
                 data_files="train=data/train-*.parquet,validation=data/validation-*.parquet")
     args = parser.parse_args(argv)
-    splits = load_splits(args)  # uses the "validation" split; --val_fraction only matters for data without one
+    # uses the "validation" split; --val_fraction only matters for data without one
+    splits = load_splits(args)
     return prepare_hf(splits, Tokenizer.gpt2(), args.out_dir, args.text_column, args.num_proc)
 
 
 if __name__ == "__main__":
     run(main)
 
-# Not run here (no network). For scale, from the hub (dataset info and viewer of roneneldan/TinyStories): 2,119,719
-# train stories (~1.9GB of text) and ~22k validation stories, in four train parquet files and one validation file.
+# Not run here (no network). For scale, from the hub (dataset info and viewer of roneneldan/TinyStories):
+# 2,119,719 train stories (~1.9GB of text) and ~22k validation stories, in four train parquet files and one
+# validation file.
