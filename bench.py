@@ -2,7 +2,8 @@
 Benchmarks, separate from training so that speed claims have one place to come from.
 
     python bench.py                                   # train steps of GPT-2 124M on synthetic data
-    python bench.py --dataset=shakespeare_char --n_layer=6 --n_embd=384 --n_head=6 --block_size=256 --batch_size=64
+    python bench.py --dataset=shakespeare_char --n_layer=6 --n_embd=384 --n_head=6 --block_size=256 \
+                    --batch_size=64
     python bench.py --profile=True                    # also writes a torch.profiler trace to bench_trace.json
     python bench.py --mode=compare --device=cpu ...   # the same train step as fp32 eager with plain AdamW,
                                                       # fused AdamW, bf16 autocast and torch.compile, side by
@@ -79,7 +80,8 @@ def make_step(cfg: BenchConfig, device: torch.device) -> tuple:
     else:
         data = np.random.default_rng(cfg.seed).integers(0, cfg.vocab_size, 1_000_000, dtype=np.int64)
     rng = np.random.default_rng(cfg.seed)
-    batch = lambda: get_batch(data, rng.integers(0, len(data) - cfg.block_size, cfg.batch_size), cfg.block_size, device)
+    batch = lambda: get_batch(data, rng.integers(0, len(data) - cfg.block_size, cfg.batch_size),  # noqa: E731
+                              cfg.block_size, device)
     torch.manual_seed(cfg.seed)
     model = GPT(GPTConfig(block_size=cfg.block_size, vocab_size=vocab_size, n_layer=cfg.n_layer,
                           n_head=cfg.n_head, n_embd=cfg.n_embd, bias=cfg.bias)).to(device)
@@ -128,8 +130,8 @@ def bench_train(cfg: BenchConfig, device: torch.device) -> dict:
     flops, mfu = model.estimate_mfu(tok_s, cfg.block_size, peak)
     mem = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     dtype = resolve_dtype(cfg.dtype, device, cfg.n_embd)
-    print(f"{model.get_num_params() / 1e6:.2f}M params, batch {cfg.batch_size}x{cfg.block_size}, {device}, {dtype}, "
-          f"compile={cfg.compile}, {cfg.optimizer}: {1000 * dt:.1f} ms/iter, {tok_s:,.0f} tok/s, "
+    print(f"{model.get_num_params() / 1e6:.2f}M params, batch {cfg.batch_size}x{cfg.block_size}, {device}, "
+          f"{dtype}, compile={cfg.compile}, {cfg.optimizer}: {1000 * dt:.1f} ms/iter, {tok_s:,.0f} tok/s, "
           f"{flops / 1e12:.2f} TFLOP/s"
           + (f", MFU {100 * mfu:.1f}%" if mfu is not None else " (no peak known: pass --peak_tflops for MFU)")
           + (f", peak memory {mem:.2f} GiB" if mem is not None else ""))
@@ -150,11 +152,12 @@ def bench_compare(cfg: BenchConfig, device: torch.device) -> list[dict]:
              "tokens_per_s": cfg.batch_size * cfg.block_size / float(np.median(col))}
             for (d, c, o), col in zip(variants, zip(*times))]
     base = rows[0]["tokens_per_s"]
-    print(f"train step, batch {cfg.batch_size}x{cfg.block_size}, {cfg.n_layer} layers x {cfg.n_embd}, {device}, "
-          f"{torch.get_num_threads()} threads; median of {cfg.rounds} rounds of {cfg.iters} steps")
+    print(f"train step, batch {cfg.batch_size}x{cfg.block_size}, {cfg.n_layer} layers x {cfg.n_embd}, "
+          f"{device}, {torch.get_num_threads()} threads; median of {cfg.rounds} rounds of {cfg.iters} steps")
     print("| dtype | compile | optimizer | ms/iter | tokens/s | speedup |\n|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['dtype']} | {r['compile']} | {'AdamW (plain)' if r['optimizer'] == 'plain' else 'AdamW (fused)'} "
+        optimizer = "AdamW (plain)" if r["optimizer"] == "plain" else "AdamW (fused)"
+        print(f"| {r['dtype']} | {r['compile']} | {optimizer} "
               f"| {r['ms_per_iter']:.1f} | {r['tokens_per_s']:,.0f} | {r['tokens_per_s'] / base:.2f}x |")
     return rows
 
@@ -189,8 +192,8 @@ def bench_speedrun(cfg: BenchConfig, device: torch.device) -> dict:
         for name, args in runs.items():
             out_dir = f"{tmp}/{name.replace(' ', '_')}"
             t0 = time.perf_counter()
-            proc = subprocess.run([sys.executable, "train.py", *args, f"--out_dir={out_dir}"], capture_output=True,
-                                  text=True)
+            proc = subprocess.run([sys.executable, "train.py", *args, f"--out_dir={out_dir}"],
+                                  capture_output=True, text=True)
             wall = time.perf_counter() - t0
             if proc.returncode != 0:
                 raise RuntimeError(f"{name} failed:\n{proc.stderr[-2000:]}")
@@ -201,8 +204,8 @@ def bench_speedrun(cfg: BenchConfig, device: torch.device) -> dict:
     print("| run | iters | wall time | vs reference | val loss (train.py eval) | val loss (all of val.bin) |")
     print("|---|---|---|---|---|---|")
     for name, r in results.items():
-        print(f"| {name} | {r['iters']} | {r['wall_s']:.1f} s | {r['wall_s'] / ref:.2f}x | {r['val_loss']:.4f} "
-              f"| {r['full_val_loss']:.4f} |")
+        print(f"| {name} | {r['iters']} | {r['wall_s']:.1f} s | {r['wall_s'] / ref:.2f}x "
+              f"| {r['val_loss']:.4f} | {r['full_val_loss']:.4f} |")
     return results
 
 
@@ -211,8 +214,8 @@ def bench_generate(cfg: BenchConfig, device: torch.device) -> dict:
     Methods take turns, three rounds; each reports its best round, so a busy moment hurts no single method."""
     from transformers import GPT2Config, GPT2LMHeadModel
     torch.manual_seed(cfg.seed)
-    hf_config = GPT2Config(n_positions=cfg.block_size, n_embd=cfg.n_embd, n_layer=cfg.n_layer, n_head=cfg.n_head,
-                           vocab_size=50257, bos_token_id=None, eos_token_id=None)
+    hf_config = GPT2Config(n_positions=cfg.block_size, n_embd=cfg.n_embd, n_layer=cfg.n_layer,
+                           n_head=cfg.n_head, vocab_size=50257, bos_token_id=None, eos_token_id=None)
     hf = GPT2LMHeadModel(hf_config).eval()
     with tempfile.TemporaryDirectory() as d:  # load ours through from_pretrained: the very same weights
         hf.save_pretrained(d)
@@ -223,8 +226,9 @@ def bench_generate(cfg: BenchConfig, device: torch.device) -> dict:
     runs = {"cached": lambda: model.generate(prompt, n, temperature=0),
             "uncached": lambda: model.generate(prompt, n, temperature=0, use_cache=False)}
     if cfg.hf:
-        runs["HF generate"] = lambda: hf.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
-                                                  max_new_tokens=n, min_new_tokens=n, pad_token_id=0)
+        runs["HF generate"] = lambda: hf.generate(prompt, attention_mask=torch.ones_like(prompt),
+                                                  do_sample=False, max_new_tokens=n, min_new_tokens=n,
+                                                  pad_token_id=0)
     best, outputs = {name: 0.0 for name in runs}, {}
     with torch.no_grad():
         for name, run in runs.items():
@@ -237,8 +241,8 @@ def bench_generate(cfg: BenchConfig, device: torch.device) -> dict:
                 sync(device)
                 best[name] = max(best[name], n / (time.perf_counter() - t0))
     same = all(torch.equal(o, outputs["cached"]) for o in outputs.values())
-    print(f"generate: {model.get_num_params() / 1e6:.0f}M params, batch 1, prompt {cfg.prompt_len}, {n} new tokens, "
-          f"greedy, {device}, float32, {torch.get_num_threads()} threads")
+    print(f"generate: {model.get_num_params() / 1e6:.0f}M params, batch 1, prompt {cfg.prompt_len}, "
+          f"{n} new tokens, greedy, {device}, float32, {torch.get_num_threads()} threads")
     print("| method | tokens/s | vs uncached |\n|---|---|---|")
     for name, tps in best.items():
         print(f"| {name} | {tps:.1f} | {tps / best['uncached']:.2f}x |")

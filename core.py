@@ -79,7 +79,8 @@ def resolve_dtype(name: str, device: torch.device, n_embd: int | None = None) ->
     if name not in dtypes:
         raise UsageError(f"dtype '{name}' is not one of auto, {', '.join(dtypes)}")
     if dtypes[name] == torch.float16 and device.type != "cuda":
-        raise UsageError("dtype=float16 needs a CUDA device (it trains with a GradScaler); use bfloat16 or float32")
+        raise UsageError("dtype=float16 needs a CUDA device (it trains with a GradScaler); use bfloat16 or "
+                         "float32")
     return dtypes[name]
 
 
@@ -154,7 +155,8 @@ def load_checkpoint(path: str, device: torch.device | str = "cpu") -> dict:
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:
-        raise UsageError(f"checkpoint {path} is unreadable ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        reason = f"{type(e).__name__}: {str(e).splitlines()[0]}"
+        raise UsageError(f"checkpoint {path} is unreadable ({reason})") from None
     missing = CHECKPOINT_KEYS - set(ckpt if isinstance(ckpt, dict) else {})
     if missing:
         raise UsageError(f"{path} is not a checkpoint of this codebase: it lacks {sorted(missing)}")
@@ -175,7 +177,8 @@ def load_pretrained(init_from: str, dropout: float | None = None) -> GPT:
         raise UsageError(f"init_from='{init_from}': {e}") from None
 
 
-def load_model(init_from: str, out_dir: str = "out", ckpt_name: str = "ckpt.pt") -> tuple[GPT, Tokenizer, str]:
+def load_model(init_from: str, out_dir: str = "out",
+               ckpt_name: str = "ckpt.pt") -> tuple[GPT, Tokenizer, str]:
     """The model (on the CPU, in eval mode), its tokenizer, and a short description of where it came from:
     out_dir/ckpt_name for init_from='resume', else OpenAI's GPT-2 or a HF directory (sample.py and eval.py). A
     checkpoint's tokenizer is its "meta" (the dataset's meta.json, saved by train.py); GPT-2 models use GPT-2
@@ -234,7 +237,8 @@ def check_tokenizer(model: GPT, tokenizer: Tokenizer) -> None:
                          f"{model.config.vocab_size}: this is not the model's tokenizer")
 
 
-def candidate_batch(example: dict, tokenizer: Tokenizer, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def candidate_batch(example: dict, tokenizer: Tokenizer,
+                    block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs and targets (4, T) of the 4 context + ending sequences, right-padded. Targets are -1 except at
     the ending's tokens, so only those are scored. Context and ending are encoded apart, so all 4 share the
     context's tokens. A sequence longer than block_size + 1 (its last token is only a target) loses its
@@ -268,14 +272,15 @@ def score_endings(model: GPT, example: dict, tokenizer: Tokenizer, device: torch
     return total.cpu(), (total / (y != -1).sum(dim=1)).cpu()
 
 
-def hellaswag_accuracy(model: GPT, examples: list[dict], tokenizer: Tokenizer, device: torch.device | str, ctx,
-                       rank: int = 0, world: int = 1, progress: bool = False) -> dict:
+def hellaswag_accuracy(model: GPT, examples: list[dict], tokenizer: Tokenizer, device: torch.device | str,
+                       ctx, rank: int = 0, world: int = 1, progress: bool = False) -> dict:
     """{'examples', 'correct', 'correct_norm', 'acc', 'acc_norm'} over examples. Process `rank` of `world`
     scores examples rank, rank + world, ...; with torch.distributed initialized the counts are summed over all
     processes, so every process must call this. Pass the plain model, not a DDP or compiled wrapper (each
     example has its own length, which would recompile). The model's train/eval mode is restored afterwards."""
     if tokenizer.kind != "gpt2":
-        raise UsageError(f"HellaSwag needs a model with GPT-2's BPE tokenizer, not the {tokenizer.kind} tokenizer")
+        raise UsageError(f"HellaSwag needs a model with GPT-2's BPE tokenizer, not the {tokenizer.kind} "
+                         f"tokenizer")
     check_tokenizer(model, tokenizer)
     was_training = model.training
     model.eval()

@@ -1,10 +1,10 @@
 """
 Evaluate, look inside and export a trained GPT, or OpenAI's GPT-2. One script, four modes:
 
-    python eval.py --mode=hellaswag --init_from=gpt2          # HellaSwag accuracy (run data/hellaswag/prepare.py first)
-    python eval.py --mode=plot --out_dir=out                  # loss curves from out/metrics.jsonl -> out/loss.png
-    python eval.py --mode=attention --start="To be, or not"   # attention of every layer and head -> out/attention.png
-    python eval.py --mode=export --output=hf-model            # a HF transformers GPT-2 directory (default out/hf)
+    python eval.py --mode=hellaswag --init_from=gpt2         # HellaSwag accuracy (prepare its data first)
+    python eval.py --mode=plot --out_dir=out                 # loss curves of out/metrics.jsonl: out/loss.png
+    python eval.py --mode=attention --start="To be, or not"  # every layer's and head's: out/attention.png
+    python eval.py --mode=export --output=hf-model           # a HF GPT-2 directory (default: out/hf)
 
 The model: init_from='resume' loads out_dir/ckpt.pt (tokenizer from its meta); 'gpt2', ... or a local HF
 directory use GPT-2's BPE. Keys and defaults are in EvalConfig (configurator.py: config files and
@@ -76,7 +76,8 @@ def plot_losses(train: list[dict], evals: list[dict], path: str, figsize=(12.0, 
         if train:
             ax.plot([r[x] for r in train], [r["loss"] for r in train], lw=1, alpha=0.8, label="train loss")
         if evals:
-            ax.plot([r[x] for r in evals], [r["train_loss"] for r in evals], "s--", ms=3, label="train loss (eval)")
+            ax.plot([r[x] for r in evals], [r["train_loss"] for r in evals], "s--", ms=3,
+                    label="train loss (eval)")
             ax.plot([r[x] for r in evals], [r["val_loss"] for r in evals], "o-", ms=3, label="val loss")
         ax.set_xlabel(label)
         ax.set_ylabel("loss")
@@ -138,8 +139,9 @@ def plot_attention(maps: torch.Tensor, labels: list[str], path: str, figsize=Non
 # export to HF transformers
 
 # tiktoken's GPT-2 BPE files, which are exactly HF's vocab.json and merges.txt
-TIKTOKEN_GPT2_FILES = {"vocab.json": "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/encoder.json",
-                       "merges.txt": "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/vocab.bpe"}
+GPT2_ENCODINGS = "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main"
+TIKTOKEN_GPT2_FILES = {"vocab.json": f"{GPT2_ENCODINGS}/encoder.json",
+                       "merges.txt": f"{GPT2_ENCODINGS}/vocab.bpe"}
 
 
 def tiktoken_gpt2_files() -> dict[str, str] | None:
@@ -194,7 +196,8 @@ def export_hf(model: GPT, out: str, tokenizer: Tokenizer | None = None) -> str:
         files = tiktoken_gpt2_files()
         if files is None:  # tiktoken's cache holds no copy: leave a note instead
             with open(os.path.join(out, "TOKENIZER.txt"), "w", encoding="utf-8") as f:
-                f.write("GPT-2's BPE: use AutoTokenizer.from_pretrained('gpt2'); tiktoken's cache had no copy\n")
+                f.write("GPT-2's BPE: use AutoTokenizer.from_pretrained('gpt2'); "
+                        "tiktoken's cache had no copy\n")
         else:
             for name, src in files.items():
                 shutil.copyfile(src, os.path.join(out, name))

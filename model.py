@@ -34,7 +34,8 @@ class GPTConfig:
         if self.n_embd % self.n_head != 0:
             raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
         if self.tokenizer_vocab_size is not None and not 0 < self.tokenizer_vocab_size <= self.vocab_size:
-            raise ValueError(f"tokenizer_vocab_size={self.tokenizer_vocab_size} must be in 1..{self.vocab_size}")
+            raise ValueError(f"tokenizer_vocab_size={self.tokenizer_vocab_size} must be in "
+                             f"1..{self.vocab_size}")
 
     @property
     def real_vocab_size(self) -> int:
@@ -180,8 +181,9 @@ class GPT(nn.Module):
         B, T = idx.size()
         start = cache.pos if cache is not None else 0
         if start + T > self.config.block_size:
-            raise ValueError(f"sequence of {start + T} tokens is longer than block_size={self.config.block_size}: "
-                             f"crop it to the last {self.config.block_size} tokens")
+            raise ValueError(f"sequence of {start + T} tokens is longer than "
+                             f"block_size={self.config.block_size}: crop it to the last "
+                             f"{self.config.block_size} tokens")
         pos = torch.arange(start, start + T, dtype=torch.long, device=idx.device)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
         for block in self.transformer.h:
@@ -222,8 +224,9 @@ class GPT(nn.Module):
             hf = GPT2LMHeadModel.from_pretrained(name_or_dir)
         except OSError as e:  # no network and not in the HF cache, usually
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise RuntimeError(f"could not load '{name_or_dir}' ({reason}). Download it once with network access "
-                               f"(it is cached under ~/.cache/huggingface) or pass a local directory") from None
+            raise RuntimeError(f"could not load '{name_or_dir}' ({reason}). Download it once with network "
+                               f"access (it is cached under ~/.cache/huggingface) or pass a local "
+                               f"directory") from None
         config = GPTConfig(block_size=hf_config.n_positions, vocab_size=hf_config.vocab_size,
                            n_layer=hf_config.n_layer, n_head=hf_config.n_head, n_embd=hf_config.n_embd,
                            bias=True, dropout=override_args.get("dropout", 0.0))
@@ -234,7 +237,8 @@ class GPT(nn.Module):
                 w = sd_hf[k]
                 w = w.t() if k.endswith(HF_TRANSPOSED) else w
                 if w.shape != p.shape:
-                    raise ValueError(f"{name_or_dir}: {k} has shape {tuple(w.shape)}, expected {tuple(p.shape)}")
+                    raise ValueError(f"{name_or_dir}: {k} has shape {tuple(w.shape)}, "
+                                     f"expected {tuple(p.shape)}")
                 p.copy_(w)
         return model
 
@@ -259,7 +263,8 @@ class GPT(nn.Module):
             adamw = torch.optim.AdamW(groups, lr=learning_rate, betas=betas)
         if not hidden:
             return adamw
-        muon = torch.optim.Muon([params[n] for n in sorted(hidden)], lr=learning_rate, weight_decay=weight_decay,
+        muon = torch.optim.Muon([params[n] for n in sorted(hidden)], lr=learning_rate,
+                                weight_decay=weight_decay,
                                 adjust_lr_fn="match_rms_adamw")
         return Optimizers(muon=muon, adamw=adamw)
 
@@ -272,13 +277,15 @@ class GPT(nn.Module):
         n_matmul = c.n_layer * 12 * c.n_embd ** 2 + c.vocab_size * c.n_embd
         return 6 * n_matmul + 12 * c.n_layer * c.n_embd * seq_len
 
-    def estimate_mfu(self, tokens_per_sec: float, seq_len: int, peak_flops: float | None) -> tuple[float, float | None]:
+    def estimate_mfu(self, tokens_per_sec: float, seq_len: int,
+                     peak_flops: float | None) -> tuple[float, float | None]:
         """(achieved FLOP/s, model FLOPs utilization as a fraction of peak_flops or None without a peak)."""
         achieved = self.flops_per_token(seq_len) * tokens_per_sec
         return achieved, (achieved / peak_flops if peak_flops else None)
 
     @torch.no_grad()
-    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+                 top_k: int | None = None,
                  top_p: float | None = None, stop_token: int | None = None, use_cache: bool = True,
                  generator: torch.Generator | None = None) -> torch.Tensor:
         """Continue each row of idx (B, T) by max_new_tokens tokens and return (B, T + new).
@@ -287,13 +294,15 @@ class GPT(nn.Module):
         run once and then one token per step; past block_size, where every position shifts by one each step,
         the last block_size tokens are recomputed instead (exactly what use_cache=False does throughout). Call
         model.eval() first: dropout stays as the model's mode has it."""
-        steps = self.generate_iter(idx, max_new_tokens, temperature, top_k, top_p, stop_token, use_cache, generator)
+        steps = self.generate_iter(idx, max_new_tokens, temperature, top_k, top_p, stop_token, use_cache,
+                                   generator)
         return torch.cat([idx, *steps], dim=1)
 
     @torch.no_grad()
     def generate_iter(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
                       top_k: int | None = None, top_p: float | None = None, stop_token: int | None = None,
-                      use_cache: bool = True, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+                      use_cache: bool = True,
+                      generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
         """generate() one step at a time: yields each new (B, 1) column as soon as it exists, for
         streaming."""
         bs, cache = self.config.block_size, None

@@ -76,13 +76,15 @@ def encode_prompt(tokenizer: Tokenizer, text: str, vocab_size: int) -> tuple[lis
     it), which is not printed; the char tokenizer has no such token, so an empty prompt is an error there."""
     if not text:
         if tokenizer.eot_token is None:
-            raise UsageError("the prompt is empty and a char vocabulary has no <|endoftext|> token to start from: "
-                             "give a prompt, e.g. --start=$'\\n' (a newline)")
+            raise UsageError("the prompt is empty and a char vocabulary has no <|endoftext|> token to start "
+                             "from: give a prompt, e.g. --start=$'\\n' (a newline)")
         return [tokenizer.eot_token], 1
     try:
         ids = tokenizer.encode(text)
     except DataError as e:  # characters outside a char vocabulary, listed
-        hint = " (a shell passes \\n as two characters: write a newline as $'\\n' in bash)" if "\\" in text else ""
+        hint = ""
+        if "\\" in text:
+            hint = " (a shell passes \\n as two characters: write a newline as $'\\n' in bash)"
         raise UsageError(f"cannot encode the prompt: {e}{hint}") from None
     if max(ids) >= vocab_size:
         raise UsageError(f"the prompt has token id {max(ids)}, past this model's vocab_size of {vocab_size}")
@@ -129,8 +131,8 @@ def sample(cfg: SampleConfig, out=None) -> list[str]:
     model.to(device)
     ids, hidden = encode_prompt(tokenizer, read_prompt(cfg.start), model.config.vocab_size)
     stop = tokenizer.eot_token if cfg.stop_at_eot else None  # None for char: it has no such token
-    print(f"sampling {cfg.num_samples} x {cfg.max_new_tokens} tokens after a {len(ids)}-token prompt from {source} "
-          f"on {device} ({str(dtype).removeprefix('torch.')})", file=sys.stderr)
+    print(f"sampling {cfg.num_samples} x {cfg.max_new_tokens} tokens after a {len(ids)}-token prompt "
+          f"from {source} on {device} ({str(dtype).removeprefix('torch.')})", file=sys.stderr)
     if cfg.compile:
         model.compile()  # in place: generate's self(...) calls go through the compiled forward
     torch.manual_seed(cfg.seed)

@@ -24,7 +24,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import UsageError, cli, configure
 from core import (autocast, get_batch, hellaswag_accuracy, load_checkpoint, load_pretrained, maybe_compile,
-                  model_from_checkpoint, open_data, peak_flops, resolve_device, resolve_dtype, save_checkpoint)
+                  model_from_checkpoint, open_data, peak_flops, resolve_device, resolve_dtype,
+                  save_checkpoint)
 from data.common import Tokenizer, atomic_write, load_hellaswag
 from model import GPT, GPTConfig, padded_vocab
 
@@ -105,7 +106,8 @@ def batch_offsets(seed: int, step: int, n: int, data_len: int, block_size: int) 
 
 def process_offsets(cfg: TrainConfig, step: int, data_len: int, rank: int, world: int) -> np.ndarray:
     """This process's rows of global batch `step`, (micro-steps, batch_size): one row block per micro-step."""
-    rows = batch_offsets(cfg.seed, step, cfg.batch_size * cfg.gradient_accumulation_steps, data_len, cfg.block_size)
+    n_rows = cfg.batch_size * cfg.gradient_accumulation_steps
+    rows = batch_offsets(cfg.seed, step, n_rows, data_len, cfg.block_size)
     return rows.reshape(world, cfg.gradient_accumulation_steps // world, cfg.batch_size)[rank]
 
 
@@ -151,7 +153,8 @@ def build_model(cfg: TrainConfig, meta: dict, ckpt: dict | None) -> GPT:
 
 def make_optimizer(model: GPT, cfg: TrainConfig) -> torch.optim.Optimizer:
     try:
-        return model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2), cfg.optimizer)
+        return model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2),
+                                          cfg.optimizer)
     except ValueError as e:
         raise UsageError(str(e)) from None
 
@@ -180,11 +183,13 @@ class MetricsLog:
     process logs; close() releases both."""
 
     def __init__(self, cfg: TrainConfig, master: bool):
-        self.file = open(os.path.join(cfg.out_dir, "metrics.jsonl"), "a", encoding="utf-8") if master else None
+        path = os.path.join(cfg.out_dir, "metrics.jsonl")
+        self.file = open(path, "a", encoding="utf-8") if master else None
         self.wandb_run = None
         if cfg.wandb_log and master:
             import wandb  # optional dependency, imported only when asked for
-            self.wandb_run = wandb.init(project=cfg.wandb_project, name=cfg.wandb_run_name, config=asdict(cfg))
+            self.wandb_run = wandb.init(project=cfg.wandb_project, name=cfg.wandb_run_name,
+                                        config=asdict(cfg))
 
     def __call__(self, record: dict) -> None:
         if self.file is None:
@@ -206,7 +211,8 @@ def stop_requests() -> Iterator[list]:
     """While inside, SIGTERM and SIGINT append to the yielded list instead of killing the process, so the loop
     can save a checkpoint and stop at the end of its step. The previous handlers come back on every exit."""
     signalled = []
-    previous = {s: signal.signal(s, lambda *_: signalled.append(True)) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = {s: signal.signal(s, lambda *_: signalled.append(True))
+                for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield signalled
     finally:
@@ -221,8 +227,10 @@ class Evaluator:
     """Mean loss on a fixed set of train and val batches, drawn once with an RNG of their own (every eval sees
     the same data; training sees no change), split over the processes; HellaSwag too if cfg asks for it."""
 
-    def __init__(self, cfg: TrainConfig, data: dict, meta: dict, device: torch.device, ctx, rank: int, world: int):
-        self.cfg, self.data, self.device, self.ctx, self.rank, self.world = cfg, data, device, ctx, rank, world
+    def __init__(self, cfg: TrainConfig, data: dict, meta: dict, device: torch.device, ctx, rank: int,
+                 world: int):
+        self.cfg, self.data, self.device, self.ctx = cfg, data, device, ctx
+        self.rank, self.world = rank, world
         self.offsets = {split: np.random.default_rng([cfg.seed, 1 + i]).integers(
             0, len(data[split]) - cfg.block_size, size=(cfg.eval_iters, cfg.batch_size))
             for i, split in enumerate(("train", "val"))}
@@ -254,7 +262,8 @@ class Evaluator:
         out = self.losses(model)
         if self.hellaswag is not None:  # on every process: the examples are split between them
             examples, tokenizer = self.hellaswag
-            hella = hellaswag_accuracy(raw_model, examples, tokenizer, self.device, self.ctx, self.rank, self.world)
+            hella = hellaswag_accuracy(raw_model, examples, tokenizer, self.device, self.ctx, self.rank,
+                                       self.world)
             out.update(hellaswag_acc=hella["acc"], hellaswag_acc_norm=hella["acc_norm"])
         return out
 
@@ -303,8 +312,8 @@ def train(cfg: TrainConfig) -> dict:
     ddp = int(os.environ.get("RANK", -1)) != -1
     rank, world = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if ddp else (0, 1)
     if cfg.gradient_accumulation_steps % world:
-        raise UsageError(f"gradient_accumulation_steps={cfg.gradient_accumulation_steps} does not divide over "
-                         f"{world} processes: make it a multiple of {world}")
+        raise UsageError(f"gradient_accumulation_steps={cfg.gradient_accumulation_steps} does not divide "
+                         f"over {world} processes: make it a multiple of {world}")
     with contextlib.ExitStack() as stack:  # releases what the run opens, in reverse, however it ends
         device = resolve_device(cfg.device)
         if ddp:
@@ -327,7 +336,8 @@ def train(cfg: TrainConfig) -> dict:
         if master:
             announce(cfg, raw_model, device, dtype, world, tokens_per_iter)
         if cfg.compile:
-            model = maybe_compile(raw_model, next(micro_batches(data, cfg, iter_num, rank, world, device)), ctx)
+            example = next(micro_batches(data, cfg, iter_num, rank, world, device))
+            model = maybe_compile(raw_model, example, ctx)
         else:
             model = raw_model
         if ddp:
@@ -349,7 +359,8 @@ def train(cfg: TrainConfig) -> dict:
                 improved = losses["val_loss"] < best_val_loss
                 best_val_loss = min(best_val_loss, losses["val_loss"])
                 print_eval(f"iter {iter_num}", losses, master)
-                log({"iter": iter_num, "tokens": iter_num * tokens_per_iter, "lr": get_lr(iter_num, cfg), **losses})
+                log({"iter": iter_num, "tokens": iter_num * tokens_per_iter, "lr": get_lr(iter_num, cfg),
+                     **losses})
                 if master and iter_num > 0:
                     state = checkpoint_state(raw_model, optimizer, scaler, cfg, meta, iter_num, best_val_loss)
                     if improved:
@@ -408,8 +419,9 @@ def print_eval(prefix: str, losses: dict[str, float], master: bool) -> None:
         print(f"{prefix}: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
 
 
-def step_record(model: GPT, train_loss: torch.Tensor, steps: int, grad_norm: torch.Tensor, lr: float, t0: float,
-                iter_num: int, tokens_per_iter: int, block_size: int, peak: float | None) -> tuple[dict, float]:
+def step_record(model: GPT, train_loss: torch.Tensor, steps: int, grad_norm: torch.Tensor, lr: float,
+                t0: float, iter_num: int, tokens_per_iter: int, block_size: int,
+                peak: float | None) -> tuple[dict, float]:
     """(the metrics.jsonl record of the steps since the last one, achieved FLOP/s). The loss is averaged over
     those steps and over the processes."""
     if dist.is_initialized():  # (gloo has no AVG)
@@ -418,8 +430,10 @@ def step_record(model: GPT, train_loss: torch.Tensor, steps: int, grad_norm: tor
     dt = (time.perf_counter() - t0) / steps
     tok_s = tokens_per_iter / dt
     flops, mfu = model.estimate_mfu(tok_s, block_size, peak)
-    return {"iter": iter_num, "tokens": iter_num * tokens_per_iter, "loss": train_loss.item() / steps, "lr": lr,
-            "grad_norm": grad_norm.item(), "ms_per_iter": 1000 * dt, "tokens_per_s": tok_s, "mfu": mfu}, flops
+    record = {"iter": iter_num, "tokens": iter_num * tokens_per_iter, "loss": train_loss.item() / steps,
+              "lr": lr, "grad_norm": grad_norm.item(), "ms_per_iter": 1000 * dt, "tokens_per_s": tok_s,
+              "mfu": mfu}
+    return record, flops
 
 
 def print_step(r: dict, flops: float, master: bool) -> None:

@@ -142,7 +142,8 @@ def test_scores_match_hf(make_hf_dir):
     hf = GPT2LMHeadModel.from_pretrained(hf_dir).eval()
     model, tok, _ = load_model(hf_dir)
     examples = fact_examples()[:3]
-    examples.append({"ctx": "A very long context, " * 12, "endings": ["a", "b c", "longer ending here", "x " * 40],
+    examples.append({"ctx": "A very long context, " * 12,
+                     "endings": ["a", "b c", "longer ending here", "x " * 40],
                      # longer than block_size=32: cut from the left, the last ending even in itself
                      "label": 2})
     with torch.no_grad():
@@ -155,12 +156,14 @@ def test_scores_match_hf(make_hf_dir):
     x, y = core.candidate_batch(examples[0], tok, 32)
     n_ctx = len(tok.encode(examples[0]["ctx"]))
     assert (x[:, :n_ctx] == x[0, :n_ctx]).all() and (y[:, :n_ctx - 1] == -1).all()
-    assert [(row != -1).sum().item() for row in y] == [len(tok.encode(" " + e)) for e in examples[0]["endings"]]
+    lengths = [len(tok.encode(" " + e)) for e in examples[0]["endings"]]
+    assert [(row != -1).sum().item() for row in y] == lengths
 
 
 def test_memorized_endings_win(memorizer, tmp_path):
     path = write_jsonl(tmp_path / "val.jsonl", fact_examples())
-    result = ev.main(["--mode=hellaswag", f"--out_dir={memorizer}", f"--hellaswag_path={path}", "--device=cpu"])
+    result = ev.main(["--mode=hellaswag", f"--out_dir={memorizer}", f"--hellaswag_path={path}",
+                      "--device=cpu"])
     assert result == {"examples": 8, "correct": 8, "correct_norm": 8, "acc": 1.0, "acc_norm": 1.0}
     assert ev.main(["--mode=hellaswag", f"--out_dir={memorizer}", f"--hellaswag_path={path}", "--device=cpu",
                     "--limit=3"])["examples"] == 3
@@ -211,7 +214,8 @@ def test_split_over_ranks_adds_up(memorizer, monkeypatch):
 def test_hellaswag_clear_errors(char_runs, tmp_path):
     path = write_jsonl(tmp_path / "val.jsonl", fact_examples()[:1])
     with pytest.raises(UsageError, match="GPT-2's BPE tokenizer, not the char tokenizer"):
-        ev.main(["--mode=hellaswag", f"--out_dir={char_runs[True]}", f"--hellaswag_path={path}", "--device=cpu"])
+        ev.main(["--mode=hellaswag", f"--out_dir={char_runs[True]}", f"--hellaswag_path={path}",
+                 "--device=cpu"])
     with pytest.raises(UsageError, match="run python data/hellaswag/prepare.py"):
         load_hellaswag(str(tmp_path / "missing.jsonl"))
     (tmp_path / "bad.jsonl").write_text('{"ctx": "a", "endings": ["b"], "label": 0}\n')
@@ -256,7 +260,8 @@ def test_loss_plot_from_growing_metrics(tmp_path):
         f.writelines(json.dumps(r) + "\n" for r in records)
         f.write('{"iter": 8, "tokens": 512, "lo')  # the line train.py is writing right now
     train_records, evals = core.read_metrics(str(run / "metrics.jsonl"))
-    assert [(r["iter"], r["loss"]) for r in train_records] == [(1, 4.9), (2, 4.8), (3, 4.7), (4, 4.6), (5, 4.5),
+    assert [(r["iter"], r["loss"]) for r in train_records] == [(1, 4.9), (2, 4.8), (3, 4.7), (4, 4.6),
+                                                               (5, 4.5),
                                                                 # 8 belonged to the old run
                                                                 (6, 1.0), (7, 1.0)]
     assert [(r["iter"], r["val_loss"]) for r in evals] == [(0, 5.1), (5, 4.6)]
@@ -323,7 +328,8 @@ def test_attention_png(char_runs, tmp_path):
 def test_export_loads_in_hf_with_our_logits(char_runs, tmp_path, bias):
     from transformers import GPT2LMHeadModel
     model, tok, _ = load_model("resume", char_runs[bias])
-    assert model.config.vocab_size == 64 and model.config.tokenizer_vocab_size == 23 and model.config.bias == bias
+    assert model.config.vocab_size == 64 and model.config.tokenizer_vocab_size == 23
+    assert model.config.bias == bias
     out = ev.main(["--mode=export", f"--out_dir={char_runs[bias]}", f"--output={tmp_path / 'hf'}"])
     hf = GPT2LMHeadModel.from_pretrained(out).eval()
     cfg = hf.config
@@ -361,7 +367,8 @@ def test_train_py_periodic_hellaswag(memorizer, tmp_path, monkeypatch):
     """eval_hellaswag in train.py scores data/hellaswag/hellaswag_val.jsonl at each eval (here: eval_only)."""
     from data.common import prepare_documents
     data = tmp_path / "facts"
-    prepare_documents([" ".join(c + " " + e for c, e in FACTS)] * 20, Tokenizer.gpt2(), data, val_fraction=0.2)
+    text = " ".join(c + " " + e for c, e in FACTS)
+    prepare_documents([text] * 20, Tokenizer.gpt2(), data, val_fraction=0.2)
     os.makedirs(tmp_path / "data" / "hellaswag")
     write_jsonl(tmp_path / "data" / "hellaswag" / "hellaswag_val.jsonl", fact_examples())
     monkeypatch.chdir(tmp_path)

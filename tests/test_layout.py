@@ -1,11 +1,10 @@
 """The project's shape: one-way imports (no cycle, no script importing another), model.py on torch +
 stdlib."""
 import ast
-import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT
+from conftest import ROOT, python
 
 SCRIPTS = {"train", "sample", "eval", "bench"}
 
@@ -76,9 +75,9 @@ def test_model_imports_only_torch_and_stdlib_at_module_level():
 
 def test_train_is_imported_once():
     """python -X importtime train.py --help: train runs as __main__ and is never imported again as `train`."""
-    r = subprocess.run([sys.executable, "-X", "importtime", "train.py", "--help"], cwd=ROOT, capture_output=True,
-                       text=True, timeout=120)
+    r = python("-X", "importtime", "train.py", "--help", timeout=120)
     assert r.returncode == 0 and "--max_iters=" in r.stdout
-    imported = [line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")]
+    imported = [line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines()
+                if line.startswith("import time:")]
     assert "core" in imported and "model" in imported  # the listing is real
     assert "train" not in imported and "sample" not in imported and "eval" not in imported

@@ -65,7 +65,8 @@ def test_greedy_generation_matches_hf(make_hf_dir):
     # float64 on both sides, so a near-tie between two logits cannot flip a token
     hf, ours = load_pair(make_hf_dir(seed=2, n_positions=128), torch.float64)
     idx = torch.randint(0, 100, (3, 9))
-    ref = hf.generate(idx, attention_mask=torch.ones_like(idx), max_new_tokens=60, do_sample=False, pad_token_id=0)
+    ref = hf.generate(idx, attention_mask=torch.ones_like(idx), max_new_tokens=60, do_sample=False,
+                      pad_token_id=0)
     assert ref.shape == (3, 69)
     assert torch.equal(ours.generate(idx, 60, temperature=0.0), ref)
 
@@ -206,7 +207,8 @@ def test_crop_block_size():
 
 
 @pytest.mark.parametrize("bad", [dict(activation_function="relu"), dict(n_inner=100),
-                                 dict(scale_attn_by_inverse_layer_idx=True), dict(reorder_and_upcast_attn=True),
+                                 dict(scale_attn_by_inverse_layer_idx=True),
+                                 dict(reorder_and_upcast_attn=True),
                                  dict(scale_attn_weights=False), dict(layer_norm_epsilon=1e-6)])
 def test_bad_hf_configs_rejected(make_hf_dir, bad):
     with pytest.raises(ValueError, match=next(iter(bad))):

@@ -89,7 +89,8 @@ def test_resume_errors_and_eval_only(tiny):
         train.train(replace(tiny, init_from="resume", n_embd=64))
     result = train.train(replace(tiny, init_from="resume", eval_only=True))
     assert result["iter_num"] == 10 and result["val_loss"] > 0
-    assert torch.equal(load_checkpoint(ckpt_path)["model"]["lm_head.weight"], before["model"]["lm_head.weight"])
+    after = load_checkpoint(ckpt_path)
+    assert torch.equal(after["model"]["lm_head.weight"], before["model"]["lm_head.weight"])
     with pytest.raises(UsageError, match="no checkpoint at"):
         train.train(replace(tiny, init_from="resume", out_dir=tiny.out_dir + "-missing"))
 
@@ -160,7 +161,8 @@ def test_init_from_hf_dir_and_crop(tiny, make_hf_dir):
     hf = make_hf_dir(vocab_size=40, n_positions=64)
     result = train.train(replace(tiny, init_from=hf, block_size=16, max_iters=4, eval_interval=4))
     ckpt = load_checkpoint(os.path.join(tiny.out_dir, "ckpt.pt"))
-    assert result["iter_num"] == 4 and ckpt["model_args"]["block_size"] == 16 and ckpt["model_args"]["n_embd"] == 64
+    assert result["iter_num"] == 4
+    assert ckpt["model_args"]["block_size"] == 16 and ckpt["model_args"]["n_embd"] == 64
     assert ckpt["config"]["n_embd"] == 64  # the resolved config records the model's real shape
 
 
@@ -175,11 +177,13 @@ def test_cli_one_line_errors(tiny):
 def test_ddp_equals_one_process(tiny, tmp_path):
     # bias=False: the key bias has an exactly-zero true gradient (softmax ignores a per-row constant), so Adam
     # turns its float noise into full-size updates that no two reduction orders can agree on
-    cfg = replace(tiny, max_iters=6, eval_interval=6, log_interval=1, gradient_accumulation_steps=4, bias=False)
+    cfg = replace(tiny, max_iters=6, eval_interval=6, log_interval=1, gradient_accumulation_steps=4,
+                  bias=False)
     one = replace(cfg, out_dir=str(tmp_path / "one"))
     train.train(one)
     two = replace(cfg, out_dir=str(tmp_path / "two"))
-    r = python("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py", *cli_args(two))
+    r = python("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py",
+               *cli_args(two))
     assert r.returncode == 0, r.stderr[-3000:]
     a, b = final_weights(one), final_weights(two)
     for k in a:
@@ -201,8 +205,9 @@ def test_sigterm_saves_and_exits_zero(tiny, tmp_path):
             if line.startswith("iter 3:"):
                 started.set()
     with open(tmp_path / "stderr.txt", "w+") as err:
-        proc = subprocess.Popen([sys.executable, "train.py", *cli_args(cfg)], cwd=ROOT, stdout=subprocess.PIPE,
-                                stderr=err, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        proc = subprocess.Popen([sys.executable, "train.py", *cli_args(cfg)], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=err, text=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"},
                                 start_new_session=True)
         try:
             reader = threading.Thread(target=read, args=(proc.stdout,), daemon=True)
@@ -234,8 +239,8 @@ def shakespeare_char_dir(tmp_path_factory, shakespeare_text):
 def test_reference_cpu_recipe_reaches_val_1_90(shakespeare_char_dir, tmp_path):
     """The reference codebase's CPU recipe as bench.py runs it (about 2 minutes on 2 cores; its deadline is a
     backstop for a hung run, 10x that, not a speed check)."""
-    r = python("train.py", *bench.REFERENCE_RECIPE, f"--dataset={shakespeare_char_dir}", f"--out_dir={tmp_path}",
-               timeout=1200)
+    r = python("train.py", *bench.REFERENCE_RECIPE, f"--dataset={shakespeare_char_dir}",
+               f"--out_dir={tmp_path}", timeout=1200)
     assert r.returncode == 0, r.stderr[-3000:]
     final = read_metrics(str(tmp_path / "metrics.jsonl"))[1][-1]
     assert final["iter"] == 2000 and final["val_loss"] <= 1.90, final
