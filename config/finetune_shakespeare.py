@@ -1,7 +1,8 @@
 # Finetune OpenAI's GPT-2 XL on Tiny Shakespeare (GPT-2 BPE), then sample from the best checkpoint:
 #   python data/shakespeare/prepare.py
 #   python train.py config/finetune_shakespeare.py
-#   python sample.py --out_dir=out-shakespeare --ckpt=best.pt --start="ROMEO:" --num_samples=3 --max_new_tokens=200
+#   python sample.py --out_dir=out-shakespeare --ckpt=best.pt --start="ROMEO:" \
+#       --num_samples=3 --max_new_tokens=200
 # init_from='gpt2-xl' loads the weights through HF transformers (downloaded once, then cached): 1,557,611,200
 # parameters. Full finetuning with AdamW in fp32 master weights holds 16 bytes per parameter (weights,
 # gradients, two Adam moments), about 25 GB before activations: a large GPU. For smaller ones use gpt2,

@@ -2,7 +2,8 @@
 The one data library: tokenizers, the on-disk format, atomic writing, downloads and Hugging Face datasets.
 
 A prepared dataset is a folder with three files:
-  train.bin, val.bin  flat arrays of token ids, raw (no header): np.memmap(path, dtype=meta["dtype"], mode="r")
+  train.bin, val.bin  flat arrays of token ids, raw (no header):
+                      np.memmap(path, dtype=meta["dtype"], mode="r")
   meta.json           {"tokenizer": "char" | "gpt2", "vocab_size", "dtype": "uint16" | "uint32",
                        "chars": [...] (char only, id order), "eot_token": int | null, "train_tokens",
                        "val_tokens"}
@@ -53,8 +54,8 @@ def _tiktoken_gpt2():
     try:
         return tiktoken.get_encoding("gpt2")
     except Exception as e:  # tiktoken downloads its BPE files on first use
-        raise DataError(f"could not load tiktoken's gpt2 BPE files ({type(e).__name__}: {e}); connect once to cache "
-                        f"them, or set TIKTOKEN_CACHE_DIR to a folder that holds them") from e
+        raise DataError(f"could not load tiktoken's gpt2 BPE files ({type(e).__name__}: {e}); connect once "
+                        f"to cache them, or set TIKTOKEN_CACHE_DIR to a folder that holds them") from e
 
 
 class Tokenizer:
@@ -100,7 +101,8 @@ class Tokenizer:
     def from_meta(cls, meta: dict) -> "Tokenizer":
         tok = cls(meta.get("tokenizer"), meta.get("chars"))
         if meta.get("vocab_size") != tok.vocab_size:
-            raise DataError(f"meta vocab_size {meta.get('vocab_size')} != {tok.vocab_size} of its {tok.kind} tokenizer")
+            raise DataError(f"meta vocab_size {meta.get('vocab_size')} != {tok.vocab_size} "
+                            f"of its {tok.kind} tokenizer")
         return tok
 
     # pickled (datasets.map workers, fingerprints) as its definition, not tiktoken internals
@@ -116,7 +118,8 @@ class Tokenizer:
         return meta
 
     def _encode_chars(self, text: str) -> np.ndarray:
-        codepoints = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64)
+        codepoints = np.frombuffer(text.encode("utf-32-le", "surrogatepass"),
+                                   dtype=np.uint32).astype(np.int64)
         pos = np.minimum(np.searchsorted(self._sorted, codepoints), self.vocab_size - 1)
         known = self._sorted[pos] == codepoints
         if not known.all():
@@ -132,7 +135,8 @@ class Tokenizer:
         char: a ValueError (DataError) lists the characters that are not in the vocabulary."""
         if self.kind == "char":
             return self._encode_chars(text).tolist()
-        return self._enc.encode(text, allowed_special={GPT2_EOT} if allow_eot else set(), disallowed_special=())
+        return self._enc.encode(text, allowed_special={GPT2_EOT} if allow_eot else set(),
+                                disallowed_special=())
 
     def encode_document(self, text: str) -> np.ndarray:
         """One document as it is stored: gpt2 puts the eot token first, and "<|endoftext|>" inside the text
@@ -239,7 +243,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None
             os.unlink(tmp)
 
 
-def _write_split(f: IO, split: str, n_tokens: int, chunks: Iterable[np.ndarray], tokenizer: Tokenizer) -> None:
+def _write_split(f: IO, split: str, n_tokens: int, chunks: Iterable[np.ndarray],
+                 tokenizer: Tokenizer) -> None:
     """Consume chunks of ids into a memmap of n_tokens on the open file f, checking every id."""
     if n_tokens <= 0:
         raise DataError(f"the {split} split is empty")
@@ -292,11 +297,13 @@ def prepare_documents(docs: Iterable[str], tokenizer: Tokenizer, out_dir: str | 
     if not 0 < val_fraction < 1:
         raise DataError(f"val_fraction must be between 0 and 1, not {val_fraction}")
     docs = list(docs)
-    parts = [tokenizer.encode_document(d) for d in tqdm(docs, "tokenizing", unit="doc", disable=len(docs) < 1000)]
+    parts = [tokenizer.encode_document(d)
+             for d in tqdm(docs, "tokenizing", unit="doc", disable=len(docs) < 1000)]
     ids = np.concatenate(parts) if parts else np.zeros(0, dtype=tokenizer.dtype)
     n_train = int(len(ids) * (1 - val_fraction))
     if n_train == 0 or n_train == len(ids):
-        raise DataError(f"{len(ids)} tokens are too few to split into train and val with val_fraction={val_fraction}")
+        raise DataError(f"{len(ids)} tokens are too few to split into train and val "
+                        f"with val_fraction={val_fraction}")
     return write_bins(out_dir, tokenizer, {"train": (n_train, [ids[:n_train]]),
                                            "val": (len(ids) - n_train, [ids[n_train:]])})
 
@@ -345,8 +352,8 @@ def download(url: str, path: str | os.PathLike, timeout: float = 60.0) -> Path:
             while block := response.read(1 << 20):
                 f.write(block)
     except Exception as e:
-        raise DataError(f"could not download {url} ({type(e).__name__}: {e}); download it yourself and save it "
-                        f"as {path.resolve()}") from e
+        raise DataError(f"could not download {url} ({type(e).__name__}: {e}); download it yourself and "
+                        f"save it as {path.resolve()}") from e
     return path
 
 
@@ -368,10 +375,11 @@ def load_hellaswag(path: str | os.PathLike, limit: int | None = None) -> list[di
                 ex = json.loads(line)
             except json.JSONDecodeError:
                 ex = None
-            if not (isinstance(ex, dict) and isinstance(ex.get("ctx"), str) and isinstance(ex.get("endings"), list)
-                    and len(ex["endings"]) == 4 and all(isinstance(e, str) for e in ex["endings"])
-                    and ex.get("label") in (0, 1, 2, 3)):
-                raise DataError(f"{path}:{n} is not a HellaSwag example: it needs ctx, 4 endings and a label 0..3")
+            if not (isinstance(ex, dict) and isinstance(ex.get("ctx"), str)
+                    and isinstance(ex.get("endings"), list) and len(ex["endings"]) == 4
+                    and all(isinstance(e, str) for e in ex["endings"]) and ex.get("label") in (0, 1, 2, 3)):
+                raise DataError(f"{path}:{n} is not a HellaSwag example: "
+                                f"it needs ctx, 4 endings and a label 0..3")
             examples.append(ex)
     return examples
 
@@ -379,7 +387,8 @@ def load_hellaswag(path: str | os.PathLike, limit: int | None = None) -> list[di
 # -----------------------------------------------------------------------------
 # Hugging Face datasets: load (hub or local), split, tokenize in parallel, write
 
-BUILDERS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".txt": "text", ".csv": "csv", ".arrow": "arrow"}
+BUILDERS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".txt": "text", ".csv": "csv",
+            ".arrow": "arrow"}
 
 
 def _builder(pattern: str) -> str:
@@ -417,8 +426,8 @@ def _network_error(e: BaseException) -> bool:
     """Whether e is a failure to reach the network, whichever HTTP library (urllib, httpx, requests) raised
     it."""
     module = type(e).__module__.split(".")[0]
-    return isinstance(e, (ConnectionError, TimeoutError)) or module in ("httpx", "httpx2", "httpcore", "requests",
-                                                                        "urllib3", "aiohttp")
+    return isinstance(e, (ConnectionError, TimeoutError)) or module in ("httpx", "httpx2", "httpcore",
+                                                                        "requests", "urllib3", "aiohttp")
 
 
 def load_dataset(name_or_path: str, config: str | None = None, split: str | None = None,
@@ -439,16 +448,19 @@ def load_dataset(name_or_path: str, config: str | None = None, split: str | None
                 ds = ds[split]
             return ds
         if path.is_file():
-            return datasets.load_dataset(_builder(path.name), data_files=str(path), split=split, num_proc=num_proc)
+            return datasets.load_dataset(_builder(path.name), data_files=str(path), split=split,
+                                         num_proc=num_proc)
         if path.is_dir():
-            return datasets.load_dataset(str(path), config, data_files=data_files, split=split, num_proc=num_proc)
+            return datasets.load_dataset(str(path), config, data_files=data_files, split=split,
+                                         num_proc=num_proc)
         if _looks_local(name_or_path):
             raise DataError(f"{name_or_path} not found")
         if data_files:
             def on_hub(pattern: str) -> str:
                 return pattern if "://" in pattern else f"hf://datasets/{name_or_path}/{pattern}"
             if isinstance(data_files, dict):
-                files = {k: [on_hub(p) for p in ([v] if isinstance(v, str) else v)] for k, v in data_files.items()}
+                files = {k: [on_hub(p) for p in ([v] if isinstance(v, str) else v)]
+                         for k, v in data_files.items()}
             else:
                 files = [on_hub(p) for p in ([data_files] if isinstance(data_files, str) else data_files)]
             first = next(iter(files.values()))[0] if isinstance(files, dict) else files[0]
@@ -457,20 +469,22 @@ def load_dataset(name_or_path: str, config: str | None = None, split: str | None
     except DataError:
         raise
     except Exception as e:
-        if not path.exists() and (isinstance(e, datasets.exceptions.DatasetNotFoundError) or _network_error(e)):
-            raise DataError(f"{name_or_path!r} is no local path and could not be loaded from the Hugging Face hub "
-                            f"({type(e).__name__}: {e}); run this where the hub can be reached (the download is "
-                            f"cached), or pass a local path: a save_to_disk folder or .parquet/.jsonl/.txt files"
-                            ) from e
+        if not path.exists() and (isinstance(e, datasets.exceptions.DatasetNotFoundError)
+                                  or _network_error(e)):
+            raise DataError(f"{name_or_path!r} is no local path and could not be loaded from the Hugging "
+                            f"Face hub ({type(e).__name__}: {e}); run this where the hub can be reached (the "
+                            f"download is cached), or pass a local path: a save_to_disk folder or "
+                            f".parquet/.jsonl/.txt files") from e
         if isinstance(e, RuntimeError) and "scripts are no longer supported" in str(e):
-            raise DataError(f"{name_or_path!r} is a script dataset, which datasets>=4 no longer runs: pass data_files "
-                            f"(e.g. 'data/*.parquet') naming its data files on the hub") from e
+            raise DataError(f"{name_or_path!r} is a script dataset, which datasets>=4 no longer runs: pass "
+                            f"data_files (e.g. 'data/*.parquet') naming its data files on the hub") from e
         if isinstance(e, (FileNotFoundError, ValueError)):  # e.g. a data_files pattern that matches nothing
             raise DataError(f"could not load {name_or_path!r} ({type(e).__name__}: {e})") from e
         raise
 
 
-def train_val_splits(ds, val_fraction: float = 0.0005, seed: int = 2357, val_split: str = "validation") -> dict:
+def train_val_splits(ds, val_fraction: float = 0.0005, seed: int = 2357,
+                     val_split: str = "validation") -> dict:
     """{"train": Dataset, "val": Dataset}: the dataset's own val_split when it has one, else a random
     val_fraction of the train documents held out. Both keep the documents' original order."""
     import datasets
@@ -534,29 +548,33 @@ def prepare_hf(splits: dict, tokenizer: Tokenizer, out_dir: str | os.PathLike, t
                                   num_proc=num_proc if num_proc and num_proc > 1 and len(ds) > 1 else None,
                                   desc=f"tokenizing {split}")
         lengths[split] = int(pc.sum(tokenized[split].with_format("arrow")["len"]).as_py() or 0)
-    return write_bins(out_dir, tokenizer, {s: (lengths[s], _chunks(t, lengths[s])) for s, t in tokenized.items()})
+    return write_bins(out_dir, tokenizer,
+                      {s: (lengths[s], _chunks(t, lengths[s])) for s, t in tokenized.items()})
 
 
 def default_num_proc() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
 
-def add_hf_args(parser, out_dir: str, dataset: str | None, config: str | None = None, data_files: str | None = None,
-                val_fraction: float = 0.0005) -> None:
+def add_hf_args(parser, out_dir: str | os.PathLike, dataset: str | None, config: str | None = None,
+                data_files: str | None = None, val_fraction: float = 0.0005) -> None:
     """The arguments every HF-dataset preparer takes; the defaults are the named dataset's usual workflow.
     dataset=None leaves out --dataset, for a caller that names its source otherwise (data/custom's
     --input)."""
     if dataset is not None:
         parser.add_argument("--dataset", default=dataset,
-                            help="hub id, save_to_disk folder, data file or folder of data files (.parquet/.jsonl/...)")
-    parser.add_argument("--config", default=config, help="the dataset's config (subset) name, if it has several")
-    parser.add_argument("--data_files", help="data files inside the dataset: 'glob[,glob...]' or 'split=glob[,...]'"
+                            help="hub id, save_to_disk folder, data file or folder of data files "
+                                 "(.parquet/.jsonl/...)")
+    parser.add_argument("--config", default=config,
+                        help="the dataset's config (subset) name, if it has several")
+    parser.add_argument("--data_files",
+                        help="data files inside the dataset: 'glob[,glob...]' or 'split=glob[,...]'"
                         + (f" (default: {data_files} when --dataset is {dataset})" if data_files else ""))
     parser.set_defaults(default_dataset=dataset, default_data_files=data_files)
     parser.add_argument("--text_column", default="text")
     parser.add_argument("--val_fraction", type=float, default=val_fraction,
-                        help="share of the data for val: of the documents of a dataset without a validation split "
-                             "(picked at random), of the tokens of a text (its end)")
+                        help="share of the data for val: of the documents of a dataset without a validation "
+                             "split (picked at random), of the tokens of a text (its end)")
     parser.add_argument("--seed", type=int, default=2357, help="seed of the held-out val documents")
     parser.add_argument("--num_proc", type=int, default=default_num_proc(), help="processes for tokenizing")
     parser.add_argument("--out_dir", default=out_dir)
@@ -574,13 +592,15 @@ def load_splits(args, source: str | None = None) -> dict:
     return train_val_splits(ds, args.val_fraction, args.seed)
 
 
-def prepare_text_file(argv: list[str] | None, description: str, here: str, url: str,
+def prepare_text_file(argv: list[str] | None, description: str, here: str | os.PathLike, url: str,
                       tokenizer_for: Callable[[str], Tokenizer]) -> dict:
     """The command line of a preparer for one text file: --input (default here/input.txt, downloaded from url
     if missing), --out_dir (default here) and --val_fraction; the text is one document, tokenized by
     tokenizer_for(text)."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input", help=f"a local copy of input.txt (default: {here}/input.txt, downloaded if missing)")
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input",
+                        help=f"a local copy of input.txt (default: {here}/input.txt, downloaded if missing)")
     parser.add_argument("--out_dir", default=here)
     parser.add_argument("--val_fraction", type=float, default=0.1)
     args = parser.parse_args(argv)

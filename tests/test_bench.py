@@ -80,15 +80,22 @@ def test_muon_trains_and_resumes(tiny, tmp_path):
         train.train(replace(part, init_from="resume", optimizer="adamw", max_iters=30))
 
 
-@pytest.mark.parametrize("name,peak", [("NVIDIA H100 80GB HBM3", 989e12), ("NVIDIA H100 PCIe", 756e12),
-                                       ("NVIDIA H100 NVL", 835e12), ("NVIDIA H200", 989e12),
-                                       ("NVIDIA A100-SXM4-40GB", 312e12), ("NVIDIA A10G", 70e12),
-                                       ("NVIDIA L4", 121e12), ("Some Future GPU", None)])
-def test_gpu_peak_table(monkeypatch, name, peak):
-    """The GPU paths as far as a CPU machine can take them: the peak-FLOPs lookup by device name..."""
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
-    assert core.peak_flops(torch.device("cuda")) == peak
+def test_gpu_peak_lookup(monkeypatch):
+    """The GPU paths as far as a CPU machine can take them: the peak-FLOPs lookup by device name finds each
+    entry of the table under the name torch reports (no shorter name shadows a longer one, e.g. "H100" and
+    "H100 PCIe"), an unknown GPU and a CPU get None, and --peak_tflops overrides the table."""
+    names = {"H100": "NVIDIA H100 80GB HBM3", "H100 PCIe": "NVIDIA H100 PCIe", "A10": "NVIDIA A10",
+             "A10G": "NVIDIA A10G", "L4": "NVIDIA L4", "L40S": "NVIDIA L40S", "H200": "NVIDIA H200",
+             "GH200": "NVIDIA GH200 480GB"}
+    for key in core.PEAK_FLOPS:
+        name = names.get(key, f"NVIDIA {key}")
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+        assert core.peak_flops(torch.device("cuda")) == core.PEAK_FLOPS[key], name
+    assert core.PEAK_FLOPS["H100"] == pytest.approx(989.4e12, rel=1e-3)  # NVIDIA's H100 SXM datasheet
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Some Future GPU")
+    assert core.peak_flops(torch.device("cuda")) is None
     assert core.peak_flops(torch.device("cpu")) is None
+    assert core.peak_flops(torch.device("cpu"), peak_tflops=2.5) == 2.5e12
 
 
 def test_auto_dtype_choices(monkeypatch):

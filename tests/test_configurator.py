@@ -20,7 +20,8 @@ class Cfg:
 def test_defaults_and_cli_values():
     cfg = configure(Cfg, [])
     assert cfg == Cfg()
-    cfg = configure(Cfg, ["--batch_size=32", "--dropout=0", "--compile=False", "--out_dir=runs/a=b", "--peak=3e12"])
+    cfg = configure(Cfg, ["--batch_size=32", "--dropout=0", "--compile=False", "--out_dir=runs/a=b",
+                          "--peak=3e12"])
     assert cfg.batch_size == 32 and cfg.dropout == 0.0 and type(cfg.dropout) is float
     assert cfg.compile is False and cfg.out_dir == "runs/a=b" and cfg.peak == 3e12
 
@@ -61,7 +62,11 @@ def test_missing_value():
 
 def test_config_file(tmp_path):
     f = tmp_path / "c.py"
-    f.write_text("import math\nmax_iters = 2000\nlr_decay_iters = max_iters\n_helper = 3\nbatch_size = 2 ** 4\n")
+    f.write_text("import math\n"
+                 "max_iters = 2000\n"
+                 "lr_decay_iters = max_iters\n"
+                 "_helper = 3\n"
+                 "batch_size = 2 ** 4\n")
     cfg = configure(Cfg, [str(f), "--batch_size=8"])  # later arguments win
     assert (cfg.max_iters, cfg.lr_decay_iters, cfg.batch_size) == (2000, 2000, 8)
 
@@ -69,7 +74,8 @@ def test_config_file(tmp_path):
 def test_config_file_errors(tmp_path):
     f = tmp_path / "bad.py"
     f.write_text("dropuot = 0.2\n")
-    with pytest.raises(UsageError, match=r"bad.py: unknown config key 'dropuot' \(did you mean 'dropout'\?\)"):
+    with pytest.raises(UsageError,
+                       match=r"bad.py: unknown config key 'dropuot' \(did you mean 'dropout'\?\)"):
         configure(Cfg, [str(f)])
     f.write_text("batch_size = '12'\n")
     with pytest.raises(UsageError, match="bad.py: config key 'batch_size' expects int, got str"):

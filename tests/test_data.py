@@ -34,7 +34,8 @@ def hf_cache_in_tmp(tmp_path, monkeypatch):
 
 def read_bins(out_dir) -> tuple[dict, np.ndarray, np.ndarray]:
     meta = load_meta(out_dir)
-    train, val = (np.memmap(Path(out_dir) / f"{s}.bin", dtype=meta["dtype"], mode="r") for s in ("train", "val"))
+    train, val = (np.memmap(Path(out_dir) / f"{s}.bin", dtype=meta["dtype"], mode="r")
+                  for s in ("train", "val"))
     assert train.dtype == val.dtype == np.dtype(meta["dtype"])
     assert (len(train), len(val)) == (meta["train_tokens"], meta["val_tokens"])
     return meta, train, val
@@ -57,7 +58,8 @@ def test_shakespeare_char(shakespeare_text, tmp_path):
     (tmp_path / "input.txt").write_text(shakespeare_text, encoding="utf-8")
     meta = shakespeare_char.main([f"--input={tmp_path / 'input.txt'}", f"--out_dir={tmp_path / 'out'}"])
     assert meta == load_meta(tmp_path / "out")
-    assert (meta["tokenizer"], meta["vocab_size"], meta["dtype"], meta["eot_token"]) == ("char", 65, "uint16", None)
+    assert ((meta["tokenizer"], meta["vocab_size"], meta["dtype"], meta["eot_token"])
+            == ("char", 65, "uint16", None))
     assert meta["chars"] == sorted(set(shakespeare_text))
     assert (meta["train_tokens"], meta["val_tokens"]) == (1_003_854, 111_540)  # 90/10 of 1,115,394 characters
     train, val = decoded(tmp_path / "out")
@@ -67,7 +69,8 @@ def test_shakespeare_char(shakespeare_text, tmp_path):
 def test_shakespeare_bpe(shakespeare_text, tmp_path):
     (tmp_path / "input.txt").write_text(shakespeare_text, encoding="utf-8")
     meta = shakespeare_main([f"--input={tmp_path / 'input.txt'}", f"--out_dir={tmp_path}"])
-    assert (meta["tokenizer"], meta["vocab_size"], meta["dtype"], meta["eot_token"]) == ("gpt2", 50257, "uint16", 50256)
+    assert ((meta["tokenizer"], meta["vocab_size"], meta["dtype"], meta["eot_token"])
+            == ("gpt2", 50257, "uint16", 50256))
     assert "chars" not in meta
     # one document: <|endoftext|> + 338,025 text tokens, split 90/10 by tokens
     assert (meta["train_tokens"], meta["val_tokens"]) == (304_223, 33_803)
@@ -87,8 +90,8 @@ def test_script_runs_from_any_cwd_and_errors_in_one_line(tmp_path):
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert "".join(decoded(tmp_path / "out")) == text
-    bad = subprocess.run([sys.executable, str(ROOT / "data" / "custom" / "prepare.py"), "--input=missing.txt"],
-                         cwd=tmp_path, capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, str(ROOT / "data" / "custom" / "prepare.py"),
+                          "--input=missing.txt"], cwd=tmp_path, capture_output=True, text=True)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == ["error: input file missing.txt not found"]
 
@@ -138,7 +141,8 @@ def test_tokenizer_pickles_as_its_definition():  # datasets.map sends it to work
 
 
 def test_dtype_for_and_unknown_tokenizer():
-    assert [common.dtype_for(n) for n in (65, 50257, 65536, 65537)] == ["uint16", "uint16", "uint16", "uint32"]
+    assert ([common.dtype_for(n) for n in (65, 50257, 65536, 65537)]
+            == ["uint16", "uint16", "uint16", "uint32"])
     with pytest.raises(DataError, match="unknown tokenizer 'bpe'"):
         Tokenizer.from_meta({"tokenizer": "bpe", "vocab_size": 3})
 
@@ -188,12 +192,15 @@ def test_failed_write_leaves_previous_files_intact(tmp_path):
         yield np.array([0, 1, 2], dtype=np.uint16)
         tok.encode("abc?")
     with pytest.raises(ValueError, match="'\\?'"):
-        write_bins(tmp_path, tok, {"train": (9, failing_chunks()), "val": (1, [np.array([0], dtype=np.uint16)])})
+        write_bins(tmp_path, tok, {"train": (9, failing_chunks()),
+                                   "val": (1, [np.array([0], dtype=np.uint16)])})
     with pytest.raises(ValueError, match="'\\?'"):  # the new train.bin was complete, but is not used either
-        write_bins(tmp_path, tok, {"train": (9, [np.zeros(9, dtype=np.uint16)]), "val": (5, failing_chunks())})
+        write_bins(tmp_path, tok, {"train": (9, [np.zeros(9, dtype=np.uint16)]),
+                                   "val": (5, failing_chunks())})
     # an id that does not fit the vocabulary is never written
     with pytest.raises(DataError, match="out of range"):
-        write_bins(tmp_path, tok, {"train": (2, [np.array([0, 3], dtype=np.uint16)]), "val": (1, [np.array([0])])})
+        write_bins(tmp_path, tok, {"train": (2, [np.array([0, 3], dtype=np.uint16)]),
+                                   "val": (1, [np.array([0])])})
     with pytest.raises(ValueError, match="'d'"):  # a document with a character outside a given vocabulary
         prepare_documents(["abc", "abd"], tok, tmp_path)
     assert files_in(tmp_path) == before  # same files, same bytes, no temp files left
@@ -235,7 +242,8 @@ def test_download_failure_says_what_and_where(tmp_path):
     dest = tmp_path / "sub" / "input.txt"
     with pytest.raises(DataError) as e:
         common.download("http://127.0.0.1:9/x", dest, timeout=5)
-    assert "http://127.0.0.1:9/x" in str(e.value) and str(dest.resolve()) in str(e.value) and "\n" not in str(e.value)
+    assert ("http://127.0.0.1:9/x" in str(e.value) and str(dest.resolve()) in str(e.value)
+            and "\n" not in str(e.value))
     assert not any((tmp_path / "sub").iterdir())
 
 
@@ -252,8 +260,9 @@ def test_download_interrupted_leaves_nothing_then_succeeds(tmp_path, monkeypatch
         common.download("https://example.com/input.txt", tmp_path / "input.txt")
     assert list(tmp_path.iterdir()) == []
     # shakespeare_char downloads beside itself (here: tmp_path) when there is no --input
-    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: io.BytesIO(b"To be, or not to be\n" * 10))
-    monkeypatch.setattr(shakespeare_char, "HERE", str(tmp_path))
+    monkeypatch.setattr(urllib.request, "urlopen",
+                        lambda url, timeout: io.BytesIO(b"To be, or not to be\n" * 10))
+    monkeypatch.setattr(shakespeare_char, "HERE", tmp_path)
     meta = shakespeare_char.main([])
     assert (tmp_path / "input.txt").read_bytes() == b"To be, or not to be\n" * 10
     assert meta["vocab_size"] == len(set("To be, or not to be\n"))
@@ -268,15 +277,16 @@ def test_hf_held_out_val_in_parallel_and_in_chunks(tmp_path, monkeypatch):
     docs = [f"document {i}: " + "word " * (i % 7) for i in range(40)]
     Dataset.from_dict({"story": docs, "id": list(range(40))}).save_to_disk(str(tmp_path / "ds"))
     monkeypatch.setattr(common, "CHUNK_TOKENS", 16)  # many small chunks
-    meta = custom_main([f"--input={tmp_path / 'ds'}", "--text_column=story", "--val_fraction=0.2", "--num_proc=2",
-                        "--seed=7", f"--out_dir={tmp_path / 'out'}"])
+    meta = custom_main([f"--input={tmp_path / 'ds'}", "--text_column=story", "--val_fraction=0.2",
+                        "--num_proc=2", "--seed=7", f"--out_dir={tmp_path / 'out'}"])
     train, val = decoded(tmp_path / "out")
     train_docs, val_docs = train.split(EOT)[1:], val.split(EOT)[1:]
     assert train.startswith(EOT) and val.startswith(EOT)
     assert len(val_docs) == 8 and sorted(train_docs + val_docs) == sorted(docs)
     assert train_docs == [d for d in docs if d not in val_docs]  # both keep the original order
     assert val_docs == [d for d in docs if d in val_docs]
-    assert meta["train_tokens"] + meta["val_tokens"] == sum(len(Tokenizer.gpt2().encode_document(d)) for d in docs)
+    assert (meta["train_tokens"] + meta["val_tokens"]
+            == sum(len(Tokenizer.gpt2().encode_document(d)) for d in docs))
     with pytest.raises(DataError, match="no column 'text': the dataset has 'story', 'id'"):
         custom_main([f"--input={tmp_path / 'ds'}", f"--out_dir={tmp_path / 'out2'}"])
 
@@ -297,14 +307,16 @@ def test_tinystories_own_validation_split(tmp_path):
         with open(tmp_path / "ts" / f"{split}.jsonl", "w", encoding="utf-8") as f:
             f.writelines(json.dumps({"text": d}) + "\n" for d in docs)
     tinystories_main([f"--dataset={tmp_path / 'ts'}", "--num_proc=1", f"--out_dir={tmp_path / 'out'}"])
-    assert decoded(tmp_path / "out") == ("".join(EOT + d for d in DOCS), EOT + "Once upon a time." + EOT + "The end.")
+    assert decoded(tmp_path / "out") == ("".join(EOT + d for d in DOCS),
+                                         EOT + "Once upon a time." + EOT + "The end.")
 
 
 def test_openwebtext_on_local_parquet(tmp_path):
     from datasets import Dataset
     docs = [f"web page {i}\n\nsome text." for i in range(20)]
     Dataset.from_dict({"text": docs}).to_parquet(str(tmp_path / "owt.parquet"))
-    meta = owt_main([f"--dataset={tmp_path / 'owt.parquet'}", "--val_fraction=0.1", f"--out_dir={tmp_path / 'out'}"])
+    meta = owt_main([f"--dataset={tmp_path / 'owt.parquet'}", "--val_fraction=0.1",
+                     f"--out_dir={tmp_path / 'out'}"])
     train, val = decoded(tmp_path / "out")
     assert (train.count(EOT), val.count(EOT)) == (18, 2) and meta["eot_token"] == 50256
     assert sorted((train + val).split(EOT)[1:]) == sorted(docs)
@@ -334,7 +346,8 @@ def test_wikitext_prepare(tmp_path):
 
 def test_hub_offline_error_is_clear(tmp_path):
     assert os.environ.get("HF_HUB_OFFLINE") == "1"  # conftest: tests never download
-    with pytest.raises(DataError, match="no local path and could not be loaded from the Hugging Face hub") as e:
+    with pytest.raises(DataError,
+                       match="no local path and could not be loaded from the Hugging Face hub") as e:
         owt_main([f"--out_dir={tmp_path}"])
     assert "\n" not in str(e.value)
     assert not any(tmp_path.glob("*.bin")) and not (tmp_path / "meta.json").exists()

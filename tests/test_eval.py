@@ -260,10 +260,9 @@ def test_loss_plot_from_growing_metrics(tmp_path):
         f.writelines(json.dumps(r) + "\n" for r in records)
         f.write('{"iter": 8, "tokens": 512, "lo')  # the line train.py is writing right now
     train_records, evals = core.read_metrics(str(run / "metrics.jsonl"))
+    # 6 and 7 are the resumed run's; 8 belonged to the old run
     assert [(r["iter"], r["loss"]) for r in train_records] == [(1, 4.9), (2, 4.8), (3, 4.7), (4, 4.6),
-                                                               (5, 4.5),
-                                                                # 8 belonged to the old run
-                                                                (6, 1.0), (7, 1.0)]
+                                                               (5, 4.5), (6, 1.0), (7, 1.0)]
     assert [(r["iter"], r["val_loss"]) for r in evals] == [(0, 5.1), (5, 4.6)]
     out = ev.main(["--mode=plot", f"--out_dir={run}", "--fig_width=6.4", "--fig_height=3.2", "--dpi=50"])
     assert out == str(run / "loss.png") and png_size(out) == (320, 160)
@@ -309,7 +308,8 @@ def test_attention_png(char_runs, tmp_path):
                     "--fig_width=4", "--fig_height=3", "--device=cpu"])
     assert maps.shape == (2, 2, 5, 5) and png_size(out) == (400, 300)
     ev.main(["--mode=attention", f"--out_dir={char_runs[True]}", "--start=HELLO", "--device=cpu"])
-    assert png_size(os.path.join(char_runs[True], "attention.png"))[0] > 0
+    # sized to the content: 2 x 2 heatmaps of 1.5 inches (5 tokens) plus an inch of margin, at 100 dpi
+    assert png_size(os.path.join(char_runs[True], "attention.png")) == (400, 400)
     with pytest.raises(DataError, match="not in the vocabulary"):
         ev.main(["--mode=attention", f"--out_dir={char_runs[True]}", "--start=hello", "--device=cpu"])
     # BPE tokens as tick labels: '$' would start matplotlib's mathtext, a newline would break the line

@@ -6,6 +6,7 @@ import os
 import pytest
 import torch
 
+import core
 import sample
 import train
 from configurator import UsageError
@@ -160,9 +161,24 @@ def test_unknown_chars_and_bad_keys_are_usage_errors(char_run):
         run_char(char_run, init_from="gpt5")
 
 
-def test_bfloat16_autocast_on_cpu(char_run):
-    texts = run_char(char_run, start="ROMEO:", num_samples=2, max_new_tokens=30, dtype="bfloat16")
-    assert all(t.startswith("ROMEO:") and len(t) == 36 and set(t) <= char_run["vocab"] for t in texts)
+def test_bfloat16_autocast_on_cpu(char_run, monkeypatch):
+    """dtype=bfloat16 really computes the logits in bf16, and its seeded samples read like fp32's: the first
+    20 new characters agree (bf16 rounding may change a later one)."""
+    dtypes = []
+
+    def load_and_watch(*args):
+        model, tokenizer, source = core.load_model(*args)
+        model.lm_head.register_forward_hook(lambda m, inputs, out: dtypes.append(out.dtype))
+        return model, tokenizer, source
+    monkeypatch.setattr(sample, "load_model", load_and_watch)
+    kw = dict(start="ROMEO:", num_samples=2, max_new_tokens=30, seed=3)
+    bf16 = run_char(char_run, dtype="bfloat16", **kw)
+    assert set(dtypes) == {torch.bfloat16}
+    dtypes.clear()
+    fp32 = run_char(char_run, **kw)
+    assert set(dtypes) == {torch.float32}
+    assert all(len(t) == 36 and set(t) <= char_run["vocab"] for t in bf16)
+    assert [t[:26] for t in bf16] == [t[:26] for t in fp32]
 
 
 def run_cli(argv):

@@ -3,25 +3,26 @@ HellaSwag's validation set (Zellers et al., 2019) for `python eval.py --mode=hel
 hellaswag_val.jsonl (one example a line: "ctx", 4 "endings", the right one's index "label") beside this file.
 
 $ python data/hellaswag/prepare.py
-$ python data/hellaswag/prepare.py --out_dir=somewhere     # then eval.py --hellaswag_path=somewhere/hellaswag_val.jsonl
+$ python data/hellaswag/prepare.py --out_dir=somewhere
+  # then eval.py --hellaswag_path=somewhere/hellaswag_val.jsonl
 
 Offline, download the URL below yourself and save it where the error message says.
 """
 import argparse
-import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # repo root
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, so that data.common imports
 from data.common import DataError, download, load_hellaswag, run
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = Path(__file__).resolve().parent
 URL = "https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl"
 FILENAME = "hellaswag_val.jsonl"
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out_dir", default=HERE)
     args = parser.parse_args(argv)
     path = Path(args.out_dir) / FILENAME

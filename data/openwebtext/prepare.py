@@ -3,25 +3,27 @@ OpenWebText (Gokaslan & Cohen's open reproduction of GPT-2's WebText, 8,013,769 
 It has only a train split, so a random 0.05% of the documents (seed 2357, nanoGPT's choice) is held out for
 val. Writes train.bin, val.bin and meta.json beside this file.
 
-$ python data/openwebtext/prepare.py --num_proc=16                 # downloads ~40GB of text from the hub first
+$ python data/openwebtext/prepare.py --num_proc=16    # downloads ~40GB of text from the hub first
 $ python data/openwebtext/prepare.py --dataset=path/to/owt_parquet_folder
 
 The hub repository Skylion007/openwebtext still holds its old loading script, which datasets>=4 refuses to
 run, so by default its parquet files (data/*.parquet) are read directly with the parquet builder.
 """
 import argparse
-import os
 import sys
+from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # repo root
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, so that data.common imports
 from data.common import Tokenizer, add_hf_args, load_splits, prepare_hf, run
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = Path(__file__).resolve().parent
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_hf_args(parser, HERE, dataset="Skylion007/openwebtext", data_files="data/*.parquet", val_fraction=0.0005)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_hf_args(parser, HERE, dataset="Skylion007/openwebtext", data_files="data/*.parquet",
+                val_fraction=0.0005)
     args = parser.parse_args(argv)
     splits = load_splits(args)
     return prepare_hf(splits, Tokenizer.gpt2(), args.out_dir, args.text_column, args.num_proc)

@@ -6,13 +6,13 @@ meta.json beside this file.
 $ python data/shakespeare/prepare.py                             # downloads input.txt beside this file first
 $ python data/shakespeare/prepare.py --input=path/to/input.txt --out_dir=somewhere
 """
-import os
 import sys
+from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # repo root
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, so that data.common imports
 from data.common import Tokenizer, prepare_text_file, run
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = Path(__file__).resolve().parent
 URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 
 

@@ -5,13 +5,13 @@ of the characters train and the last 10% val. Writes train.bin, val.bin and meta
 $ python data/shakespeare_char/prepare.py                        # downloads input.txt beside this file first
 $ python data/shakespeare_char/prepare.py --input=path/to/input.txt --out_dir=somewhere
 """
-import os
 import sys
+from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # repo root
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, so that data.common imports
 from data.common import Tokenizer, prepare_text_file, run
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = Path(__file__).resolve().parent
 URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 
 

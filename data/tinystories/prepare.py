@@ -7,17 +7,18 @@ $ python data/tinystories/prepare.py
 $ python data/tinystories/prepare.py --dataset=path/to/local/copy    # a save_to_disk folder or parquet files
 """
 import argparse
-import os
 import sys
+from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # repo root
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, so that data.common imports
 from data.common import Tokenizer, add_hf_args, load_splits, prepare_hf, run
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = Path(__file__).resolve().parent
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     # the repo also holds the stories as .txt files: name the parquet files so only they are read
     add_hf_args(parser, HERE, dataset="roneneldan/TinyStories", val_fraction=0.01,
                 data_files="train=data/train-*.parquet,validation=data/validation-*.parquet")

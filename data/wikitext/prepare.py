@@ -11,15 +11,15 @@ $ python data/wikitext/prepare.py
 $ python data/wikitext/prepare.py --dataset=path/to/local/copy      # a save_to_disk folder or parquet files
 """
 import argparse
-import os
 import re
 import sys
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # repo root
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, so that data.common imports
 from data.common import Tokenizer, add_hf_args, check_column, load_splits, prepare_hf, run
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = Path(__file__).resolve().parent
 TITLE = re.compile(r" = [^=](.*[^=])? = \n?")  # " = Title = " but not " = = Section = = "
 
 
@@ -39,12 +39,14 @@ def as_articles(ds, text_column: str):
     """A Dataset with one article per row (column "text") from a Dataset with one line per row."""
     from datasets import Dataset
     check_column(ds, text_column)
-    lines = (t for batch in ds.select_columns([text_column]).iter(batch_size=10_000) for t in batch[text_column])
+    lines = (t for batch in ds.select_columns([text_column]).iter(batch_size=10_000)
+             for t in batch[text_column])
     return Dataset.from_dict({"text": list(articles(lines))})
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     add_hf_args(parser, HERE, dataset="Salesforce/wikitext", config="wikitext-103-raw-v1")
     args = parser.parse_args(argv)
     splits = {name: as_articles(ds, args.text_column) for name, ds in load_splits(args).items()}
