@@ -244,3 +244,19 @@ def test_reference_cpu_recipe_reaches_val_1_90(shakespeare_char_dir, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     final = read_metrics(str(tmp_path / "metrics.jsonl"))[1][-1]
     assert final["iter"] == 2000 and final["val_loss"] <= 1.90, final
+
+
+def test_a_failing_run_releases_what_it_opened(tiny, monkeypatch):
+    """train() raising mid-loop leaves no signal handler of its own behind (Ctrl-C works again in a notebook or
+    pytest), and closes metrics.jsonl and the wandb run."""
+    closed = []
+    monkeypatch.setattr(train.MetricsLog, "close", lambda self: closed.append(self.file.close()))
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("device lost")
+    monkeypatch.setattr(train, "train_step", fails)
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    with pytest.raises(RuntimeError, match="device lost"):
+        train.train(tiny)
+    assert {s: signal.getsignal(s) for s in before} == before
+    assert closed == [None]
