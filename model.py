@@ -356,20 +356,29 @@ class Optimizers:
 
 def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
                 top_p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Pick one token per row of logits (B, V) -> (B, 1)."""
+    """Pick one token per row of logits (B, V) -> (B, 1): the argmax if temperature is 0, else a sample of
+    softmax(filter_logits(...))."""
     if temperature == 0:
         return logits.argmax(dim=-1, keepdim=True)
+    logits = filter_logits(logits, temperature, top_k, top_p)
+    return torch.multinomial(logits.softmax(dim=-1), num_samples=1, generator=generator)
+
+
+def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                  top_p: float | None = None) -> torch.Tensor:
+    """logits (B, V) divided by temperature (> 0), then -inf outside the top_k most likely tokens and outside the
+    nucleus: the most likely tokens whose probabilities, after top_k, first reach top_p (always at least one)."""
     logits = logits / temperature
     if top_k is not None:
         kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, [-1]]
         logits = logits.masked_fill(logits < kth, -float("inf"))
-    if top_p is not None:  # keep the most likely tokens until their mass reaches top_p, and always the first
+    if top_p is not None:
         sorted_logits, order = torch.sort(logits, descending=True)
         probs = sorted_logits.softmax(dim=-1)
         drop = probs.cumsum(dim=-1) - probs >= top_p  # the tokens before this one already hold top_p
         drop[:, 0] = False
         logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, -float("inf")))
-    return torch.multinomial(logits.softmax(dim=-1), num_samples=1, generator=generator)
+    return logits
 
 
 def check_hf_config(cfg, name: str) -> None:

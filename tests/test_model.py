@@ -154,6 +154,31 @@ def test_greedy_equivalents_and_filters():
     assert all(set(picks[r].tolist()) <= nucleus[r] for r in range(6))
 
 
+@pytest.mark.parametrize("temperature,top_k,top_p", [(0.5, None, None), (1.7, None, None), (1.0, 7, None),
+                                                     (0.8, None, 0.6), (1.3, 12, 0.9), (2.0, 3, 0.05)])
+def test_filter_logits_equals_hf_warpers(temperature, top_k, top_p):
+    """Temperature, top-k and top-p against HF transformers' own logits warpers, applied in generate's order."""
+    from transformers.generation.logits_process import (TemperatureLogitsWarper, TopKLogitsWarper,
+                                                        TopPLogitsWarper)
+    torch.manual_seed(1)
+    logits = torch.randn(5, 64, dtype=torch.float64) * 2
+    expected = TemperatureLogitsWarper(temperature)(None, logits.clone())
+    if top_k is not None:
+        expected = TopKLogitsWarper(top_k)(None, expected)
+    if top_p is not None:
+        expected = TopPLogitsWarper(top_p)(None, expected)
+    got = model_py.filter_logits(logits, temperature, top_k, top_p)
+    kept = torch.isfinite(expected)
+    assert torch.equal(torch.isfinite(got), kept)
+    assert (kept.sum(-1) < 64).all() or top_k is None and top_p is None  # the filters really remove tokens
+    torch.testing.assert_close(got[kept], expected[kept])
+    # and sampling draws from exactly that distribution: the same generator state picks the same tokens
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    for _ in range(20):
+        ours = sample_next(logits, temperature, top_k, top_p, generator=g1)
+        assert torch.equal(ours, torch.multinomial(expected.softmax(-1), 1, generator=g2))
+
+
 def test_model_generate_greedy_equivalents():
     model = small_model().double()
     idx = torch.randint(0, 80, (2, 4))
@@ -176,16 +201,24 @@ def test_padded_ids_never_generated():
 
 
 def test_stop_token_and_batch():
-    model = small_model().double()
-    idx = torch.randint(0, 80, (3, 4))
-    free = model.generate(idx, 30, temperature=0)
-    stop = int(free[0, 10])  # a token row 0 emits at step 7
-    out = model.generate(idx, 30, temperature=0, stop_token=stop)
-    for r in range(3):
-        row, ref = out[r, 4:].tolist(), free[r, 4:].tolist()
+    """Sampled rows (the model would go on past the stop token with other tokens) are identical to free
+    generation up to their first stop token and repeat it after; a batch of one ends right there."""
+    model = small_model()
+    idx = torch.randint(0, 80, (3, 4), generator=torch.Generator().manual_seed(1))
+    rng = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    free = model.generate(idx, 40, generator=rng())[:, 4:].tolist()
+    stop = free[0][5]
+    after = free[0][free[0].index(stop) + 1:]
+    assert after and any(t != stop for t in after)  # without stopping, row 0 goes on with other tokens
+    out = model.generate(idx, 40, stop_token=stop, generator=rng())[:, 4:].tolist()
+    for row, ref in zip(out, free):
         cut = ref.index(stop) + 1 if stop in ref else len(ref)
         assert row[:cut] == ref[:cut] and set(row[cut:]) <= {stop}
-    assert out.size(1) <= 34
+    # a batch of one ends at its stop token: nothing is generated after it
+    alone = model.generate(idx[:1], 40, generator=rng())[0, 4:].tolist()
+    assert stop in alone and alone.index(stop) < 39
+    one = model.generate(idx[:1], 40, stop_token=stop, generator=rng())[0, 4:].tolist()
+    assert one == alone[:alone.index(stop) + 1]
 
 
 def test_too_long_sequence_is_a_clear_error():

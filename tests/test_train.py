@@ -1,4 +1,5 @@
 """train.py: schedule, batches, checkpoints, exact resume, DDP == one process, signals, clear errors."""
+import contextlib
 import json
 import os
 import signal
@@ -12,11 +13,13 @@ import pytest
 import torch
 
 import bench
+import core
 import train
 from configurator import UsageError
 from conftest import ROOT, cli_args, kill_group, metrics, python, write_dataset
 from core import get_batch, load_checkpoint, read_metrics, save_checkpoint
-from train import TrainConfig, batch_offsets, get_lr
+from model import GPT, GPTConfig
+from train import TrainConfig, batch_offsets, get_lr, make_optimizer
 
 
 def test_get_lr_endpoints():
@@ -260,3 +263,53 @@ def test_a_failing_run_releases_what_it_opened(tiny, monkeypatch):
         train.train(tiny)
     assert {s: signal.getsignal(s) for s in before} == before
     assert closed == [None]
+
+
+def test_eval_losses_are_the_models_on_the_batches_it_names(tiny):
+    """Evaluator.losses is the mean loss, in eval mode, over the fixed batches of each split it holds: recomputed
+    here batch by batch. The model has dropout (so train mode would change the numbers) and is left training."""
+    data, meta = core.open_data(tiny.dataset, tiny.block_size)
+    evaluator = train.Evaluator(tiny, data, meta, torch.device("cpu"), contextlib.nullcontext(), 0, 1)
+    assert evaluator.offsets["val"].shape == (tiny.eval_iters, tiny.batch_size)
+    again = train.Evaluator(tiny, data, meta, torch.device("cpu"), contextlib.nullcontext(), 0, 1)
+    assert all(np.array_equal(evaluator.offsets[s], again.offsets[s]) for s in ("train", "val"))
+    model = GPT(GPTConfig(block_size=tiny.block_size, vocab_size=64, n_layer=1, n_head=2, n_embd=16,
+                          dropout=0.5))
+    losses = evaluator.losses(model)
+    assert model.training
+    model.eval()
+    for split in ("train", "val"):
+        batches = [get_batch(data[split], rows, tiny.block_size, torch.device("cpu"))
+                   for rows in evaluator.offsets[split]]
+        expected = torch.stack([model(x, y)[1] for x, y in batches]).mean().item()
+        assert losses[f"{split}_loss"] == pytest.approx(expected, rel=1e-6)
+    assert losses["train_loss"] != pytest.approx(losses["val_loss"], rel=1e-6)  # the splits do differ
+
+
+def test_grad_clip_bounds_the_gradient_the_optimizer_sees(tiny, monkeypatch):
+    """The optimizer steps on gradients clipped to grad_clip (global norm), while grad_norm logs the norm
+    before clipping; grad_clip=0 does not clip. (AdamW's first steps barely depend on the gradient's scale, so
+    the weights alone would not show a missing clip.)"""
+    seen = []
+
+    def recording(model, cfg):
+        optimizer = make_optimizer(model, cfg)
+        step = optimizer.step
+
+        def step_and_record(*args, **kwargs):
+            grads = [p.grad for p in model.parameters() if p.grad is not None]
+            seen.append(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item())
+            return step(*args, **kwargs)
+        optimizer.step = step_and_record
+        return optimizer
+    monkeypatch.setattr(train, "make_optimizer", recording)
+    for clip in (0.01, 0.0):
+        seen.clear()
+        cfg = replace(tiny, max_iters=4, log_interval=1, grad_clip=clip, out_dir=f"{tiny.out_dir}-{clip}")
+        train.train(cfg)
+        logged = [r["grad_norm"] for r in metrics(cfg) if "grad_norm" in r]
+        assert len(seen) == len(logged) == 4 and min(logged) > 10 * 0.01
+        if clip:
+            assert seen == pytest.approx([clip] * 4, rel=1e-4)
+        else:
+            assert seen == pytest.approx(logged, rel=1e-5)
