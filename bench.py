@@ -15,6 +15,7 @@ Train mode prints ms/iter, tokens/s, achieved TFLOP/s, MFU against the device's 
 --peak_tflops on CPUs) and peak memory.
 """
 import contextlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -41,7 +42,8 @@ class BenchConfig:
     vocab_size: int = GPTConfig.vocab_size
     bias: bool = GPTConfig.bias
     # train mode
-    dataset: str = ""  # '' for random tokens, else data/<dataset>/train.bin
+    # train, compare: '' for random tokens, else data/<dataset>; speedrun: its runs' dataset when given
+    dataset: str = ""
     batch_size: int = 12
     warmup_iters: int = 5  # untimed: compilation and allocator warm-up
     iters: int = 20
@@ -166,6 +168,7 @@ REFERENCE_RECIPE = ["config/train_shakespeare_char.py", "--device=cpu", "--compi
                     "--log_interval=1", "--block_size=64", "--batch_size=12", "--n_layer=4", "--n_head=4",
                     "--n_embd=128", "--max_iters=2000", "--lr_decay_iters=2000", "--dropout=0.0",
                     "--dtype=float32"]  # the reference codebase never autocasts on CPU
+SPEEDRUN = {"reference recipe": REFERENCE_RECIPE, "speedrun": ["config/train_shakespeare_char_cpu.py"]}
 
 
 @torch.no_grad()
@@ -175,7 +178,7 @@ def full_val_loss(ckpt_path: str, device: torch.device) -> float:
     ckpt = load_checkpoint(ckpt_path, device)
     model = model_from_checkpoint(ckpt).to(device).eval()
     T = model.config.block_size
-    data, _ = open_data(f"data/{ckpt['config']['dataset']}", T)
+    data, _ = open_data(os.path.join("data", ckpt["config"]["dataset"]), T)
     val = torch.from_numpy(data["val"][: (len(data["val"]) - 1) // T * T + 1].astype(np.int64)).to(device)
     x, y = val[:-1].view(-1, T), val[1:].view(-1, T)
     losses = [model(x[i:i + 256], y[i:i + 256])[1] * len(x[i:i + 256]) for i in range(0, len(x), 256)]
@@ -185,14 +188,14 @@ def full_val_loss(ckpt_path: str, device: torch.device) -> float:
 def bench_speedrun(cfg: BenchConfig, device: torch.device) -> dict:
     """Wall time to train Tiny Shakespeare chars: the reference CPU recipe vs
     config/train_shakespeare_char_cpu.py, one after the other on this machine, each as its own `python
-    train.py` process."""
-    runs = {"reference recipe": REFERENCE_RECIPE, "speedrun": ["config/train_shakespeare_char_cpu.py"]}
+    train.py` process (on --dataset instead of data/shakespeare_char if it is given)."""
+    dataset = [f"--dataset={cfg.dataset}"] if cfg.dataset else []
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, args in runs.items():
+        for name, args in SPEEDRUN.items():
             out_dir = f"{tmp}/{name.replace(' ', '_')}"
             t0 = time.perf_counter()
-            proc = subprocess.run([sys.executable, "train.py", *args, f"--out_dir={out_dir}"],
+            proc = subprocess.run([sys.executable, "train.py", *args, *dataset, f"--out_dir={out_dir}"],
                                   capture_output=True, text=True)
             wall = time.perf_counter() - t0
             if proc.returncode != 0:

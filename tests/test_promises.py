@@ -1,0 +1,173 @@
+"""What the README promises, run the way it says: the CPU quick start to its val loss, every config file,
+--help, device='auto', --dataset=<name> under data/, wandb logging, bench.py's speedrun mode."""
+import dataclasses
+import os
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+
+import bench
+import core
+import eval as ev
+import train
+from configurator import configure
+from conftest import ROOT, cli_args, metrics, python, tiny_train_config, write_dataset
+from sample import SampleConfig
+from train import TrainConfig
+
+
+# -----------------------------------------------------------------------------
+# the quick start, as the README runs it
+
+@pytest.mark.slow
+def test_cpu_quick_start_reaches_its_val_loss(shakespeare_text, tmp_path):
+    """README, Quick start on a CPU: prepare Tiny Shakespeare, train config/train_shakespeare_char_cpu.py with
+    its own settings (dtype 'auto', as the README says), sample 3 x 300 characters. Judged on all of val.bin
+    (README: 1.8298 measured, target 1.88); about 25 s of training on 2 cores."""
+    (tmp_path / "input.txt").write_text(shakespeare_text, encoding="utf-8")
+    data = tmp_path / "shakespeare_char"
+    r = python("data/shakespeare_char/prepare.py", f"--input={tmp_path / 'input.txt'}", f"--out_dir={data}")
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "out-shakespeare-char"
+    r = python("train.py", "config/train_shakespeare_char_cpu.py", f"--dataset={data}", f"--out_dir={out}",
+               timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert core.read_metrics(str(out / "metrics.jsonl"))[1][-1]["iter"] == 800
+    assert bench.full_val_loss(str(out / "ckpt.pt"), torch.device("cpu")) <= 1.88
+    r = python("sample.py", f"--out_dir={out}", "--num_samples=3", "--max_new_tokens=300", "--device=cpu")
+    assert r.returncode == 0, r.stderr
+    samples = r.stdout.split("\n" + "-" * 15 + "\n")
+    assert len(samples) == 4 and samples[-1] == ""  # three samples, each followed by its line of dashes
+    assert all(len(s) == 1 + 300 and set(s) <= set(shakespeare_text) for s in samples[:3])  # "\n" + 300
+
+
+def test_full_val_loss_is_every_window_of_val_bin(tiny_config):
+    """bench.full_val_loss (the quick start's and speedrun's judge) against the mean loss recomputed here over
+    consecutive block_size windows of all of val.bin."""
+    cfg = tiny_config(max_iters=4)
+    train.train(cfg)
+    ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
+    model = core.model_from_checkpoint(core.load_checkpoint(ckpt_path)).eval()
+    val = np.fromfile(os.path.join(cfg.dataset, "val.bin"), dtype=np.uint16).astype(np.int64)
+    T, losses = cfg.block_size, []
+    for start in range(0, len(val) - T - 1 + 1, T):
+        x = torch.from_numpy(val[start:start + T + 1])
+        with torch.no_grad():
+            losses.append(model(x[None, :-1], x[None, 1:])[1].item())
+    assert len(losses) == (len(val) - 1) // T
+    assert bench.full_val_loss(ckpt_path, torch.device("cpu")) == pytest.approx(np.mean(losses), rel=1e-5)
+
+
+# -----------------------------------------------------------------------------
+# config files
+
+CONFIGS = sorted((ROOT / "config").glob("*.py"))
+TINY_SHAPE = ["--device=cpu", "--compile=False", "--dtype=float32", "--n_layer=1", "--n_head=2",
+              "--n_embd=16", "--block_size=16", "--batch_size=2", "--gradient_accumulation_steps=1",
+              "--max_iters=2", "--eval_interval=2", "--eval_iters=1", "--log_interval=1", "--wandb_log=False",
+              "--warmup_iters=1"]
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_every_config_file_loads_and_trains(path, tmp_path, make_hf_dir):
+    """Each config/*.py with tiny shape overrides trains two steps (or, for the eval_only baselines,
+    evaluates) on synthetic data; a pretrained init_from gets a small local random GPT-2, not a download."""
+    data = write_dataset(tmp_path / "data")
+    overrides = [*TINY_SHAPE, f"--dataset={data}", f"--out_dir={tmp_path / 'out'}"]
+    cfg = configure(TrainConfig, [str(path), *overrides])
+    assert len(CONFIGS) >= 9
+    if cfg.init_from != "scratch":
+        cfg.init_from = make_hf_dir(n_embd=16, n_layer=1, n_head=2)
+    result = train.train(cfg)
+    assert result["iter_num"] == (0 if cfg.eval_only else 2) and np.isfinite(result["val_loss"])
+
+
+# -----------------------------------------------------------------------------
+# command lines
+
+@pytest.mark.parametrize("script,config", [("train.py", TrainConfig), ("sample.py", SampleConfig),
+                                           ("eval.py", ev.EvalConfig), ("bench.py", bench.BenchConfig)])
+def test_help_lists_every_key_with_its_default(script, config):
+    r = python(script, "--help", timeout=120)
+    assert r.returncode == 0 and r.stderr == ""
+    lines = r.stdout.splitlines()
+    assert len(lines) == 1 + len(dataclasses.fields(config))
+    for field, line in zip(dataclasses.fields(config), lines[1:]):
+        assert line.startswith(f"  --{field.name}={field.default!r}")
+
+
+def test_device_auto_picks_cuda_then_mps_then_cpu(monkeypatch):
+    assert core.resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else
+                                                        "mps" if torch.backends.mps.is_available() else "cpu")
+    for cuda, mps, expected in ((True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+        assert core.resolve_device("auto") == torch.device(expected)
+    assert core.resolve_device("cuda:1") == torch.device("cuda", 1)  # any other name is taken as it is
+
+
+def test_dataset_name_is_looked_up_under_data(tmp_path, monkeypatch):
+    """--dataset=mine reads data/mine/ below the working directory, as in the README's custom-data example."""
+    write_dataset(tmp_path / "data" / "mine", vocab=31)
+    monkeypatch.chdir(tmp_path)
+    cfg = tiny_train_config(tmp_path / "run", dataset="mine", max_iters=2, eval_interval=2)
+    train.train(cfg)
+    assert core.load_checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"))["meta"]["vocab_size"] == 31
+
+
+# -----------------------------------------------------------------------------
+# Weights & Biases
+
+class FakeWandb:
+    """What train.py asks of the wandb module, recorded."""
+
+    def __init__(self):
+        self.calls = []
+
+    def init(self, **kwargs):
+        self.calls.append(("init", kwargs))
+        return types.SimpleNamespace(log=lambda record, step: self.calls.append(("log", record, step)),
+                                     finish=lambda: self.calls.append(("finish",)))
+
+
+def test_wandb_gets_every_metrics_record(tiny_config, monkeypatch):
+    fake = FakeWandb()
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    cfg = tiny_config(wandb_log=True, wandb_project="proj", wandb_run_name="run-1", max_iters=10)
+    train.train(cfg)
+    config = dataclasses.asdict(cfg)
+    assert fake.calls[0] == ("init", {"project": "proj", "name": "run-1", "config": config})
+    assert fake.calls[1:-1] == [("log", r, r["iter"]) for r in metrics(cfg)]
+    assert fake.calls[-1] == ("finish",) and len(fake.calls) > 4
+
+
+def test_wandb_offline_run_is_written(tiny_config, tmp_path):
+    """The real wandb package, offline (README: WANDB_MODE=offline works), writes its run to WANDB_DIR."""
+    cfg = tiny_config(wandb_log=True, max_iters=2, eval_interval=2)
+    env = {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path)}
+    r = python("train.py", *cli_args(cfg), env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("*.wandb")), os.listdir(tmp_path)
+
+
+# -----------------------------------------------------------------------------
+# bench.py --mode=speedrun, on tiny runs
+
+def test_speedrun_mode_times_both_runs_and_judges_them(tmp_path, monkeypatch, capsys):
+    data = write_dataset(tmp_path / "data")
+    tiny = [*TINY_SHAPE, "--max_iters=4", "--eval_interval=4"]
+    runs = {"reference recipe": ["config/train_shakespeare_char.py", *tiny],
+            "speedrun": ["config/train_shakespeare_char_cpu.py", *tiny]}
+    monkeypatch.setattr(bench, "SPEEDRUN", runs)
+    results = bench.main(["--mode=speedrun", "--device=cpu", f"--dataset={data}"])
+    out = capsys.readouterr().out
+    assert set(results) == {"reference recipe", "speedrun"}
+    for name, r in results.items():
+        assert r["iters"] == 4 and r["wall_s"] > 0 and np.isfinite(r["val_loss"])
+        assert 0 < r["full_val_loss"] < 5
+        assert f"| {name} | 4 | {r['wall_s']:.1f} s |" in out
+    assert "| reference recipe | 4 |" in out and "| 1.00x |" in out
