@@ -70,8 +70,9 @@ def sync(device: torch.device) -> None:
 
 
 def make_step(cfg: BenchConfig, device: torch.device) -> tuple:
-    """(step, model): step() runs one training iteration (forward, backward, clip, optimizer) and returns the
-    loss."""
+    """(step, model, compiled): step() runs one training iteration (forward, backward, clip, optimizer) and
+    returns the loss; compiled says whether the forward really is compiled (compile=True that failed falls
+    back to eager, with a warning)."""
     dtype = resolve_dtype(cfg.dtype, device, cfg.n_embd)
     ctx = autocast(device, dtype)
     torch.set_float32_matmul_precision("high")
@@ -105,7 +106,7 @@ def make_step(cfg: BenchConfig, device: torch.device) -> tuple:
 
     for _ in range(cfg.warmup_iters):
         step()
-    return step, model
+    return step, model, fwd is not model
 
 
 def time_steps(step, iters: int) -> float:
@@ -118,7 +119,7 @@ def time_steps(step, iters: int) -> float:
 
 
 def bench_train(cfg: BenchConfig, device: torch.device) -> dict:
-    step, model = make_step(cfg, device)
+    step, model, compiled = make_step(cfg, device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -133,11 +134,11 @@ def bench_train(cfg: BenchConfig, device: torch.device) -> dict:
     mem = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     dtype = resolve_dtype(cfg.dtype, device, cfg.n_embd)
     print(f"{model.get_num_params() / 1e6:.2f}M params, batch {cfg.batch_size}x{cfg.block_size}, {device}, "
-          f"{dtype}, compile={cfg.compile}, {cfg.optimizer}: {1000 * dt:.1f} ms/iter, {tok_s:,.0f} tok/s, "
+          f"{dtype}, compiled={compiled}, {cfg.optimizer}: {1000 * dt:.1f} ms/iter, {tok_s:,.0f} tok/s, "
           f"{flops / 1e12:.2f} TFLOP/s"
           + (f", MFU {100 * mfu:.1f}%" if mfu is not None else " (no peak known: pass --peak_tflops for MFU)")
           + (f", peak memory {mem:.2f} GiB" if mem is not None else ""))
-    return {"ms_per_iter": 1000 * dt, "tokens_per_s": tok_s, "flops": flops, "mfu": mfu}
+    return {"ms_per_iter": 1000 * dt, "tokens_per_s": tok_s, "flops": flops, "mfu": mfu, "compiled": compiled}
 
 
 def bench_compare(cfg: BenchConfig, device: torch.device) -> list[dict]:
@@ -148,18 +149,20 @@ def bench_compare(cfg: BenchConfig, device: torch.device) -> list[dict]:
                 ("bfloat16", False, "adamw"), ("bfloat16", True, "adamw")]
     if device.type == "cpu" and not cpu_has_bf16():
         variants = [v for v in variants if v[0] != "bfloat16"]
-    steps = [make_step(replace(cfg, dtype=d, compile=c, optimizer=o), device)[0] for d, c, o in variants]
-    times = [[time_steps(step, cfg.iters) for step in steps] for _ in range(cfg.rounds)]
-    rows = [{"dtype": d, "compile": c, "optimizer": o, "ms_per_iter": 1000 * float(np.median(col)),
+    made = [make_step(replace(cfg, dtype=d, compile=c, optimizer=o), device) for d, c, o in variants]
+    times = [[time_steps(step, cfg.iters) for step, _, _ in made] for _ in range(cfg.rounds)]
+    rows = [{"dtype": d, "compile": c, "compiled": compiled, "optimizer": o,
+             "ms_per_iter": 1000 * float(np.median(col)),
              "tokens_per_s": cfg.batch_size * cfg.block_size / float(np.median(col))}
-            for (d, c, o), col in zip(variants, zip(*times))]
+            for (d, c, o), (_, _, compiled), col in zip(variants, made, zip(*times))]
     base = rows[0]["tokens_per_s"]
     print(f"train step, batch {cfg.batch_size}x{cfg.block_size}, {cfg.n_layer} layers x {cfg.n_embd}, "
           f"{device}, {torch.get_num_threads()} threads; median of {cfg.rounds} rounds of {cfg.iters} steps")
     print("| dtype | compile | optimizer | ms/iter | tokens/s | speedup |\n|---|---|---|---|---|---|")
     for r in rows:
         optimizer = "AdamW (plain)" if r["optimizer"] == "plain" else "AdamW (fused)"
-        print(f"| {r['dtype']} | {r['compile']} | {optimizer} "
+        compile_ = "failed: eager" if r["compile"] and not r["compiled"] else r["compile"]
+        print(f"| {r['dtype']} | {compile_} | {optimizer} "
               f"| {r['ms_per_iter']:.1f} | {r['tokens_per_s']:,.0f} | {r['tokens_per_s'] / base:.2f}x |")
     return rows
 

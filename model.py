@@ -366,8 +366,9 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
 
 def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
                   top_p: float | None = None) -> torch.Tensor:
-    """logits (B, V) divided by temperature (> 0), then -inf outside the top_k most likely tokens and outside the
-    nucleus: the most likely tokens whose probabilities, after top_k, first reach top_p (always at least one)."""
+    """logits (B, V) divided by temperature (> 0), then -inf outside the top_k most likely tokens and outside
+    the nucleus: the most likely tokens whose probabilities, after top_k, first reach top_p (always at least
+    one)."""
     logits = logits / temperature
     if top_k is not None:
         kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, [-1]]

@@ -32,15 +32,43 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: takes minutes (deselect with -m 'not slow')")
+def pytest_collection_modifyitems(config, items):
+    """Tests marked cuda are deselected where there is no CUDA GPU (the count is printed, with the reason at
+    the end); nothing else is ever left out silently: a test that lacks its data fails, naming what is
+    missing."""
+    if torch.cuda.is_available():
+        return
+    cuda = [item for item in items if "cuda" in item.keywords]
+    if cuda:
+        config.hook.pytest_deselected(items=cuda)
+        items[:] = [item for item in items if "cuda" not in item.keywords]
+        config.stash[CUDA_DESELECTED] = len(cuda)
+
+
+CUDA_DESELECTED = pytest.StashKey[int]()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if config.stash.get(CUDA_DESELECTED, 0):
+        n = config.stash[CUDA_DESELECTED]
+        terminalreporter.write_line(f"{n} cuda test(s) deselected: no CUDA GPU here")
 
 
 @pytest.fixture(scope="session")
 def shakespeare_text() -> str:
+    """Tiny Shakespeare as a user gets it: the copy in ../shared/data (SHARED_DATA) when there is one, else
+    the preparer's own download, cached in ~/.cache/nanogpt-tests. Never a skip: without either, tests
+    fail."""
     path = SHARED / "tinyshakespeare" / "input.txt"
     if not path.exists():
-        pytest.skip(f"{path} not found: set SHARED_DATA to a folder holding tinyshakespeare/input.txt")
+        from data.common import DataError, download
+        from data.shakespeare_char.prepare import URL
+        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nanogpt-tests" / "input.txt"
+        try:
+            path = download(URL, cache)
+        except DataError as e:
+            pytest.fail(f"Tiny Shakespeare is missing: no {SHARED / 'tinyshakespeare' / 'input.txt'} "
+                        f"(set SHARED_DATA) and {e}", pytrace=False)
     return path.read_text(encoding="utf-8")
 
 

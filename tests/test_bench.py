@@ -37,6 +37,10 @@ def test_bench_compare_and_generate(capsys):
     rows = bench.main(TINY + ["--mode=compare", "--iters=2", "--rounds=2"])
     assert rows[0]["optimizer"] == "plain" and len(rows) >= 3
     assert all(r["tokens_per_s"] > 0 for r in rows)
+    # the compiled rows really are compiled: a silent fallback to eager would make them eager timings
+    assert [r["compiled"] for r in rows] == [r["compile"] for r in rows] and any(r["compile"] for r in rows)
+    table = capsys.readouterr().out
+    assert all(f"| {r['tokens_per_s']:,.0f} |" in table for r in rows) and "failed: eager" not in table
     gen = ["--mode=generate", "--device=cpu", "--n_layer=2", "--n_head=2", "--n_embd=32", "--prompt_len=8"]
     r = bench.main(gen + ["--block_size=64", "--max_new_tokens=50"])
     out = capsys.readouterr().out
@@ -116,3 +120,15 @@ def test_auto_dtype_choices(monkeypatch):
         core.resolve_dtype("float16", cpu)
     with pytest.raises(UsageError, match="dtype 'fp8'"):
         core.resolve_dtype("fp8", cpu)
+
+
+def test_compare_says_when_compile_failed(monkeypatch, capsys):
+    def broken_compile(model, **kw):
+        def fails(*a, **k):
+            raise RuntimeError("no compiler here")
+        return fails
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    with pytest.warns(UserWarning, match="torch.compile failed"):
+        rows = bench.main(TINY + ["--mode=compare", "--iters=1", "--rounds=1", "--compile=False"])
+    assert [r["compiled"] for r in rows] == [False] * len(rows)
+    assert capsys.readouterr().out.count("| failed: eager |") == sum(r["compile"] for r in rows) > 0

@@ -377,3 +377,33 @@ def test_train_py_periodic_hellaswag(memorizer, tmp_path, monkeypatch):
                          "eval_only": True, "eval_hellaswag": True})
     assert train.train(cfg)["hellaswag_acc"] == 1.0
     assert train.train(replace(cfg, hellaswag_limit=2))["hellaswag_acc"] == 1.0
+
+
+def test_plots_draw_the_data(monkeypatch, tmp_path):
+    """What is drawn, not just the PNG's size: the loss curves are the records' values against steps (left)
+    and tokens (right); each attention heatmap is its layer's and head's map, labelled with the tokens."""
+    figures = []
+    save = ev.save_png
+    monkeypatch.setattr(ev, "save_png", lambda fig, path: (figures.append(fig), save(fig, path)))
+    train_records = [{"iter": i, "tokens": 64 * i, "loss": 5.0 - i / 10} for i in range(1, 6)]
+    evals = [{"iter": i, "tokens": 64 * i, "train_loss": 4.0 - i / 9, "val_loss": 4.2 - i / 9}
+             for i in (0, 5)]
+    ev.plot_losses(train_records, evals, str(tmp_path / "loss.png"))
+    for ax, x in zip(figures[-1].axes, ("iter", "tokens")):
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        for label, records, y in (("train loss", train_records, "loss"), ("val loss", evals, "val_loss"),
+                                  ("train loss (eval)", evals, "train_loss")):
+            assert list(lines[label].get_xdata()) == [r[x] for r in records]
+            assert list(lines[label].get_ydata()) == [r[y] for r in records]
+    maps = torch.rand(2, 3, 4, 4)
+    ev.plot_attention(maps, ["a", "b", "c", "d"], str(tmp_path / "attn.png"), dpi=20)
+    axes = figures[-1].axes
+    assert len(axes) == 6
+    for i, ax in enumerate(axes):
+        layer, head = divmod(i, 3)
+        assert np.array_equal(ax.get_images()[0].get_array(), maps[layer, head].numpy())
+        assert ax.get_title() == f"layer {layer} head {head}"
+        if layer == 1:  # token names on the outer axes only
+            assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c", "d"]
+        if head == 0:
+            assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c", "d"]

@@ -81,3 +81,10 @@ def test_train_is_imported_once():
                 if line.startswith("import time:")]
     assert "core" in imported and "model" in imported  # the listing is real
     assert "train" not in imported and "sample" not in imported and "eval" not in imported
+
+
+def test_lines_fit_110_columns():
+    long = [f"{p.relative_to(ROOT)}:{n}" for p in [*project_modules().values(), *ROOT.glob("tests/*.py"),
+                                                    *ROOT.glob("config/*.py")]
+            for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if len(line) > 110]
+    assert long == []

@@ -157,7 +157,8 @@ def test_greedy_equivalents_and_filters():
 @pytest.mark.parametrize("temperature,top_k,top_p", [(0.5, None, None), (1.7, None, None), (1.0, 7, None),
                                                      (0.8, None, 0.6), (1.3, 12, 0.9), (2.0, 3, 0.05)])
 def test_filter_logits_equals_hf_warpers(temperature, top_k, top_p):
-    """Temperature, top-k and top-p against HF transformers' own logits warpers, applied in generate's order."""
+    """Temperature, top-k and top-p against HF transformers' own logits warpers, applied in generate's
+    order."""
     from transformers.generation.logits_process import (TemperatureLogitsWarper, TopKLogitsWarper,
                                                         TopPLogitsWarper)
     torch.manual_seed(1)

@@ -1,12 +1,15 @@
 """sample.py: checkpoints and HF models, reproducible seeds, model.generate parity, streaming, clear
 errors."""
+import functools
 import io
 import os
+import tempfile
 
 import pytest
 import torch
 
 import core
+import eval as ev
 import sample
 import train
 from configurator import UsageError
@@ -26,15 +29,43 @@ def printed(texts) -> str:
     return "".join(t + "\n" + SEPARATOR + "\n" for t in texts)
 
 
-def reference(ckpt_path: str, prompt: str, n: int, new: int, seed: int | None = None, **kw) -> list[str]:
-    """What model.generate makes of prompt from a checkpoint, decoded: the independent side of the
-    comparisons."""
-    ckpt = load_checkpoint(ckpt_path)
-    model, tok = model_from_checkpoint(ckpt).eval(), Tokenizer.from_meta(ckpt["meta"])
-    ids = tok.encode(prompt)
-    gen = torch.Generator().manual_seed(seed) if seed is not None else None
-    out = model.generate(torch.tensor([ids] * n), new, generator=gen, **kw)
-    return [tok.decode(row) for row in out.tolist()]
+@functools.cache
+def exported(ckpt_path: str):
+    """(HF GPT2LMHeadModel, tokenizer, our padded vocab size) of a checkpoint, exported by eval.py (whose
+    logits test_eval checks against ours)."""
+    from transformers import GPT2LMHeadModel
+    model, tokenizer, _ = core.load_model("resume", os.path.dirname(ckpt_path), os.path.basename(ckpt_path))
+    out = tempfile.mkdtemp(prefix="hf-reference-")
+    ev.export_hf(model, out, tokenizer)
+    return GPT2LMHeadModel.from_pretrained(out).eval(), tokenizer, model.config.vocab_size
+
+
+@torch.no_grad()
+def reference(ckpt_path: str, prompt: str, n: int, new: int, seed: int = 1337, temperature: float = 1.0,
+              top_k: int | None = None, top_p: float | None = None) -> list[str]:
+    """The independent side of the comparisons: the checkpoint's weights in HF transformers' GPT2LMHeadModel,
+    run on the whole (last block_size tokens of the) sequence at every step, HF's own logits warpers, and one
+    torch.multinomial per step from a generator seeded with seed, over the padded vocab as sample.py draws
+    (the padding rows get probability 0). HF's generate itself cannot be the reference for sampling: it draws
+    over the unpadded vocab, which takes other random numbers, and it cannot slide past its context."""
+    from transformers.generation.logits_process import (TemperatureLogitsWarper, TopKLogitsWarper,
+                                                        TopPLogitsWarper)
+    hf, tokenizer, padded = exported(ckpt_path)
+    warpers = [TemperatureLogitsWarper(temperature)] if temperature else []
+    warpers += [TopKLogitsWarper(top_k)] if top_k and temperature else []
+    warpers += [TopPLogitsWarper(top_p)] if top_p is not None and temperature else []
+    idx, g = torch.tensor([tokenizer.encode(prompt)] * n), torch.Generator().manual_seed(seed)
+    for _ in range(new):
+        logits = hf(idx[:, -hf.config.n_positions:]).logits[:, -1, :]
+        if temperature == 0:
+            nxt = logits.argmax(-1, keepdim=True)
+        else:
+            for warp in warpers:
+                logits = warp(idx, logits)
+            probs = torch.zeros(n, padded).index_copy_(1, torch.arange(logits.size(1)), logits.softmax(-1))
+            nxt = torch.multinomial(probs, 1, generator=g)
+        idx = torch.cat([idx, nxt], dim=1)
+    return [tokenizer.decode(row) for row in idx.tolist()]
 
 
 @pytest.fixture(scope="module")

@@ -250,8 +250,8 @@ def test_reference_cpu_recipe_reaches_val_1_90(shakespeare_char_dir, tmp_path):
 
 
 def test_a_failing_run_releases_what_it_opened(tiny, monkeypatch):
-    """train() raising mid-loop leaves no signal handler of its own behind (Ctrl-C works again in a notebook or
-    pytest), and closes metrics.jsonl and the wandb run."""
+    """train() raising mid-loop leaves no signal handler of its own behind (Ctrl-C works again in a notebook
+    or pytest), and closes metrics.jsonl and the wandb run."""
     closed = []
     monkeypatch.setattr(train.MetricsLog, "close", lambda self: closed.append(self.file.close()))
 
@@ -266,8 +266,9 @@ def test_a_failing_run_releases_what_it_opened(tiny, monkeypatch):
 
 
 def test_eval_losses_are_the_models_on_the_batches_it_names(tiny):
-    """Evaluator.losses is the mean loss, in eval mode, over the fixed batches of each split it holds: recomputed
-    here batch by batch. The model has dropout (so train mode would change the numbers) and is left training."""
+    """Evaluator.losses is the mean loss, in eval mode, over the fixed batches of each split it holds:
+    recomputed here batch by batch. The model has dropout (so train mode would change the numbers) and is left
+    training."""
     data, meta = core.open_data(tiny.dataset, tiny.block_size)
     evaluator = train.Evaluator(tiny, data, meta, torch.device("cpu"), contextlib.nullcontext(), 0, 1)
     assert evaluator.offsets["val"].shape == (tiny.eval_iters, tiny.batch_size)
