@@ -354,8 +354,8 @@ class Optimizers:
             opt.load_state_dict(state[name])
 
 
-def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
-                top_p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_next(logits: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
     """Pick one token per row of logits (B, V) -> (B, 1): the argmax if temperature is 0, else a sample of
     softmax(filter_logits(...))."""
     if temperature == 0:
@@ -364,8 +364,8 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
     return torch.multinomial(logits.softmax(dim=-1), num_samples=1, generator=generator)
 
 
-def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
-                  top_p: float | None = None) -> torch.Tensor:
+def filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None,
+                  top_p: float | None) -> torch.Tensor:
     """logits (B, V) divided by temperature (> 0), then -inf outside the top_k most likely tokens and outside
     the nucleus: the most likely tokens whose probabilities, after top_k, first reach top_p (always at least
     one)."""

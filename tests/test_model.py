@@ -136,21 +136,21 @@ def test_attention_runs_in_fp32_under_cpu_autocast():
 def test_greedy_equivalents_and_filters():
     torch.manual_seed(0)
     logits = torch.randn(6, 50) * 3
-    greedy = sample_next(logits, temperature=0)
+    greedy = sample_next(logits, 0, None, None)
     assert torch.equal(greedy, logits.argmax(-1, keepdim=True))
     for _ in range(5):
-        assert torch.equal(sample_next(logits, temperature=1.0, top_k=1), greedy)
-        assert torch.equal(sample_next(logits, temperature=1.0, top_p=1e-6), greedy)
-        assert torch.equal(sample_next(logits, temperature=2.0, top_p=0.0), greedy)
+        assert torch.equal(sample_next(logits, 1.0, 1, None), greedy)
+        assert torch.equal(sample_next(logits, 1.0, None, 1e-6), greedy)
+        assert torch.equal(sample_next(logits, 2.0, None, 0.0), greedy)
     # top_k=5 only ever picks among the 5 largest; top_p only within the nucleus
     top5 = logits.topk(5).indices
     g = torch.Generator().manual_seed(0)
-    picks = torch.cat([sample_next(logits, top_k=5, generator=g) for _ in range(200)], dim=1)
+    picks = torch.cat([sample_next(logits, 1.0, 5, None, generator=g) for _ in range(200)], dim=1)
     assert all(set(picks[r].tolist()) <= set(top5[r].tolist()) for r in range(6))
     assert len(set(picks[0].tolist())) > 1
     probs, order = logits.softmax(-1).sort(descending=True)
     nucleus = [set(order[r, : int((probs[r].cumsum(0) < 0.7).sum()) + 1].tolist()) for r in range(6)]
-    picks = torch.cat([sample_next(logits, top_p=0.7, generator=g) for _ in range(200)], dim=1)
+    picks = torch.cat([sample_next(logits, 1.0, None, 0.7, generator=g) for _ in range(200)], dim=1)
     assert all(set(picks[r].tolist()) <= nucleus[r] for r in range(6))
 
 
@@ -178,6 +178,16 @@ def test_filter_logits_equals_hf_warpers(temperature, top_k, top_p):
     for _ in range(20):
         ours = sample_next(logits, temperature, top_k, top_p, generator=g1)
         assert torch.equal(ours, torch.multinomial(expected.softmax(-1), 1, generator=g2))
+
+
+def test_top_p_boundary_and_ties():
+    """Equal probabilities: top_p=0.5 of four tokens at 0.25 keeps exactly two (the tokens before the third
+    already hold 0.5), as HF's TopPLogitsWarper does; 0.51 keeps three."""
+    from transformers.generation.logits_process import TopPLogitsWarper
+    logits = torch.zeros(1, 4, dtype=torch.float64)
+    for top_p, kept in ((0.5, 2), (0.51, 3)):
+        assert torch.isfinite(model_py.filter_logits(logits, 1.0, None, top_p)).sum() == kept
+        assert torch.isfinite(TopPLogitsWarper(top_p)(None, logits.clone())).sum() == kept
 
 
 def test_model_generate_greedy_equivalents():
@@ -233,8 +243,9 @@ def test_crop_block_size():
     model = small_model(block_size=32)
     idx = torch.randint(0, 80, (2, 10))
     before = model(idx, all_logits=True)[0]
+    model.crop_block_size(32)  # to its own size: nothing changes
     model.crop_block_size(16)
-    assert model.transformer.wpe.weight.shape == (16, 32)
+    assert model.transformer.wpe.weight.shape == (16, 32) and model.config.block_size == 16
     torch.testing.assert_close(model(idx, all_logits=True)[0], before)
     with pytest.raises(ValueError):
         model.crop_block_size(64)
@@ -243,10 +254,33 @@ def test_crop_block_size():
 @pytest.mark.parametrize("bad", [dict(activation_function="relu"), dict(n_inner=100),
                                  dict(scale_attn_by_inverse_layer_idx=True),
                                  dict(reorder_and_upcast_attn=True),
-                                 dict(scale_attn_weights=False), dict(layer_norm_epsilon=1e-6)])
+                                 dict(scale_attn_weights=False), dict(layer_norm_epsilon=1e-6),
+                                 dict(add_cross_attention=True)])
 def test_bad_hf_configs_rejected(make_hf_dir, bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         GPT.from_pretrained(make_hf_dir(**bad))
+
+
+def test_hf_config_checks_name_every_problem():
+    from transformers import GPT2Config
+    model_py.check_hf_config(GPT2Config(n_embd=64, n_inner=256), "ok")  # n_inner spelled out as 4 * n_embd
+    bad = GPT2Config(n_embd=64, n_inner=100, layer_norm_epsilon=1e-6)
+    bad.model_type = "gpt_neo"
+    with pytest.raises(ValueError) as e:
+        model_py.check_hf_config(bad, "x")
+    assert str(e.value) == ("x: this GPT-2 variant cannot be reproduced exactly: model_type is 'gpt_neo', not "
+                            "'gpt2'; n_inner is 100, not 4 * n_embd = 256; layer_norm_epsilon is 1e-06, not 1e-5")
+
+
+def test_unreachable_hub_name_is_one_clear_error(monkeypatch, tmp_path):
+    """Offline and not in the HF cache: the error names the model and the first line of HF's reason."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty cache
+    with pytest.raises(RuntimeError) as e:
+        GPT.from_pretrained("gpt2-medium")
+    message = str(e.value)
+    assert message.startswith("could not load 'gpt2-medium' (") and "\n" not in message
+    assert "Download it once with network access" in message and "(None)" not in message
 
 
 def test_bad_names_rejected(tmp_path):
@@ -261,6 +295,7 @@ def test_bad_names_rejected(tmp_path):
 def test_from_pretrained_dropout_override_and_gelu_alias(make_hf_dir):
     model = GPT.from_pretrained(make_hf_dir(activation_function="gelu_pytorch_tanh"), {"dropout": 0.1})
     assert model.config.dropout == 0.1 and model.config.vocab_size == 100 and model.config.block_size == 64
+    assert GPT.from_pretrained(make_hf_dir()).config.dropout == 0.0  # no override: GPT-2's inference setting
 
 
 def test_init_and_param_count():
@@ -283,6 +318,26 @@ def test_configure_optimizers_decays_only_matrices():
     assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in no_decay["params"])
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
     assert opt.defaults["fused"]  # CPU has fused AdamW in the torch versions we support
+    assert all(g["lr"] == 1e-3 and g["betas"] == (0.9, 0.95) for g in opt.param_groups)
+
+
+def test_configure_optimizers_without_fused_kernel(monkeypatch):
+    """Where the fused kernel is missing, the plain AdamW gets the same groups, lr and betas."""
+    real = torch.optim.AdamW
+
+    def no_fused(params, fused=None, **kwargs):
+        if fused:
+            raise RuntimeError("fused=True requires all the params to be floating point Tensors of supported "
+                               "devices")
+        return real(params, **kwargs)
+    monkeypatch.setattr(torch.optim, "AdamW", no_fused)
+    opt = small_model().configure_optimizers(0.1, 2e-3, (0.8, 0.9))
+    assert not opt.defaults["fused"] and [g["weight_decay"] for g in opt.param_groups] == [0.1, 0.0]
+    assert all(g["lr"] == 2e-3 and g["betas"] == (0.8, 0.9) for g in opt.param_groups)
+
+
+def test_padded_vocab():
+    assert [model_py.padded_vocab(v) for v in (1, 64, 65, 127, 50257)] == [64, 64, 128, 128, 50304]
 
 
 def test_flops_per_token_matches_counted_matmuls(monkeypatch):
