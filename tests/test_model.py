@@ -268,8 +268,9 @@ def test_hf_config_checks_name_every_problem():
     bad.model_type = "gpt_neo"
     with pytest.raises(ValueError) as e:
         model_py.check_hf_config(bad, "x")
-    assert str(e.value) == ("x: this GPT-2 variant cannot be reproduced exactly: model_type is 'gpt_neo', not "
-                            "'gpt2'; n_inner is 100, not 4 * n_embd = 256; layer_norm_epsilon is 1e-06, not 1e-5")
+    assert str(e.value) == ("x: this GPT-2 variant cannot be reproduced exactly: model_type is 'gpt_neo', "
+                            "not 'gpt2'; n_inner is 100, not 4 * n_embd = 256; layer_norm_epsilon is 1e-06, "
+                            "not 1e-5")
 
 
 def test_unreachable_hub_name_is_one_clear_error(monkeypatch, tmp_path):
