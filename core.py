@@ -20,7 +20,7 @@ from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
 
 from configurator import UsageError
-from data.common import Tokenizer, atomic_write, load_meta
+from data.common import DataError, Tokenizer, atomic_write, load_meta
 from model import GPT, GPTConfig
 
 # -----------------------------------------------------------------------------
@@ -194,6 +194,29 @@ def load_model(init_from: str, out_dir: str = "out",
             # rows past GPT-2's vocab are never sampled
             model.config.tokenizer_vocab_size = tokenizer.vocab_size
     return model.eval(), tokenizer, source
+
+
+def encode_prompt(tokenizer: Tokenizer, text: str, vocab_size: int,
+                  key: str = "start") -> tuple[list[int], int]:
+    """(ids fed to the model, how many leading ids are not part of the printed text) of the prompt given as
+    config key `key` (sample.py's start, train.py's eval_sample_prompt).
+    An empty prompt starts from <|endoftext|> with BPE (the start of a fresh document, as training data has
+    it), which is not printed; the char tokenizer has no such token, so an empty prompt is an error there."""
+    if not text:
+        if tokenizer.eot_token is None:
+            raise UsageError("the prompt is empty and a char vocabulary has no <|endoftext|> token to start "
+                             f"from: give a prompt, e.g. --{key}=$'\\n' (a newline)")
+        return [tokenizer.eot_token], 1
+    try:
+        ids = tokenizer.encode(text)
+    except DataError as e:  # characters outside a char vocabulary, listed
+        hint = ""
+        if "\\" in text:
+            hint = " (a shell passes \\n as two characters: write a newline as $'\\n' in bash)"
+        raise UsageError(f"cannot encode the prompt {key}={text!r}: {e}{hint}") from None
+    if max(ids) >= vocab_size:
+        raise UsageError(f"the prompt has token id {max(ids)}, past this model's vocab_size of {vocab_size}")
+    return ids, 0
 
 
 # -----------------------------------------------------------------------------

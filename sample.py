@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 
 from configurator import UsageError, cli, configure
-from core import autocast, load_model, resolve_device, resolve_dtype
-from data.common import DataError, Tokenizer, read_text
+from core import autocast, encode_prompt, load_model, resolve_device, resolve_dtype
+from data.common import Tokenizer, read_text
 
 SEPARATOR = "-" * 15  # printed after every sample
 
@@ -68,27 +68,6 @@ def read_prompt(start: str) -> str:
     if start.startswith("FILE:"):
         return read_text(start[len("FILE:"):])  # a missing, empty or non-UTF-8 file is a one-line DataError
     return start
-
-
-def encode_prompt(tokenizer: Tokenizer, text: str, vocab_size: int) -> tuple[list[int], int]:
-    """(ids fed to the model, how many leading ids are not part of the printed text).
-    An empty prompt starts from <|endoftext|> with BPE (the start of a fresh document, as training data has
-    it), which is not printed; the char tokenizer has no such token, so an empty prompt is an error there."""
-    if not text:
-        if tokenizer.eot_token is None:
-            raise UsageError("the prompt is empty and a char vocabulary has no <|endoftext|> token to start "
-                             "from: give a prompt, e.g. --start=$'\\n' (a newline)")
-        return [tokenizer.eot_token], 1
-    try:
-        ids = tokenizer.encode(text)
-    except DataError as e:  # characters outside a char vocabulary, listed
-        hint = ""
-        if "\\" in text:
-            hint = " (a shell passes \\n as two characters: write a newline as $'\\n' in bash)"
-        raise UsageError(f"cannot encode the prompt: {e}{hint}") from None
-    if max(ids) >= vocab_size:
-        raise UsageError(f"the prompt has token id {max(ids)}, past this model's vocab_size of {vocab_size}")
-    return ids, 0
 
 
 class TextStream:

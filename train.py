@@ -23,8 +23,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import UsageError, cli, configure
-from core import (autocast, get_batch, hellaswag_accuracy, load_checkpoint, load_pretrained, maybe_compile,
-                  model_from_checkpoint, open_data, peak_flops, resolve_device, resolve_dtype,
+from core import (autocast, encode_prompt, get_batch, hellaswag_accuracy, load_checkpoint, load_pretrained,
+                  maybe_compile, model_from_checkpoint, open_data, peak_flops, resolve_device, resolve_dtype,
                   save_checkpoint)
 from data.common import Tokenizer, atomic_write, load_hellaswag
 from model import GPT, GPTConfig, padded_vocab
@@ -41,6 +41,9 @@ class TrainConfig:
     # also HellaSwag accuracy at every eval (GPT-2 BPE data; data/hellaswag/prepare.py)
     eval_hellaswag: bool = False
     hellaswag_limit: int | None = None  # score only the first N of its 10,042 validation examples
+    eval_samples: int = 0  # at every eval, print and log this many samples of eval_sample_prompt (0: none)
+    eval_sample_prompt: str = "\n"  # '' starts from <|endoftext|> (BPE data)
+    eval_sample_tokens: int = 100  # new tokens per sample
     always_save_checkpoint: bool = True  # False: write ckpt.pt at an eval only when val loss improved
     # 'scratch', 'resume' (from out_dir), 'gpt2', 'gpt2-medium', ... or a local HF directory
     init_from: str = "scratch"
@@ -185,9 +188,10 @@ class MetricsLog:
     def __init__(self, cfg: TrainConfig, master: bool):
         path = os.path.join(cfg.out_dir, "metrics.jsonl")
         self.file = open(path, "a", encoding="utf-8") if master else None
-        self.wandb_run = None
+        self.wandb, self.wandb_run = None, None
         if cfg.wandb_log and master:
             import wandb  # optional dependency, imported only when asked for
+            self.wandb = wandb
             self.wandb_run = wandb.init(project=cfg.wandb_project, name=cfg.wandb_run_name,
                                         config=asdict(cfg))
 
@@ -197,6 +201,9 @@ class MetricsLog:
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
         if self.wandb_run is not None:
+            if "samples" in record:  # text goes to wandb as a table, one sample a row
+                table = self.wandb.Table(columns=["sample"], data=[[text] for text in record["samples"]])
+                record = {**record, "samples": table}
             self.wandb_run.log(record, step=record["iter"])
 
     def close(self) -> None:
@@ -225,19 +232,24 @@ def stop_requests() -> Iterator[list]:
 
 class Evaluator:
     """Mean loss on a fixed set of train and val batches, drawn once with an RNG of their own (every eval sees
-    the same data; training sees no change), split over the processes; HellaSwag too if cfg asks for it."""
+    the same data; training sees no change), split over the processes; HellaSwag and samples if cfg asks."""
 
     def __init__(self, cfg: TrainConfig, data: dict, meta: dict, device: torch.device, ctx, rank: int,
-                 world: int):
+                 world: int, vocab_size: int):
         self.cfg, self.data, self.device, self.ctx = cfg, data, device, ctx
         self.rank, self.world = rank, world
         self.offsets = {split: np.random.default_rng([cfg.seed, 1 + i]).integers(
             0, len(data[split]) - cfg.block_size, size=(cfg.eval_iters, cfg.batch_size))
             for i, split in enumerate(("train", "val"))}
+        self.tokenizer = Tokenizer.from_meta(meta)
         self.hellaswag = None
         if cfg.eval_hellaswag:
             path = os.path.join("data", "hellaswag", "hellaswag_val.jsonl")
-            self.hellaswag = load_hellaswag(path, cfg.hellaswag_limit), Tokenizer.from_meta(meta)
+            self.hellaswag = load_hellaswag(path, cfg.hellaswag_limit)
+        self.prompt = None
+        if cfg.eval_samples > 0:  # encoded now, so that a bad prompt fails before any training
+            self.prompt = encode_prompt(self.tokenizer, cfg.eval_sample_prompt, vocab_size,
+                                        "eval_sample_prompt")
 
     @torch.no_grad()
     def losses(self, model: torch.nn.Module) -> dict[str, float]:
@@ -257,14 +269,29 @@ class Evaluator:
         model.train()
         return out
 
-    def __call__(self, model: torch.nn.Module, raw_model: GPT) -> dict[str, float]:
-        """Losses through model (maybe compiled or DDP); HellaSwag through the plain raw_model."""
+    @torch.no_grad()
+    def samples(self, model: GPT) -> list[str]:
+        """cfg.eval_samples continuations of the prompt, KV-cached, in eval mode, drawn from a generator of
+        their own: training's RNG does not move, so a run trains the same with and without samples."""
+        ids, hidden = self.prompt
+        generator = torch.Generator(device=self.device).manual_seed(self.cfg.seed)
+        idx = torch.tensor([ids] * self.cfg.eval_samples, dtype=torch.long, device=self.device)
+        model.eval()
+        with self.ctx:
+            rows = model.generate(idx, self.cfg.eval_sample_tokens, generator=generator).tolist()
+        model.train()
+        return [self.tokenizer.decode(row[hidden:]) for row in rows]
+
+    def __call__(self, model: torch.nn.Module, raw_model: GPT) -> dict:
+        """Losses through model (maybe compiled or DDP); HellaSwag and samples (rank 0 only) through the plain
+        raw_model."""
         out = self.losses(model)
         if self.hellaswag is not None:  # on every process: the examples are split between them
-            examples, tokenizer = self.hellaswag
-            hella = hellaswag_accuracy(raw_model, examples, tokenizer, self.device, self.ctx, self.rank,
-                                       self.world)
+            hella = hellaswag_accuracy(raw_model, self.hellaswag, self.tokenizer, self.device, self.ctx,
+                                       self.rank, self.world)
             out.update(hellaswag_acc=hella["acc"], hellaswag_acc_norm=hella["acc_norm"])
+        if self.prompt is not None and self.rank == 0:
+            out["samples"] = self.samples(raw_model)
         return out
 
 
@@ -342,7 +369,7 @@ def train(cfg: TrainConfig) -> dict:
             model = raw_model
         if ddp:
             model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-        evaluate = Evaluator(cfg, data, meta, device, ctx, rank, world)
+        evaluate = Evaluator(cfg, data, meta, device, ctx, rank, world, raw_model.config.vocab_size)
         log = stack.enter_context(contextlib.closing(MetricsLog(cfg, master)))
         signalled = stack.enter_context(stop_requests())
         peak = peak_flops(device, cfg.peak_tflops)
@@ -414,9 +441,12 @@ def announce(cfg: TrainConfig, model: GPT, device: torch.device, dtype: torch.dt
           f"device {device}, {dtype}, {world} process(es)")
 
 
-def print_eval(prefix: str, losses: dict[str, float], master: bool) -> None:
-    if master:
-        print(f"{prefix}: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
+def print_eval(prefix: str, losses: dict, master: bool) -> None:
+    if not master:
+        return
+    print(f"{prefix}: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items() if k != "samples"))
+    for text in losses.get("samples", []):
+        print(f"{text}\n{'-' * 15}")
 
 
 def step_record(model: GPT, train_loss: torch.Tensor, steps: int, grad_norm: torch.Tensor, lr: float,

@@ -16,6 +16,7 @@ by it and each one, the first included, starts in the same "fresh document" cont
 """
 import argparse
 import contextlib
+import glob
 import json
 import os
 import tempfile
@@ -430,13 +431,30 @@ def _network_error(e: BaseException) -> bool:
                                                                         "requests", "urllib3", "aiohttp")
 
 
+def _rooted(data_files: str | list | dict, root: str) -> list | dict:
+    """data_files with each relative pattern (or list of them, per split) made a pattern under root."""
+    def under(pattern: str) -> str:
+        return pattern if "://" in pattern or os.path.isabs(pattern) else f"{root}/{pattern}"
+    if isinstance(data_files, dict):
+        return {k: [under(p) for p in ([v] if isinstance(v, str) else v)] for k, v in data_files.items()}
+    return [under(p) for p in ([data_files] if isinstance(data_files, str) else data_files)]
+
+
+def _check_matches(files: list | dict, folder: str) -> None:
+    """A one-line DataError unless every local pattern of files matches a file."""
+    for pattern in (p for ps in (files.values() if isinstance(files, dict) else [files]) for p in ps):
+        if "://" not in pattern and not any(os.path.isfile(f) for f in glob.glob(pattern, recursive=True)):
+            raise DataError(f"{folder} holds no {pattern.removeprefix(folder + '/')}")
+
+
 def load_dataset(name_or_path: str, config: str | None = None, split: str | None = None,
                  num_proc: int | None = None, data_files: str | list | dict | None = None):
     """A datasets.Dataset (split given) or DatasetDict from the hub or from local data, whichever name_or_path
     is: a save_to_disk folder, a data file (.parquet/.json/.jsonl/.csv/.txt/.arrow), a folder of data files,
-    or a hub id. With a hub id and data_files, the files are read by the builder their extension names
-    (hf://datasets/<id>/...), which works for repositories that also hold a loading script (datasets >= 4 no
-    longer runs scripts)."""
+    or a hub id. With a hub id or a folder (a local snapshot of a hub repository, say) and data_files, only
+    those files, relative to it, are read, by the builder their extension names (hf://datasets/<id>/...),
+    and config is not used: this works for repositories that also hold a loading script (datasets >= 4 no
+    longer runs scripts) or other configs' files."""
     import datasets
     path = Path(name_or_path).expanduser()
     try:
@@ -450,19 +468,15 @@ def load_dataset(name_or_path: str, config: str | None = None, split: str | None
         if path.is_file():
             return datasets.load_dataset(_builder(path.name), data_files=str(path), split=split,
                                          num_proc=num_proc)
-        if path.is_dir():
-            return datasets.load_dataset(str(path), config, data_files=data_files, split=split,
-                                         num_proc=num_proc)
-        if _looks_local(name_or_path):
+        if path.is_dir() and not data_files:
+            return datasets.load_dataset(str(path), config, split=split, num_proc=num_proc)
+        if not path.is_dir() and _looks_local(name_or_path):
             raise DataError(f"{name_or_path} not found")
-        if data_files:
-            def on_hub(pattern: str) -> str:
-                return pattern if "://" in pattern else f"hf://datasets/{name_or_path}/{pattern}"
-            if isinstance(data_files, dict):
-                files = {k: [on_hub(p) for p in ([v] if isinstance(v, str) else v)]
-                         for k, v in data_files.items()}
-            else:
-                files = [on_hub(p) for p in ([data_files] if isinstance(data_files, str) else data_files)]
+        if data_files:  # the named files only, read by their builder: a script beside them is never run
+            root = str(path) if path.is_dir() else f"hf://datasets/{name_or_path}"
+            files = _rooted(data_files, root)
+            if path.is_dir():
+                _check_matches(files, root)
             first = next(iter(files.values()))[0] if isinstance(files, dict) else files[0]
             return datasets.load_dataset(_builder(first), data_files=files, split=split, num_proc=num_proc)
         return datasets.load_dataset(name_or_path, config, split=split, num_proc=num_proc)
@@ -557,10 +571,11 @@ def default_num_proc() -> int:
 
 
 def add_hf_args(parser, out_dir: str | os.PathLike, dataset: str | None, config: str | None = None,
-                data_files: str | None = None, val_fraction: float = 0.0005) -> None:
+                data_files: str | None = None, val_fraction: float | None = 0.0005) -> None:
     """The arguments every HF-dataset preparer takes; the defaults are the named dataset's usual workflow.
     dataset=None leaves out --dataset, for a caller that names its source otherwise (data/custom's
-    --input)."""
+    --input); val_fraction=None leaves out --val_fraction and --seed, for a caller that picks val
+    otherwise."""
     if dataset is not None:
         parser.add_argument("--dataset", default=dataset,
                             help="hub id, save_to_disk folder, data file or folder of data files "
@@ -569,27 +584,46 @@ def add_hf_args(parser, out_dir: str | os.PathLike, dataset: str | None, config:
                         help="the dataset's config (subset) name, if it has several")
     parser.add_argument("--data_files",
                         help="data files inside the dataset: 'glob[,glob...]' or 'split=glob[,...]'"
-                        + (f" (default: {data_files} when --dataset is {dataset})" if data_files else ""))
+                        + (f" (default: {data_files} when --dataset is {dataset} or a local snapshot of it)"
+                           if data_files else ""))
     parser.set_defaults(default_dataset=dataset, default_data_files=data_files)
     parser.add_argument("--text_column", default="text")
-    parser.add_argument("--val_fraction", type=float, default=val_fraction,
-                        help="share of the data for val: of the documents of a dataset without a validation "
-                             "split (picked at random), of the tokens of a text (its end)")
-    parser.add_argument("--seed", type=int, default=2357, help="seed of the held-out val documents")
+    if val_fraction is not None:
+        parser.add_argument("--val_fraction", type=float, default=val_fraction,
+                            help="share of the data for val: of the documents of a dataset without a "
+                                 "validation split (picked at random), of the tokens of a text (its end)")
+        parser.add_argument("--seed", type=int, default=2357, help="seed of the held-out val documents")
     parser.add_argument("--num_proc", type=int, default=default_num_proc(), help="processes for tokenizing")
     parser.add_argument("--out_dir", default=out_dir)
+
+
+def _is_snapshot(source: str, data_files: str) -> bool:
+    """Whether source is a local folder in which every glob of data_files matches a file: a snapshot of the
+    hub repository those globs describe."""
+    path = Path(source).expanduser()
+    globs = [g.split("=", 1)[-1] for g in data_files.split(",")]
+    return (path.is_dir() and not _is_saved_dataset(path)
+            and all(any(p.is_file() for p in path.glob(g)) for g in globs))
+
+
+def load_source(args, source: str | None = None):
+    """The dataset (a DatasetDict) named by the arguments of add_hf_args (source, if given, instead of
+    args.dataset). The default data_files apply to the default hub id and to a local snapshot of it."""
+    source = source or args.dataset
+    data_files = args.data_files
+    if not data_files and args.default_data_files and (source == args.default_dataset
+                                                       or _is_snapshot(source, args.default_data_files)):
+        data_files = args.default_data_files
+    if data_files:  # "a,b" -> [a, b]; "train=a,validation=b" -> {"train": a, "validation": b}
+        globs = data_files.split(",")
+        data_files = dict(g.split("=", 1) for g in globs) if all("=" in g for g in globs) else globs
+    return load_dataset(source, args.config, num_proc=args.num_proc, data_files=data_files)
 
 
 def load_splits(args, source: str | None = None) -> dict:
     """{"train", "val"} Datasets from the arguments of add_hf_args (source, if given, instead of
     args.dataset)."""
-    source = source or args.dataset
-    data_files = args.data_files or (args.default_data_files if source == args.default_dataset else None)
-    if data_files:  # "a,b" -> [a, b]; "train=a,validation=b" -> {"train": a, "validation": b}
-        globs = data_files.split(",")
-        data_files = dict(g.split("=", 1) for g in globs) if all("=" in g for g in globs) else globs
-    ds = load_dataset(source, args.config, num_proc=args.num_proc, data_files=data_files)
-    return train_val_splits(ds, args.val_fraction, args.seed)
+    return train_val_splits(load_source(args, source), args.val_fraction, args.seed)
 
 
 def prepare_text_file(argv: list[str] | None, description: str, here: str | os.PathLike, url: str,

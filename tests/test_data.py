@@ -14,6 +14,8 @@ import pytest
 import data.common as common
 from data.common import DataError, Tokenizer, load_meta, prepare_documents, write_bins
 from data.custom.prepare import main as custom_main
+from data.fineweb_edu import prepare as fineweb_edu
+from data.openwebtext import prepare as owt
 from data.openwebtext.prepare import main as owt_main
 from data.shakespeare.prepare import main as shakespeare_main
 from data.shakespeare_char import prepare as shakespeare_char
@@ -320,6 +322,169 @@ def test_openwebtext_on_local_parquet(tmp_path):
     train, val = decoded(tmp_path / "out")
     assert (train.count(EOT), val.count(EOT)) == (18, 2) and meta["eot_token"] == 50256
     assert sorted((train + val).split(EOT)[1:]) == sorted(docs)
+
+
+def documents_out(out_dir) -> tuple[list[str], list[str]]:
+    """The documents of train.bin and val.bin, each checked to follow an <|endoftext|>."""
+    train, val = decoded(out_dir)
+    assert train.startswith(EOT) and val.startswith(EOT)
+    return train.split(EOT)[1:], val.split(EOT)[1:]
+
+
+def to_parquet(path: Path, columns: dict) -> None:
+    from datasets import Dataset
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Dataset.from_dict(columns).to_parquet(str(path))
+
+
+def owt_snapshot(root: Path, docs: list[str]) -> Path:
+    """A local copy of the hub repository Skylion007/openwebtext: two parquet shards under plain_text/, the
+    old loading script (which would fail if run) and a raw subset tar."""
+    snapshot = root / "openwebtext"  # the script's own name: datasets would try to run it as the dataset
+    half = len(docs) // 2
+    to_parquet(snapshot / "plain_text" / "train-00000-of-00002.parquet", {"text": docs[:half]})
+    to_parquet(snapshot / "plain_text" / "train-00001-of-00002.parquet", {"text": docs[half:]})
+    (snapshot / "openwebtext.py").write_text("raise RuntimeError('the loading script ran')\n")
+    (snapshot / "subsets").mkdir()
+    (snapshot / "subsets" / "urlsf_subset00.tar").write_bytes(b"not a parquet file " * 100)
+    return snapshot
+
+
+def test_openwebtext_local_snapshot_reads_only_plain_text(tmp_path):
+    docs = [f"web page {i}\n\nsome text." for i in range(20)]
+    snapshot = owt_snapshot(tmp_path, docs)
+    assert owt.DATA_FILES == "plain_text/*.parquet" and owt.DATA_FILES in owt.__doc__
+    meta = owt.main([f"--dataset={snapshot}", f"--out_dir={tmp_path / 'out'}"])  # the default val_fraction
+    train_docs, val_docs = documents_out(tmp_path / "out")
+    assert len(val_docs) == 1 and sorted(train_docs + val_docs) == sorted(docs)
+    assert meta["train_tokens"] + meta["val_tokens"] == sum(len(Tokenizer.gpt2().encode_document(d))
+                                                             for d in docs)
+
+
+def recorded_hub_loads(monkeypatch) -> list:
+    """Calls of datasets.load_dataset, recorded instead of made (no network needed); each returns a tiny
+    dataset of two documents."""
+    import datasets
+    calls = []
+
+    def fake(*args, **kwargs):
+        calls.append((args, kwargs))
+        return datasets.DatasetDict({"train": datasets.Dataset.from_dict({"text": ["one.", "two."],
+                                                                          "token_count": [2, 2]})})
+    monkeypatch.setattr(datasets, "load_dataset", fake)
+    return calls
+
+
+def test_openwebtext_hub_default(tmp_path, monkeypatch):
+    calls = recorded_hub_loads(monkeypatch)
+    owt.main([f"--out_dir={tmp_path}", "--num_proc=1", "--val_fraction=0.5"])
+    hub_files = ["hf://datasets/Skylion007/openwebtext/plain_text/*.parquet"]
+    assert calls == [(("parquet",), {"data_files": hub_files, "split": None, "num_proc": 1})]
+
+
+FINEWEB_COLUMNS = ("text", "id", "dump", "url", "file_path", "language", "language_score", "token_count",
+                   "score", "int_score")
+
+
+def fineweb_rows(docs: list[str], dump: str) -> dict:
+    """FineWeb-Edu's ten columns for docs (token_count: the GPT-2 count of the text)."""
+    gpt2 = Tokenizer.gpt2()
+    rows = {"text": docs, "id": [f"<urn:uuid:{dump}-{i}>" for i in range(len(docs))],
+            "dump": [dump] * len(docs), "url": [f"https://example.com/{i}" for i in range(len(docs))],
+            "file_path": [f"s3://commoncrawl/crawl-data/{dump}/{i}.warc.gz" for i in range(len(docs))],
+            "language": ["en"] * len(docs), "language_score": [0.95] * len(docs),
+            "token_count": [len(gpt2.encode(d, allow_eot=False)) for d in docs],
+            "score": [3.1] * len(docs), "int_score": [3] * len(docs)}
+    assert tuple(rows) == FINEWEB_COLUMNS
+    return rows
+
+
+def fineweb_snapshot(root: Path, first: list[str], second: list[str], big: list[str],
+                     dump: list[str]) -> Path:
+    """A local copy of the hub repository HuggingFaceFW/fineweb-edu: sample-10BT's two files (first, second),
+    a sample-100BT file (big) and a CC-MAIN dump's file (dump)."""
+    snapshot = root / "fineweb-edu"
+    to_parquet(snapshot / "sample" / "10BT" / "000_00000.parquet", fineweb_rows(first, "CC-MAIN-2013-20"))
+    to_parquet(snapshot / "sample" / "10BT" / "001_00000.parquet", fineweb_rows(second, "CC-MAIN-2013-20"))
+    to_parquet(snapshot / "sample" / "100BT" / "000_00000.parquet", fineweb_rows(big, "CC-MAIN-2014-10"))
+    to_parquet(snapshot / "data" / "CC-MAIN-2024-10" / "train-00000-of-00001.parquet",
+               fineweb_rows(dump, "CC-MAIN-2024-10"))
+    return snapshot
+
+
+FIRST = [f"Lesson {i}: photosynthesis turns light into sugar." for i in range(6)]
+SECOND = [f"Chapter {i}: the water cycle, evaporation and rain. {'More. ' * i}" for i in range(6)]
+BIG = [f"Decoy of sample-100BT number {i}." for i in range(4)]
+DUMP = [f"Decoy of a CC-MAIN dump number {i}." for i in range(3)]
+
+
+def test_fineweb_edu_snapshot_val_is_first_documents(tmp_path):
+    snapshot = fineweb_snapshot(tmp_path, FIRST, SECOND, BIG, DUMP)
+    gpt2 = Tokenizer.gpt2()
+    # val: the first documents up to the one that brings them to val_tokens, counted as stored
+    sizes = [len(gpt2.encode_document(d)) for d in FIRST]
+    val_tokens = sum(sizes[:3]) - 1
+    meta = fineweb_edu.main([f"--dataset={snapshot}", f"--val_tokens={val_tokens}", "--num_proc=2",
+                             f"--out_dir={tmp_path / 'out'}"])
+    train_docs, val_docs = documents_out(tmp_path / "out")
+    assert val_docs == FIRST[:3] and train_docs == FIRST[3:] + SECOND  # file order, nothing of the decoys
+    assert meta["val_tokens"] == sum(sizes[:3])
+    # the default 100M tokens is more than there is: val is at most half of the documents
+    fineweb_edu.main([f"--dataset={snapshot}", "--num_proc=1", f"--out_dir={tmp_path / 'half'}"])
+    assert documents_out(tmp_path / "half") == ((FIRST + SECOND)[6:], FIRST)
+
+
+def test_fineweb_edu_rerun_reuses_the_tokenization(tmp_path, monkeypatch):
+    snapshot = fineweb_snapshot(tmp_path, FIRST, SECOND, BIG, DUMP)
+    args = [f"--dataset={snapshot}", "--val_tokens=50", "--num_proc=1", f"--out_dir={tmp_path / 'out'}"]
+    fineweb_edu.main(args)
+    before = files_in(tmp_path / "out")
+    (tmp_path / "out" / "train.bin").unlink()  # as if interrupted while writing
+
+    def no_tokenizing(self, text):
+        raise AssertionError("tokenized again")
+    monkeypatch.setattr(Tokenizer, "encode_document", no_tokenizing)
+    fineweb_edu.main(args)  # the tokenized rows come from the datasets cache
+    assert files_in(tmp_path / "out") == before
+
+
+def test_fineweb_edu_other_config_and_counting_without_token_count(tmp_path):
+    snapshot = fineweb_snapshot(tmp_path, FIRST, SECOND, BIG, DUMP)
+    fineweb_edu.main([f"--dataset={snapshot}", "--config=sample-100BT", "--val_tokens=1",
+                      f"--out_dir={tmp_path / 'out'}"])
+    assert documents_out(tmp_path / "out") == (BIG[1:], BIG[:1])
+    # two documents, no token_count column: tokenized to count, and both splits get one
+    to_parquet(tmp_path / "two" / "docs.parquet", {"text": ["First page.", "Second page."]})
+    fineweb_edu.main([f"--dataset={tmp_path / 'two' / 'docs.parquet'}", f"--out_dir={tmp_path / 'two'}"])
+    assert documents_out(tmp_path / "two") == (["Second page."], ["First page."])
+    with pytest.raises(DataError, match="unknown config 'sample-1BT'"):
+        fineweb_edu.main([f"--dataset={snapshot}", "--config=sample-1BT", f"--out_dir={tmp_path}"])
+    with pytest.raises(DataError, match=r"two holds no sample/10BT/\*\.parquet$"):
+        fineweb_edu.main([f"--dataset={tmp_path / 'two'}", f"--out_dir={tmp_path}"])
+
+
+def test_fineweb_edu_hub_default(tmp_path, monkeypatch):
+    calls = recorded_hub_loads(monkeypatch)
+    meta = fineweb_edu.main([f"--out_dir={tmp_path}", "--num_proc=1"])
+    hub = "hf://datasets/HuggingFaceFW/fineweb-edu"
+    assert calls == [(("parquet",), {"data_files": [f"{hub}/sample/10BT/*.parquet"], "split": None,
+                                     "num_proc": 1})]
+    assert documents_out(tmp_path) == (["two."], ["one."]) and meta["val_tokens"] == 3
+    fineweb_edu.main([f"--out_dir={tmp_path}", "--config=sample-100BT", "--num_proc=1"])
+    assert calls[1][1]["data_files"] == [f"{hub}/sample/100BT/*.parquet"]
+
+
+def test_gpt2_fineweb_config_reads_what_the_preparer_writes():
+    from configurator import configure
+    from train import TrainConfig
+    cfg = configure(TrainConfig, [str(ROOT / "config" / "train_gpt2_fineweb.py")])
+    assert Path(fineweb_edu.HERE) == ROOT / "data" / cfg.dataset  # the preparer's default out_dir
+    assert cfg.batch_size * cfg.block_size * cfg.gradient_accumulation_steps == 524_288 == 2 ** 19
+    assert (cfg.max_iters, cfg.lr_decay_iters, cfg.warmup_iters) == (19_073, 19_073, 715)
+    assert (cfg.learning_rate, cfg.min_lr, cfg.weight_decay) == (6e-4, 6e-5, 0.1)
+    assert (cfg.eval_interval, cfg.eval_hellaswag, cfg.out_dir) == (250, True, "out-gpt2-fineweb")
+    # one pass over sample-10BT's ~10B tokens
+    assert 9.9e9 < cfg.max_iters * 524_288 < 1.01e10
 
 
 WIKI = [" = Alpha = \n", "", " Alpha is a letter . \n", "", " = = History = = \n", "", " Old . \n", "",

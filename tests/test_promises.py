@@ -68,7 +68,7 @@ CONFIGS = sorted((ROOT / "config").glob("*.py"))
 TINY_SHAPE = ["--device=cpu", "--compile=False", "--dtype=float32", "--n_layer=1", "--n_head=2",
               "--n_embd=16", "--block_size=16", "--batch_size=2", "--gradient_accumulation_steps=1",
               "--max_iters=2", "--eval_interval=2", "--eval_iters=1", "--log_interval=1", "--wandb_log=False",
-              "--warmup_iters=1"]
+              "--warmup_iters=1", "--eval_hellaswag=False", "--eval_samples=0"]  # synthetic data: no BPE
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
@@ -127,6 +127,10 @@ class FakeWandb:
     def __init__(self):
         self.calls = []
 
+    @staticmethod
+    def Table(columns, data):  # noqa: N802 (wandb's name)
+        return ("table", columns, data)
+
     def init(self, **kwargs):
         self.calls.append(("init", kwargs))
         return types.SimpleNamespace(log=lambda record, step: self.calls.append(("log", record, step)),
@@ -136,17 +140,22 @@ class FakeWandb:
 def test_wandb_gets_every_metrics_record(tiny_config, monkeypatch):
     fake = FakeWandb()
     monkeypatch.setitem(sys.modules, "wandb", fake)
-    cfg = tiny_config(wandb_log=True, wandb_project="proj", wandb_run_name="run-1", max_iters=10)
+    cfg = tiny_config(wandb_log=True, wandb_project="proj", wandb_run_name="run-1", max_iters=10,
+                      eval_samples=2, eval_sample_prompt="A", eval_sample_tokens=3)
     train.train(cfg)
     config = dataclasses.asdict(cfg)
     assert fake.calls[0] == ("init", {"project": "proj", "name": "run-1", "config": config})
-    assert fake.calls[1:-1] == [("log", r, r["iter"]) for r in metrics(cfg)]
+    records = [{**r, "samples": ("table", ["sample"], [[s] for s in r["samples"]])} if "samples" in r else r
+               for r in metrics(cfg)]  # samples as a table, one a row
+    assert fake.calls[1:-1] == [("log", r, r["iter"]) for r in records]
+    assert sum("samples" in r for r in records) == 2
     assert fake.calls[-1] == ("finish",) and len(fake.calls) > 4
 
 
 def test_wandb_offline_run_is_written(tiny_config, tmp_path):
     """The real wandb package, offline (README: WANDB_MODE=offline works), writes its run to WANDB_DIR."""
-    cfg = tiny_config(wandb_log=True, max_iters=2, eval_interval=2)
+    cfg = tiny_config(wandb_log=True, max_iters=2, eval_interval=2, eval_samples=1, eval_sample_prompt="A",
+                      eval_sample_tokens=3)
     env = {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path)}
     r = python("train.py", *cli_args(cfg), env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]

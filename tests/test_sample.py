@@ -345,6 +345,7 @@ def test_finetune_then_sample(hf_dir, shakespeare_text, tmp_path, tiny_config, c
     ("eval_gpt2_large", "gpt2-large", "openwebtext", None), ("eval_gpt2_xl", "gpt2-xl", "openwebtext", None),
     ("train_gpt2", "scratch", "openwebtext", 491_520),
     ("train_tinystories", "scratch", "tinystories", 65_536),
+    ("train_gpt2_fineweb", "scratch", "fineweb_edu", 524_288),
     ("train_shakespeare_bpe", "scratch", "shakespeare", 4096)])
 def test_config_files(name, init_from, dataset, tokens_per_iter):
     from configurator import configure

@@ -270,9 +270,9 @@ def test_eval_losses_are_the_models_on_the_batches_it_names(tiny):
     recomputed here batch by batch. The model has dropout (so train mode would change the numbers) and is left
     training."""
     data, meta = core.open_data(tiny.dataset, tiny.block_size)
-    evaluator = train.Evaluator(tiny, data, meta, torch.device("cpu"), contextlib.nullcontext(), 0, 1)
+    evaluator = train.Evaluator(tiny, data, meta, torch.device("cpu"), contextlib.nullcontext(), 0, 1, 64)
     assert evaluator.offsets["val"].shape == (tiny.eval_iters, tiny.batch_size)
-    again = train.Evaluator(tiny, data, meta, torch.device("cpu"), contextlib.nullcontext(), 0, 1)
+    again = train.Evaluator(tiny, data, meta, torch.device("cpu"), contextlib.nullcontext(), 0, 1, 64)
     assert all(np.array_equal(evaluator.offsets[s], again.offsets[s]) for s in ("train", "val"))
     model = GPT(GPTConfig(block_size=tiny.block_size, vocab_size=64, n_layer=1, n_head=2, n_embd=16,
                           dropout=0.5))
@@ -314,3 +314,28 @@ def test_grad_clip_bounds_the_gradient_the_optimizer_sees(tiny, monkeypatch):
             assert seen == pytest.approx([clip] * 4, rel=1e-4)
         else:
             assert seen == pytest.approx(logged, rel=1e-5)
+
+
+def test_samples_during_training_change_nothing_else(tiny, tmp_path, capsys):
+    """eval_samples: at each eval, samples of the prompt are printed and logged in the eval record; the run's
+    weights and losses are bit-identical to a run without them (dropout on, so any RNG use would show)."""
+    plain = replace(tiny, dropout=0.1, out_dir=str(tmp_path / "plain"))
+    train.train(plain)
+    capsys.readouterr()
+    sampled = replace(plain, out_dir=str(tmp_path / "sampled"), eval_samples=2, eval_sample_prompt="BC",
+                      eval_sample_tokens=7)
+    train.train(sampled)
+    out = capsys.readouterr().out
+    evals = [r for r in metrics(sampled) if "val_loss" in r]
+    assert [len(r["samples"]) for r in evals] == [2, 2, 2]
+    chars = set(load_checkpoint(os.path.join(sampled.out_dir, "ckpt.pt"))["meta"]["chars"])
+    for r in evals:
+        assert all(s.startswith("BC") and len(s) == 2 + 7 and set(s) <= chars for s in r["samples"])
+        assert all(f"{s}\n{'-' * 15}\n" in out for s in r["samples"])
+    a, b = final_weights(plain), final_weights(sampled)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    strip = lambda cfg: [{k: v for k, v in r.items() if k not in ("samples", "ms_per_iter", "tokens_per_s")}
+                         for r in metrics(cfg)]  # noqa: E731
+    assert strip(plain) == strip(sampled)
+    with pytest.raises(UsageError, match="cannot encode the prompt eval_sample_prompt='hello'"):
+        train.train(replace(sampled, eval_sample_prompt="hello"))

@@ -3,6 +3,9 @@ TinyStories (Eldan & Li 2023: short stories in simple English written by GPT-3.5
 story per document, and the dataset's own validation split as val. Writes train.bin, val.bin and meta.json
 beside this file.
 
+The hub's parquet files (data/*.parquet), read here, hold the original stories, the GPT-3.5 and GPT-4 mix;
+the GPT-4-only stories of the V2 files (TinyStoriesV2-GPT4-*.txt) are not among them.
+
 $ python data/tinystories/prepare.py
 $ python data/tinystories/prepare.py --dataset=path/to/local/copy    # a save_to_disk folder or parquet files
 """

@@ -5,7 +5,8 @@ GPT-2's BPE, using the dataset's own train and validation splits.
 The dataset's rows are lines, not documents. Here a document is a whole article: rows are joined back (each
 row already ends in its newline, blank rows are "") and a new article starts at each top-level title row " =
 Title = ". Section headings (" = = Section = = ") stay inside their article. Joining the documents again gives
-the split's text back exactly.
+the split's rows back exactly. It is the rows that are reproduced, not the raw files wiki.*.raw byte for
+byte: the hub's rows drop the raw files' blank lines.
 
 $ python data/wikitext/prepare.py
 $ python data/wikitext/prepare.py --dataset=path/to/local/copy      # a save_to_disk folder or parquet files
