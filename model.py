@@ -233,13 +233,8 @@ class GPT(nn.Module):
         model = cls(config)
         sd, sd_hf = model.state_dict(), hf.state_dict()
         with torch.no_grad():
-            for k, p in sd.items():
-                w = sd_hf[k]
-                w = w.t() if k.endswith(HF_TRANSPOSED) else w
-                if w.shape != p.shape:
-                    raise ValueError(f"{name_or_dir}: {k} has shape {tuple(w.shape)}, "
-                                     f"expected {tuple(p.shape)}")
-                p.copy_(w)
+            for k, p in sd.items():  # the shapes agree: our config is HF's (check_hf_config)
+                p.copy_(sd_hf[k].t() if k.endswith(HF_TRANSPOSED) else sd_hf[k])
         return model
 
     def configure_optimizers(self, weight_decay: float, learning_rate: float, betas: tuple[float, float],

@@ -247,7 +247,7 @@ def test_crop_block_size():
     model.crop_block_size(16)
     assert model.transformer.wpe.weight.shape == (16, 32) and model.config.block_size == 16
     torch.testing.assert_close(model(idx, all_logits=True)[0], before)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="cannot grow block_size from 16 to 64"):
         model.crop_block_size(64)
 
 
@@ -257,8 +257,10 @@ def test_crop_block_size():
                                  dict(scale_attn_weights=False), dict(layer_norm_epsilon=1e-6),
                                  dict(add_cross_attention=True)])
 def test_bad_hf_configs_rejected(make_hf_dir, bad):
-    with pytest.raises(ValueError, match=next(iter(bad))):
-        GPT.from_pretrained(make_hf_dir(**bad))
+    path = make_hf_dir(**bad)
+    with pytest.raises(ValueError, match=next(iter(bad))) as e:
+        GPT.from_pretrained(path)
+    assert str(e.value).startswith(f"{path}: this GPT-2 variant cannot be reproduced exactly: ")
 
 
 def test_hf_config_checks_name_every_problem():
@@ -282,10 +284,19 @@ def test_unreachable_hub_name_is_one_clear_error(monkeypatch, tmp_path):
     message = str(e.value)
     assert message.startswith("could not load 'gpt2-medium' (") and "\n" not in message
     assert "Download it once with network access" in message and "(None)" not in message
+    from transformers import GPT2Config
+    for error, reason in ((OSError("first line\nsecond line"), "first line"), (OSError(), "OSError")):
+        def fails(*args, **kwargs):
+            raise error
+        monkeypatch.setattr(GPT2Config, "from_pretrained", fails)
+        with pytest.raises(RuntimeError) as e:
+            GPT.from_pretrained("gpt2")
+        assert str(e.value).startswith(f"could not load 'gpt2' ({reason}). Download it once")
 
 
 def test_bad_names_rejected(tmp_path):
-    with pytest.raises(ValueError, match="unknown model 'gpt3'"):
+    with pytest.raises(ValueError, match="unknown model 'gpt3': use one of gpt2, gpt2-medium, gpt2-large, "
+                                         "gpt2-xl or a directory"):
         GPT.from_pretrained("gpt3")
     with pytest.raises(ValueError, match="no config.json"):
         GPT.from_pretrained(str(tmp_path))
