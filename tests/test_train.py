@@ -45,6 +45,12 @@ def test_batches_depend_on_seed_and_step_only():
     x, y = get_batch(data, a, 16, torch.device("cpu"))
     assert x.shape == (8, 16) and x.dtype == torch.long and torch.equal(y, x + 1)
     assert torch.equal(x[:, 0], torch.from_numpy(a))
+    # process_offsets: 2 processes with 2 micro-steps each share out exactly one process's 4 micro-batches
+    cfg = TrainConfig(seed=1337, batch_size=3, gradient_accumulation_steps=4, block_size=16)
+    whole = train.process_offsets(cfg, 5, 1000, 0, 1)
+    assert whole.shape == (4, 3) and np.array_equal(whole.ravel(), batch_offsets(1337, 5, 12, 1000, 16))
+    halves = [train.process_offsets(cfg, 5, 1000, rank, 2) for rank in (0, 1)]
+    assert all(h.shape == (2, 3) for h in halves) and np.array_equal(np.concatenate(halves), whole)
 
 
 def test_smoke_loss_falls_and_exact_step_count(tiny):
@@ -340,3 +346,27 @@ def test_samples_during_training_change_nothing_else(tiny, tmp_path, capsys):
     assert strip(plain) == strip(sampled)
     with pytest.raises(UsageError, match="cannot encode the prompt eval_sample_prompt='hello'"):
         train.train(replace(sampled, eval_sample_prompt="hello"))
+
+
+def test_logged_step_records_are_what_the_steps_computed(tiny):
+    """With learning_rate 0 the weights never move, so each logged train loss can be recomputed here: the mean
+    loss over the micro-batches that process_offsets names for that step. tokens, lr and the speed figures
+    agree with each other and with the config."""
+    cfg = replace(tiny, learning_rate=0.0, min_lr=0.0, max_iters=4, log_interval=1, eval_interval=100,
+                  gradient_accumulation_steps=3, peak_tflops=1.0)
+    train.train(cfg)
+    model = core.model_from_checkpoint(load_checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"))).eval()
+    data, _ = core.open_data(cfg.dataset, cfg.block_size)
+    tokens_per_iter = cfg.batch_size * cfg.gradient_accumulation_steps * cfg.block_size
+    records = [r for r in metrics(cfg) if "loss" in r]
+    assert [r["iter"] for r in records] == [1, 2, 3, 4]
+    for r in records:
+        rows = train.process_offsets(cfg, r["iter"] - 1, len(data["train"]), 0, 1)
+        assert rows.shape == (3, cfg.batch_size)
+        with torch.no_grad():
+            expected = np.mean([model(*get_batch(data["train"], o, cfg.block_size, torch.device("cpu")))[1].item()
+                                for o in rows])
+        assert r["loss"] == pytest.approx(expected, rel=1e-5)
+        assert r["tokens"] == r["iter"] * tokens_per_iter and r["lr"] == 0.0
+        assert r["tokens_per_s"] * r["ms_per_iter"] / 1000 == pytest.approx(tokens_per_iter)
+        assert r["mfu"] == pytest.approx(model.flops_per_token(cfg.block_size) * r["tokens_per_s"] / 1e12)
