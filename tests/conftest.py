@@ -131,6 +131,14 @@ def tiny_config(tmp_path):
 
 
 @pytest.fixture
+def no_compiler(monkeypatch):
+    """torch.compile returns a model whose every call fails, as where no compiler works."""
+    def fails(*args, **kwargs):
+        raise RuntimeError("no compiler here")
+    monkeypatch.setattr(torch, "compile", lambda model, **kwargs: fails)
+
+
+@pytest.fixture
 def tiny(tiny_config):
     return tiny_config()
 
