@@ -56,7 +56,7 @@ def test_bench_generate(capsys):
 
 def test_muon_grouping():
     model = GPT(GPTConfig(block_size=16, vocab_size=64, n_layer=2, n_head=2, n_embd=32))
-    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "muon")
+    opt = model.configure_optimizers(0.05, 2e-3, (0.9, 0.95), "muon")  # not the defaults
     assert isinstance(opt, Optimizers)
     names = {id(p): n for n, p in model.named_parameters()}
     muon = {names[id(p)] for g in opt.optimizers["muon"].param_groups for p in g["params"]}
@@ -68,6 +68,8 @@ def test_muon_grouping():
     assert muon.isdisjoint(adamw[0] | adamw[1])
     assert len(muon) + len(adamw[0]) + len(adamw[1]) == len(names)
     assert opt.optimizers["adamw"].param_groups[1]["weight_decay"] == 0.0
+    (group,) = opt.optimizers["muon"].param_groups  # one lr for both, Muon's matched to AdamW's update size
+    assert (group["lr"], group["weight_decay"], group["adjust_lr_fn"]) == (2e-3, 0.05, "match_rms_adamw")
     with pytest.raises(ValueError, match="not 'adamw' or 'muon'"):
         model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "sgd")
     model(torch.zeros(1, 4, dtype=torch.long), torch.zeros(1, 4, dtype=torch.long))[1].backward()

@@ -324,13 +324,13 @@ def test_init_and_param_count():
 
 def test_configure_optimizers_decays_only_matrices():
     model = small_model()
-    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95))
+    opt = model.configure_optimizers(0.1, 3e-4, (0.9, 0.95))  # neither is AdamW's default
     decay, no_decay = opt.param_groups
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in no_decay["params"])
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
     assert opt.defaults["fused"]  # CPU has fused AdamW in the torch versions we support
-    assert all(g["lr"] == 1e-3 and g["betas"] == (0.9, 0.95) for g in opt.param_groups)
+    assert all(g["lr"] == 3e-4 and g["betas"] == (0.9, 0.95) for g in opt.param_groups)
 
 
 def test_configure_optimizers_without_fused_kernel(monkeypatch):

@@ -358,9 +358,9 @@ def test_logged_step_records_are_what_the_steps_computed(tiny):
     for r in records:
         rows = train.process_offsets(cfg, r["iter"] - 1, len(data["train"]), 0, 1)
         assert rows.shape == (3, cfg.batch_size)
+        batches = [get_batch(data["train"], o, cfg.block_size, torch.device("cpu")) for o in rows]
         with torch.no_grad():
-            expected = np.mean([model(*get_batch(data["train"], o, cfg.block_size, torch.device("cpu")))[1].item()
-                                for o in rows])
+            expected = np.mean([model(x, y)[1].item() for x, y in batches])
         assert r["loss"] == pytest.approx(expected, rel=1e-5)
         assert r["tokens"] == r["iter"] * tokens_per_iter and r["lr"] == 0.0
         assert r["tokens_per_s"] * r["ms_per_iter"] / 1000 == pytest.approx(tokens_per_iter)
