@@ -100,6 +100,12 @@ def test_cache_logits_equal_full_forward():
               model(idx[:, 9:20], all_logits=True, cache=cache)[0]]
     torch.testing.assert_close(torch.cat(chunks, dim=1), full, atol=1e-10, rtol=0)
     assert cache.pos == 20
+    # every chunk size at every position: 1 token, then 2, 1, 3, 2, 4 (masks at pos 1, 2, 3, 6, 8)
+    cache, start, chunks = KVCache(model.config.n_layer, model.config.block_size), 0, []
+    for size in (1, 2, 1, 3, 2, 4):
+        chunks.append(model(idx[:, start:start + size], all_logits=True, cache=cache)[0])
+        start += size
+    torch.testing.assert_close(torch.cat(chunks, dim=1), full[:, :start], atol=1e-10, rtol=0)
 
 
 def reference_attention(attn, x):
@@ -131,6 +137,38 @@ def test_attention_runs_in_fp32_under_cpu_autocast():
     assert logits.dtype == torch.bfloat16
     with torch.no_grad():
         torch.testing.assert_close(logits.float(), m(idx, all_logits=True)[0], atol=0.05, rtol=0.05)
+
+
+def test_sdpa_arguments_follow_mode_and_autocast(monkeypatch):
+    """What each attention call gets: dropout only in training (config.dropout), never in eval mode; under
+    CPU autocast fp32 inputs with autocast off inside; without autocast, the model's own dtype."""
+    calls, sdpa = [], F.scaled_dot_product_attention
+
+    def recording(q, k, v, **kwargs):
+        calls.append((q.dtype, torch.is_autocast_enabled("cpu"), kwargs["dropout_p"]))
+        return sdpa(q, k, v, **kwargs)
+    monkeypatch.setattr(F, "scaled_dot_product_attention", recording)
+    m, idx = small_model(dropout=0.3), torch.randint(0, 80, (2, 10))
+    m.train()
+    m(idx)
+    assert calls == [(torch.float32, False, 0.3)] * 2
+    calls.clear()
+    m.eval()
+    with torch.no_grad():
+        first = m(idx, all_logits=True)[0]
+        assert torch.equal(m(idx, all_logits=True)[0], first)  # eval mode: no dropout anywhere
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            m(idx)
+    assert calls == [(torch.float32, False, 0.0)] * 6
+
+
+def test_bias_false_has_no_biases_and_init_is_gpt2s():
+    model = GPT(GPTConfig(block_size=64, vocab_size=100, n_layer=2, n_head=2, n_embd=64, bias=False))
+    assert not [n for n, _ in model.named_parameters() if n.endswith(".bias")]
+    big = GPT(GPTConfig(block_size=64, vocab_size=1000, n_layer=2, n_head=2, n_embd=256))
+    for w in (big.transformer.wte.weight, big.transformer.h[0].attn.c_attn.weight):
+        assert abs(w.mean().item()) < 1e-3 and abs(w.std().item() - 0.02) < 1e-3
+    assert abs(big.transformer.h[1].mlp.c_proj.weight.mean().item()) < 1e-3
 
 
 def test_greedy_equivalents_and_filters():
@@ -234,8 +272,12 @@ def test_stop_token_and_batch():
 
 def test_too_long_sequence_is_a_clear_error():
     model = small_model(block_size=16)
-    with pytest.raises(ValueError, match="longer than block_size=16"):
+    with pytest.raises(ValueError, match="sequence of 17 tokens is longer than block_size=16: crop it"):
         model(torch.zeros(1, 17, dtype=torch.long))
+    cache = KVCache(model.config.n_layer, 16)
+    model(torch.zeros(1, 10, dtype=torch.long), cache=cache)
+    with pytest.raises(ValueError, match="sequence of 17 tokens"):  # 10 cached + 7 new
+        model(torch.zeros(1, 7, dtype=torch.long), cache=cache)
     model(torch.zeros(1, 16, dtype=torch.long))
 
 
@@ -382,3 +424,14 @@ def test_gelu_forms_agree():
     traced = torch.compile(model_py.gelu, backend="eager", fullgraph=True)  # runs the form compiled code gets
     torch.testing.assert_close(traced(x), ref, atol=1e-12, rtol=0)
     torch._dynamo.reset()
+
+
+def test_config_checks_its_values():
+    with pytest.raises(ValueError, match="n_embd=64 must be divisible by n_head=3"):
+        GPTConfig(n_embd=64, n_head=3)
+    for bad in (0, 101):
+        with pytest.raises(ValueError, match=f"tokenizer_vocab_size={bad} must be in 1..100"):
+            GPTConfig(vocab_size=100, tokenizer_vocab_size=bad)
+    assert GPTConfig(vocab_size=100, tokenizer_vocab_size=1).real_vocab_size == 1
+    assert GPTConfig(vocab_size=100, tokenizer_vocab_size=100).real_vocab_size == 100
+    assert GPTConfig(vocab_size=100).real_vocab_size == 100
