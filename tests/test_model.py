@@ -435,3 +435,16 @@ def test_config_checks_its_values():
     assert GPTConfig(vocab_size=100, tokenizer_vocab_size=1).real_vocab_size == 1
     assert GPTConfig(vocab_size=100, tokenizer_vocab_size=100).real_vocab_size == 100
     assert GPTConfig(vocab_size=100).real_vocab_size == 100
+
+
+def test_causal_no_position_sees_a_later_token():
+    """For every length (2 included: the smallest causal one), changing the last token leaves the logits of
+    every earlier position unchanged."""
+    model = small_model().double()
+    for T in (2, 3, 5):
+        idx = torch.randint(0, 80, (1, T), generator=torch.Generator().manual_seed(T))
+        changed = idx.clone()
+        changed[0, -1] = (idx[0, -1] + 1) % 80
+        a, b = model(idx, all_logits=True)[0], model(changed, all_logits=True)[0]
+        torch.testing.assert_close(a[:, :-1], b[:, :-1], atol=0, rtol=0)
+        assert not torch.equal(a[:, -1], b[:, -1])
