@@ -365,3 +365,22 @@ def test_logged_step_records_are_what_the_steps_computed(tiny):
         assert r["tokens"] == r["iter"] * tokens_per_iter and r["lr"] == 0.0
         assert r["tokens_per_s"] * r["ms_per_iter"] / 1000 == pytest.approx(tokens_per_iter)
         assert r["mfu"] == pytest.approx(model.flops_per_token(cfg.block_size) * r["tokens_per_s"] / 1e12)
+
+
+def test_load_checkpoint_refuses_what_is_not_a_checkpoint(tiny, tmp_path):
+    train.train(replace(tiny, max_iters=2, eval_interval=2))
+    path = os.path.join(tiny.out_dir, "ckpt.pt")
+    assert load_checkpoint(path, torch.device("meta"))["model"]["lm_head.weight"].device.type == "meta"
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(open(path, "rb").read()[:1000])  # a file cut short
+    with pytest.raises(UsageError, match=r"checkpoint .*cut.pt is unreadable \(\w+Error: .+\)$") as e:
+        load_checkpoint(str(cut))
+    assert "\n" not in str(e.value)
+    code = tmp_path / "code.pt"  # a pickle that would run code: weights_only refuses it
+    torch.save({"model": {}, "hook": os.system}, code)
+    with pytest.raises(UsageError, match="code.pt is unreadable"):
+        load_checkpoint(str(code))
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, other)
+    with pytest.raises(UsageError, match=r"other.pt is not a checkpoint of this codebase: it lacks \['best_val"):
+        load_checkpoint(str(other))
