@@ -382,5 +382,6 @@ def test_load_checkpoint_refuses_what_is_not_a_checkpoint(tiny, tmp_path):
         load_checkpoint(str(code))
     other = tmp_path / "other.pt"
     torch.save({"state_dict": {}}, other)
-    with pytest.raises(UsageError, match=r"other.pt is not a checkpoint of this codebase: it lacks \['best_val"):
+    with pytest.raises(UsageError, match=r"other.pt is not a checkpoint of this codebase: it lacks "
+                                         r"\['best_val"):
         load_checkpoint(str(other))
