@@ -152,6 +152,17 @@ def test_scores_match_hf(make_hf_dir):
             ref_total, ref_mean = reference_scores(hf, tok, ex, 32)
             torch.testing.assert_close(total, ref_total, atol=1e-4, rtol=1e-5)
             torch.testing.assert_close(mean, ref_mean, atol=1e-5, rtol=1e-5)
+    # a padded vocab (50304 rows for 50257 ids) with padding rows that would win every softmax: not counted
+    padded = GPT(GPTConfig(**{**asdict(model.config), "vocab_size": 50304, "tokenizer_vocab_size": 50257}))
+    with torch.no_grad():
+        for name, p in padded.state_dict().items():
+            rows = model.state_dict()[name]
+            if name in ("transformer.wte.weight", "lm_head.weight"):  # tied: one tensor
+                rows = torch.cat([rows, torch.full((50304 - 50257, rows.size(1)), 3.0)])
+            p.copy_(rows)
+        for ex in examples[:2]:
+            ours = core.score_endings(padded, ex, tok, "cpu")
+            torch.testing.assert_close(ours, reference_scores(hf, tok, ex, 32), atol=1e-4, rtol=1e-5)
     # the 4 candidates share the context's tokens and differ in the ending's only
     x, y = core.candidate_batch(examples[0], tok, 32)
     n_ctx = len(tok.encode(examples[0]["ctx"]))

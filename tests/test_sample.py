@@ -359,3 +359,51 @@ def test_config_files(name, init_from, dataset, tokens_per_iter):
     if name == "finetune_shakespeare":
         assert (cfg.learning_rate, cfg.decay_lr) == (3e-5, False)
         assert (cfg.max_iters, cfg.always_save_checkpoint) == (20, False)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the small pieces, each against hand-written cases
+
+def test_encode_prompt_cases():
+    char = Tokenizer.char(list("abc"))
+    assert core.encode_prompt(char, "cab", 3) == ([2, 0, 1], 0)
+    assert core.encode_prompt(Tokenizer.gpt2(), "", 50304) == ([50256], 1)  # <|endoftext|>, not printed
+    with pytest.raises(UsageError) as e:
+        core.encode_prompt(char, "", 3)
+    assert str(e.value) == ("the prompt is empty and a char vocabulary has no <|endoftext|> token to start "
+                            "from: give a prompt, e.g. --start=$'\\n' (a newline)")
+    with pytest.raises(UsageError, match=r"--eval_sample_prompt=\$"):
+        core.encode_prompt(char, "", 3, "eval_sample_prompt")
+    with pytest.raises(UsageError) as e:
+        core.encode_prompt(char, "ax", 3)
+    assert str(e.value) == "cannot encode the prompt start='ax': 1 character(s) not in the vocabulary: 'x'"
+    with pytest.raises(UsageError) as e:  # a shell's "\n" is two characters: the message says how to type one
+        core.encode_prompt(Tokenizer.char(list("ab")), "a\\nb", 2)
+    assert str(e.value).endswith("(a shell passes \\n as two characters: write a newline as $'\\n' in bash)")
+    assert core.encode_prompt(char, "c", 3) == ([2], 0)  # id 2 fits a vocab of 3
+    with pytest.raises(UsageError) as e:
+        core.encode_prompt(char, "c", 2)
+    assert str(e.value) == "the prompt has token id 2, past this model's vocab_size of 2"
+
+
+def test_cut_at_stop():
+    assert sample.cut_at_stop([1, 9, 3, 9], 9) == [1]
+    assert sample.cut_at_stop([1, 2, 3], 9) == [1, 2, 3]
+    assert sample.cut_at_stop([1, 2, 3], None) == [1, 2, 3]
+
+
+def test_sample_config_checks(char_run):
+    problems = {"num_samples": (0, "num_samples=0 must be at least 1"),
+                "max_new_tokens": (-1, "max_new_tokens=-1 must be 0 or more"),
+                "temperature": (-0.5, "temperature=-0.5 must be 0 (greedy) or more"),
+                "top_k": (0, "top_k=0 must be at least 1, or None for no top-k filter"),
+                "top_p": (0.0, "top_p=0.0 must be in (0, 1], or None for no nucleus filter")}
+    for key, (value, message) in problems.items():
+        with pytest.raises(UsageError) as e:
+            sample.check_config(SampleConfig(**{key: value}))
+        assert str(e.value) == message
+    with pytest.raises(UsageError) as e:  # every problem at once
+        sample.check_config(SampleConfig(num_samples=0, top_k=0))
+    assert str(e.value) == f"{problems['num_samples'][1]}; {problems['top_k'][1]}"
+    sample.check_config(SampleConfig(max_new_tokens=0, temperature=0, top_k=1, top_p=1.0))
+    assert run_char(char_run, start="ROMEO:", num_samples=2, max_new_tokens=0) == ["ROMEO:", "ROMEO:"]

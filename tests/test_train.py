@@ -336,6 +336,12 @@ def test_samples_during_training_change_nothing_else(tiny, tmp_path, capsys):
         assert all(f"{s}\n{'-' * 15}\n" in out for s in r["samples"])
     a, b = final_weights(plain), final_weights(sampled)
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # the last eval's samples: the final weights, the prompt, a generator seeded with the run's seed
+    model = core.model_from_checkpoint(load_checkpoint(os.path.join(sampled.out_dir, "ckpt.pt"))).eval()
+    tokenizer = core.Tokenizer.from_meta(load_checkpoint(os.path.join(sampled.out_dir, "ckpt.pt"))["meta"])
+    rows = model.generate(torch.tensor([tokenizer.encode("BC")] * 2), 7,
+                          generator=torch.Generator().manual_seed(sampled.seed))
+    assert evals[-1]["samples"] == [tokenizer.decode(row) for row in rows.tolist()]
     strip = lambda cfg: [{k: v for k, v in r.items() if k not in ("samples", "ms_per_iter", "tokens_per_s")}
                          for r in metrics(cfg)]  # noqa: E731
     assert strip(plain) == strip(sampled)
@@ -385,3 +391,18 @@ def test_load_checkpoint_refuses_what_is_not_a_checkpoint(tiny, tmp_path):
     with pytest.raises(UsageError, match=r"other.pt is not a checkpoint of this codebase: it lacks "
                                          r"\['best_val"):
         load_checkpoint(str(other))
+
+
+def test_bpe_samples_from_an_empty_prompt_leave_out_the_eot(tiny):
+    """eval_sample_prompt='' on GPT-2 BPE data starts from <|endoftext|>, which the logged text leaves out."""
+    tokenizer = core.Tokenizer.gpt2()
+    meta = {**tokenizer.meta(), "train_tokens": 100, "val_tokens": 100}
+    data = {split: np.arange(100, dtype=np.uint16) for split in ("train", "val")}
+    cfg = replace(tiny, eval_samples=2, eval_sample_prompt="", eval_sample_tokens=3)
+    evaluator = train.Evaluator(cfg, data, meta, torch.device("cpu"), contextlib.nullcontext(), 0, 1, 50304)
+    model = GPT(GPTConfig(block_size=16, vocab_size=50304, n_layer=1, n_head=2, n_embd=16,
+                          tokenizer_vocab_size=50257))
+    generator = torch.Generator().manual_seed(cfg.seed)
+    rows = model.eval().generate(torch.tensor([[50256]] * 2), 3, generator=generator)
+    assert evaluator.samples(model) == [tokenizer.decode(row[1:]) for row in rows.tolist()]
+    assert model.training

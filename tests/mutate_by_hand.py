@@ -1,0 +1,79 @@
+"""
+Mutation testing by hand, for the functions mutmut 3 does not mutate (those decorated with @torch.no_grad()):
+each line below is broken on its own in a copy of the repository, and the tests that guard it must fail.
+
+    python tests/mutate_by_hand.py        # about 2 minutes on 2 cores; exit status 1 if a mutant survives
+
+Not collected by pytest (its name does not start with test_). See tests/mutants.md.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# (file, a piece of code found exactly once, what it becomes, the tests that must notice)
+MUTATIONS = [
+    ("model.py", "nxt = nxt.masked_fill(done[:, None], stop_token)", "pass", "test_model.py test_sample.py"),
+    ("model.py", "if stop_token is not None and done.all():", "if False:", "test_model.py test_sample.py"),
+    ("model.py", 'logits[:, self.config.real_vocab_size:] = -float("inf")', "pass",
+     "test_model.py test_sample.py"),
+    ("model.py", "self(idx[:, -1:], cache=cache)", "self(idx[:, -2:-1], cache=cache)", "test_model.py"),
+    ("model.py", "if not use_cache or idx.size(1) > bs:", "if not use_cache:", "test_model.py"),
+    ("model.py", "math.sqrt(8 / math.pi)", "math.sqrt(2 / math.pi)", "test_model.py"),
+    ("train.py", "get_batch(self.data[split],", 'get_batch(self.data["train"],', "test_train.py"),
+    ("train.py", "model.eval()\n        out = {}", "out = {}", "test_train.py"),
+    ("train.py", "(total[0] / total[1]).item()\n        model.train()", "(total[0] / total[1]).item()",
+     "test_train.py"),
+    ("train.py", "torch.Generator(device=self.device).manual_seed(self.cfg.seed)", "None", "test_train.py"),
+    ("train.py", "generator=generator).tolist()\n        model.train()", "generator=generator).tolist()",
+     "test_train.py"),
+    ("train.py", "self.tokenizer.decode(row[hidden:])", "self.tokenizer.decode(row)", "test_train.py"),
+    ("core.py", "logits[..., :model.config.real_vocab_size].float()", "logits.float()", "test_eval.py"),
+    ("core.py", "(total / (y != -1).sum(dim=1))", "(total / y.size(1))", "test_eval.py"),
+    ("eval.py", 'scores.masked_fill(~causal, float("-inf")).softmax(dim=-1)', "scores.softmax(dim=-1)",
+     "test_eval.py"),
+    ("eval.py", " / math.sqrt(C // nh)", "", "test_eval.py"),
+    ("bench.py", "* len(x[i:i + 256])", "* 256", "test_promises.py"),
+]
+
+
+def run(copy: Path, tests: str) -> bool:
+    """Whether the tests fail (the mutant is killed)."""
+    env = {**os.environ, "SHARED_DATA": os.environ.get("SHARED_DATA", str(ROOT.parent / "shared" / "data"))}
+    args = ["-x", "-q", "-p", "no:cacheprovider", "-m", "not slow", *(f"tests/{t}" for t in tests.split())]
+    r = subprocess.run([sys.executable, "-m", "pytest", *args], cwd=copy, env=env, capture_output=True,
+                       text=True, timeout=900)
+    return r.returncode != 0
+
+
+def main() -> int:
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    survivors = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "repo"
+        for name in files:
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, copy / name)
+        for i, (name, old, new, tests) in enumerate(MUTATIONS):
+            source = (copy / name).read_text(encoding="utf-8")
+            if source.count(old) != 1:
+                print(f"#{i} {name}: the line to break is no longer there: {old.strip()[:70]!r}")
+                survivors += 1
+                continue
+            (copy / name).write_text(source.replace(old, new), encoding="utf-8")
+            try:
+                killed = run(copy, tests)
+            finally:
+                (copy / name).write_text(source, encoding="utf-8")
+            survivors += not killed
+            print(f"#{i} {'killed' if killed else 'SURVIVED'}: {name}: {old.strip()[:60]!r}", flush=True)
+    print(f"{len(MUTATIONS) - survivors} of {len(MUTATIONS)} killed")
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
