@@ -114,8 +114,7 @@ def sample(cfg: SampleConfig, out=None) -> list[str]:
           f"from {source} on {device} ({str(dtype).removeprefix('torch.')})", file=sys.stderr)
     if cfg.compile:
         model.compile()  # in place: generate's self(...) calls go through the compiled forward
-    torch.manual_seed(cfg.seed)
-    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)  # the only randomness: seed decides
     idx = torch.tensor([ids] * cfg.num_samples, dtype=torch.long, device=device)
     kwargs = dict(temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p, stop_token=stop,
                   generator=generator)

@@ -122,6 +122,7 @@ def test_resume_samples_are_vocab_text_and_seeded(char_run, capsys):
     texts = run_char(char_run, start="ROMEO:", num_samples=3, max_new_tokens=60, seed=1)
     out, err = capsys.readouterr()
     assert out == printed(texts) and "sampling 3 x 60 tokens" in err and "iter 30" in err
+    assert err.splitlines()[-1].endswith(" on cpu (float32)")
     assert len(texts) == 3 and len(set(texts)) == 3  # one batch, three different samples
     for t in texts:
         # one character per token: every generated id decoded, none of the padded ids (vocab 128 > chars)
@@ -384,6 +385,15 @@ def test_encode_prompt_cases():
     with pytest.raises(UsageError) as e:
         core.encode_prompt(char, "c", 2)
     assert str(e.value) == "the prompt has token id 2, past this model's vocab_size of 2"
+
+
+def test_device_and_dtype_choices(char_run, monkeypatch):
+    texts = run_char(char_run, start="ROMEO:", num_samples=2, max_new_tokens=10, seed=4)
+    assert run_char(char_run, start="ROMEO:", num_samples=2, max_new_tokens=10, seed=4, dtype="auto") == texts
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UsageError) as e:
+        run_char(char_run, device="cuda")
+    assert str(e.value) == "device='cuda' but CUDA is not available here: use --device=cpu (or auto)"
 
 
 def test_cut_at_stop():
