@@ -4,13 +4,17 @@ imports model.py, configurator.py and data/common.py, never a script:
 
     scripts (train, sample, eval, bench) -> core -> model, data.common -> configurator
 
-Devices and dtypes, the dataset on disk, checkpoints, loading a model from a run or from GPT-2, torch.compile
-with a fallback, peak FLOPs for MFU, metrics.jsonl, and HellaSwag scoring.
+Devices and dtypes, the dataset on disk, checkpoints, loading a model from a run or from GPT-2, prompts,
+torch.compile with a fallback, peak FLOPs for MFU, a run's metrics.jsonl (written and read) and its stop
+signals, and HellaSwag scoring.
 """
 import contextlib
+import dataclasses
 import json
 import os
+import signal
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -220,7 +224,54 @@ def encode_prompt(tokenizer: Tokenizer, text: str, vocab_size: int,
 
 
 # -----------------------------------------------------------------------------
-# metrics.jsonl, written by train.py
+# a training run's metrics.jsonl (and wandb) and its stop signals
+
+class MetricsLog:
+    """out_dir/metrics.jsonl (one JSON record a line) and, with wandb_log, a wandb run. Only the master
+    process logs; close() releases both."""
+
+    def __init__(self, cfg, master: bool):
+        """cfg: train.py's TrainConfig (out_dir, wandb_log, wandb_project, wandb_run_name)."""
+        path = os.path.join(cfg.out_dir, "metrics.jsonl")
+        self.file = open(path, "a", encoding="utf-8") if master else None
+        self.wandb, self.wandb_run = None, None
+        if cfg.wandb_log and master:
+            import wandb  # optional dependency, imported only when asked for
+            self.wandb = wandb
+            self.wandb_run = wandb.init(project=cfg.wandb_project, name=cfg.wandb_run_name,
+                                        config=dataclasses.asdict(cfg))
+
+    def __call__(self, record: dict) -> None:
+        if self.file is None:
+            return
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        if self.wandb_run is not None:
+            if "samples" in record:  # text goes to wandb as a table, one sample a row
+                table = self.wandb.Table(columns=["sample"], data=[[text] for text in record["samples"]])
+                record = {**record, "samples": table}
+            self.wandb_run.log(record, step=record["iter"])
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        if self.wandb_run is not None:
+            self.wandb_run.finish()
+
+
+@contextlib.contextmanager
+def stop_requests() -> Iterator[list]:
+    """While inside, SIGTERM and SIGINT append to the yielded list instead of killing the process, so the loop
+    can save a checkpoint and stop at the end of its step. The previous handlers come back on every exit."""
+    signalled = []
+    previous = {s: signal.signal(s, lambda *_: signalled.append(True))
+                for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield signalled
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
 
 def read_metrics(path: str) -> tuple[list[dict], list[dict]]:
     """(train records, eval records) of a metrics.jsonl, each sorted by iter. A record with a lower iter than

@@ -12,7 +12,6 @@ import contextlib
 import json
 import math
 import os
-import signal
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -23,9 +22,9 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import UsageError, cli, configure
-from core import (autocast, encode_prompt, get_batch, hellaswag_accuracy, load_checkpoint, load_pretrained,
-                  maybe_compile, model_from_checkpoint, open_data, peak_flops, resolve_device, resolve_dtype,
-                  save_checkpoint)
+from core import (MetricsLog, autocast, encode_prompt, get_batch, hellaswag_accuracy, load_checkpoint,
+                  load_pretrained, maybe_compile, model_from_checkpoint, open_data, peak_flops,
+                  resolve_device, resolve_dtype, save_checkpoint, stop_requests)
 from data.common import Tokenizer, atomic_write, load_hellaswag
 from model import GPT, GPTConfig, padded_vocab
 
@@ -181,52 +180,6 @@ def checkpoint_state(model: GPT, optimizer, scaler: torch.amp.GradScaler, cfg: T
             "config": asdict(cfg), "meta": meta, "rng": {"seed": cfg.seed, "next_batch": iter_num}}
 
 
-class MetricsLog:
-    """out_dir/metrics.jsonl (one JSON record a line) and, with wandb_log, a wandb run. Only the master
-    process logs; close() releases both."""
-
-    def __init__(self, cfg: TrainConfig, master: bool):
-        path = os.path.join(cfg.out_dir, "metrics.jsonl")
-        self.file = open(path, "a", encoding="utf-8") if master else None
-        self.wandb, self.wandb_run = None, None
-        if cfg.wandb_log and master:
-            import wandb  # optional dependency, imported only when asked for
-            self.wandb = wandb
-            self.wandb_run = wandb.init(project=cfg.wandb_project, name=cfg.wandb_run_name,
-                                        config=asdict(cfg))
-
-    def __call__(self, record: dict) -> None:
-        if self.file is None:
-            return
-        self.file.write(json.dumps(record) + "\n")
-        self.file.flush()
-        if self.wandb_run is not None:
-            if "samples" in record:  # text goes to wandb as a table, one sample a row
-                table = self.wandb.Table(columns=["sample"], data=[[text] for text in record["samples"]])
-                record = {**record, "samples": table}
-            self.wandb_run.log(record, step=record["iter"])
-
-    def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-        if self.wandb_run is not None:
-            self.wandb_run.finish()
-
-
-@contextlib.contextmanager
-def stop_requests() -> Iterator[list]:
-    """While inside, SIGTERM and SIGINT append to the yielded list instead of killing the process, so the loop
-    can save a checkpoint and stop at the end of its step. The previous handlers come back on every exit."""
-    signalled = []
-    previous = {s: signal.signal(s, lambda *_: signalled.append(True))
-                for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield signalled
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-
-
 # -----------------------------------------------------------------------------
 # evaluation and the train step
 
@@ -241,7 +194,8 @@ class Evaluator:
         self.offsets = {split: np.random.default_rng([cfg.seed, 1 + i]).integers(
             0, len(data[split]) - cfg.block_size, size=(cfg.eval_iters, cfg.batch_size))
             for i, split in enumerate(("train", "val"))}
-        self.tokenizer = Tokenizer.from_meta(meta)
+        # only runs that use it pay for the tokenizer (GPT-2's BPE files may have to be downloaded)
+        self.tokenizer = Tokenizer.from_meta(meta) if cfg.eval_hellaswag or cfg.eval_samples > 0 else None
         self.hellaswag = None
         if cfg.eval_hellaswag:
             path = os.path.join("data", "hellaswag", "hellaswag_val.jsonl")

@@ -255,7 +255,7 @@ def test_a_failing_run_releases_what_it_opened(tiny, monkeypatch):
     """train() raising mid-loop leaves no signal handler of its own behind (Ctrl-C works again in a notebook
     or pytest), and closes metrics.jsonl and the wandb run."""
     closed = []
-    monkeypatch.setattr(train.MetricsLog, "close", lambda self: closed.append(self.file.close()))
+    monkeypatch.setattr(core.MetricsLog, "close", lambda self: closed.append(self.file.close()))
 
     def fails(*args, **kwargs):
         raise RuntimeError("device lost")
@@ -406,3 +406,22 @@ def test_bpe_samples_from_an_empty_prompt_leave_out_the_eot(tiny):
     rows = model.eval().generate(torch.tensor([[50256]] * 2), 3, generator=generator)
     assert evaluator.samples(model) == [tokenizer.decode(row[1:]) for row in rows.tolist()]
     assert model.training
+
+
+def test_bpe_training_needs_no_tokenizer_files(tiny, tmp_path, monkeypatch):
+    """Training on prepared GPT-2 BPE data reads only token ids: without evaluation samples or HellaSwag,
+    tiktoken's files (a download, offline an error) are never needed."""
+    def unavailable():
+        raise core.DataError("no tiktoken files here")
+    monkeypatch.setattr("data.common._tiktoken_gpt2", unavailable)
+    data = tmp_path / "bpe"
+    os.makedirs(data)
+    ids = np.random.default_rng(0).integers(0, 50257, 3000).astype(np.uint16)
+    ids[:2000].tofile(data / "train.bin")
+    ids[2000:].tofile(data / "val.bin")
+    meta = {"tokenizer": "gpt2", "vocab_size": 50257, "dtype": "uint16", "eot_token": 50256,
+            "train_tokens": 2000, "val_tokens": 1000}
+    (data / "meta.json").write_text(json.dumps(meta))
+    assert train.train(replace(tiny, dataset=str(data), n_embd=16, max_iters=2, eval_interval=2))["iter_num"] == 2
+    with pytest.raises(core.DataError, match="no tiktoken files here"):
+        train.train(replace(tiny, dataset=str(data), n_embd=16, max_iters=2, eval_samples=1))
