@@ -422,6 +422,7 @@ def test_bpe_training_needs_no_tokenizer_files(tiny, tmp_path, monkeypatch):
     meta = {"tokenizer": "gpt2", "vocab_size": 50257, "dtype": "uint16", "eot_token": 50256,
             "train_tokens": 2000, "val_tokens": 1000}
     (data / "meta.json").write_text(json.dumps(meta))
-    assert train.train(replace(tiny, dataset=str(data), n_embd=16, max_iters=2, eval_interval=2))["iter_num"] == 2
+    bpe = replace(tiny, dataset=str(data), n_embd=16, max_iters=2, eval_interval=2)
+    assert train.train(bpe)["iter_num"] == 2
     with pytest.raises(core.DataError, match="no tiktoken files here"):
         train.train(replace(tiny, dataset=str(data), n_embd=16, max_iters=2, eval_samples=1))
