@@ -1,8 +1,9 @@
 """
-Mutation testing by hand, for the functions mutmut 3 does not mutate (those decorated with @torch.no_grad()):
-each line below is broken on its own in a copy of the repository, and the tests that guard it must fail.
+Mutation testing by hand, for what mutmut 3 does not reach: functions decorated with @torch.no_grad(), and
+code that runs only under DDP (in torchrun's processes). Each line below is broken on its own in a copy of the
+repository, and the tests that guard it must fail.
 
-    python tests/mutate_by_hand.py        # about 2 minutes on 2 cores; exit status 1 if a mutant survives
+    python tests/mutate_by_hand.py        # about 3 minutes on 2 cores; exit status 1 if a mutant survives
 
 Not collected by pytest (its name does not start with test_). See tests/mutants.md.
 """
@@ -38,6 +39,11 @@ MUTATIONS = [
      "test_eval.py"),
     ("eval.py", " / math.sqrt(C // nh)", "", "test_eval.py"),
     ("bench.py", "* len(x[i:i + 256])", "* 256", "test_promises.py"),
+    # under DDP only, which runs in torchrun's processes, where mutmut's test mapping does not reach
+    ("train.py", "if isinstance(model, DDP) and not last", "if isinstance(model, DDP) and last",
+     "test_train.py::test_ddp_equals_one_process"),
+    ("train.py", "train_loss /= dist.get_world_size()", "train_loss *= dist.get_world_size()",
+     "test_train.py::test_ddp_equals_one_process"),
 ]
 
 
