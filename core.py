@@ -223,6 +223,9 @@ def encode_prompt(tokenizer: Tokenizer, text: str, vocab_size: int,
     return ids, 0
 
 
+SEPARATOR = "-" * 15  # printed after every sample (sample.py, and train.py's eval samples)
+
+
 # -----------------------------------------------------------------------------
 # a training run's metrics.jsonl (and wandb) and its stop signals
 

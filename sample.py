@@ -18,10 +18,8 @@ from dataclasses import dataclass
 import torch
 
 from configurator import UsageError, cli, configure
-from core import autocast, encode_prompt, load_model, resolve_device, resolve_dtype
+from core import SEPARATOR, autocast, encode_prompt, load_model, resolve_device, resolve_dtype
 from data.common import Tokenizer, read_text
-
-SEPARATOR = "-" * 15  # printed after every sample
 
 
 @dataclass

@@ -22,9 +22,9 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import UsageError, cli, configure
-from core import (MetricsLog, autocast, encode_prompt, get_batch, hellaswag_accuracy, load_checkpoint,
-                  load_pretrained, maybe_compile, model_from_checkpoint, open_data, peak_flops,
-                  resolve_device, resolve_dtype, save_checkpoint, stop_requests)
+from core import (SEPARATOR, MetricsLog, autocast, encode_prompt, get_batch, hellaswag_accuracy,
+                  load_checkpoint, load_pretrained, maybe_compile, model_from_checkpoint, open_data,
+                  peak_flops, resolve_device, resolve_dtype, save_checkpoint, stop_requests)
 from data.common import Tokenizer, atomic_write, load_hellaswag
 from model import GPT, GPTConfig, padded_vocab
 
@@ -400,7 +400,7 @@ def print_eval(prefix: str, losses: dict, master: bool) -> None:
         return
     print(f"{prefix}: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items() if k != "samples"))
     for text in losses.get("samples", []):
-        print(f"{text}\n{'-' * 15}")
+        print(f"{text}\n{SEPARATOR}")
 
 
 def step_record(model: GPT, train_loss: torch.Tensor, steps: int, grad_norm: torch.Tensor, lr: float,

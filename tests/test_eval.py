@@ -277,7 +277,7 @@ def test_loss_plot_from_growing_metrics(tmp_path):
     assert [(r["iter"], r["val_loss"]) for r in evals] == [(0, 5.1), (5, 4.6)]
     out = ev.main(["--mode=plot", f"--out_dir={run}", "--fig_width=6.4", "--fig_height=3.2", "--dpi=50"])
     assert out == str(run / "loss.png") and png_size(out) == (320, 160)
-    assert not os.path.exists(out + ".tmp")
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]  # the temp file was renamed, none left
     with pytest.raises(UsageError, match="metrics.jsonl not found"):
         ev.main(["--mode=plot", f"--out_dir={tmp_path}"])
 

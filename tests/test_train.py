@@ -135,6 +135,7 @@ def test_interrupted_checkpoint_write_keeps_previous(tiny, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint({"model": {}}, path)
     assert load_checkpoint(path)["iter_num"] == good["iter_num"] == 10
+    assert not [n for n in os.listdir(tiny.out_dir) if n.endswith(".tmp")]  # the half-written file is gone
     with open(path + ".tmp", "wb") as f:  # a leftover temp file from a killed run does not matter either
         f.write(b"junk")
     monkeypatch.undo()
