@@ -125,6 +125,15 @@ def init_distributed(device: torch.device) -> torch.device:
     return device
 
 
+def leave_distributed(exc_type, exc, tb) -> None:
+    """Exit hook: leave the process group, after a barrier when the run ended well."""
+    if exc_type is None:
+        # gloo can abort a process ("terminate called without an active exception") that tears down its
+        # group while a peer is still busy, e.g. rank 0 writing the last checkpoint
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def build_model(cfg: TrainConfig, meta: dict, ckpt: dict | None) -> GPT:
     """The model to train: the checkpoint's (resume), a fresh one (scratch) or GPT-2's weights; cfg's shape
     keys are set to what the model really is (e.g. gpt2-medium's)."""
@@ -299,7 +308,7 @@ def train(cfg: TrainConfig) -> dict:
         device = resolve_device(cfg.device)
         if ddp:
             device = init_distributed(device)
-            stack.callback(dist.destroy_process_group)
+            stack.push(leave_distributed)
         master, accum = rank == 0, cfg.gradient_accumulation_steps // world
         tokens_per_iter = cfg.batch_size * cfg.gradient_accumulation_steps * cfg.block_size
         data, meta = open_data(os.path.join("data", cfg.dataset), cfg.block_size)
