@@ -51,6 +51,18 @@ def _parse_cli_value(raw: str, typ: Any) -> Any:
         return raw
 
 
+class _Namespace(dict):
+    """A config file's local namespace, remembering the names the file assigns."""
+
+    def __init__(self, values: dict):
+        super().__init__(values)
+        self.assigned: set[str] = set()
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.assigned.add(key)
+        super().__setitem__(key, value)
+
+
 def _unknown(key: str, known: list[str]) -> UsageError:
     close = difflib.get_close_matches(key, known, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
@@ -65,8 +77,11 @@ def help_text(cls: type) -> str:
     return "\n".join(lines)
 
 
-def configure(cls: type[T], argv: list[str]) -> T:
-    """Build cls (a dataclass with a default for every field) from config files and --key=value arguments."""
+def configure(cls: type[T], argv: list[str], given: set[str] | None = None) -> T:
+    """Build cls (a dataclass with a default for every field) from config files and --key=value arguments.
+    The keys they set are added to `given`, when passed (train.py's resume takes the rest from a
+    checkpoint)."""
+    given = set() if given is None else given
     types_ = {f.name: f.type for f in dataclasses.fields(cls)}
     values = {f.name: f.default for f in dataclasses.fields(cls)}
     for arg in argv:
@@ -78,15 +93,17 @@ def configure(cls: type[T], argv: list[str]) -> T:
                 source = open(arg, encoding="utf-8").read()
             except OSError as e:
                 raise UsageError(f"cannot read config file {arg}: {e.strerror}") from None
-            scope = dict(values)  # a file may read earlier values: lr_decay_iters = max_iters
-            exec(compile(source, arg, "exec"), scope)
-            for key, value in scope.items():
+            scope = _Namespace(values)  # a file may read earlier values: lr_decay_iters = max_iters
+            exec(compile(source, arg, "exec"), {"__builtins__": __builtins__}, scope)
+            for key in sorted(scope.assigned & scope.keys()):
+                value = scope[key]
                 if key.startswith("_") or isinstance(value, (types.ModuleType, types.FunctionType, type)):
                     continue  # __builtins__, and helpers a config file may define or import
                 try:
                     if key not in types_:
                         raise _unknown(key, list(types_))
                     values[key] = _check(key, value, types_[key])
+                    given.add(key)  # assigned by the file, even to the value it had
                 except UsageError as e:
                     raise UsageError(f"{arg}: {e}") from None
         else:
@@ -96,13 +113,18 @@ def configure(cls: type[T], argv: list[str]) -> T:
             if key not in types_:
                 raise _unknown(key, list(types_))
             values[key] = _check(key, _parse_cli_value(raw, types_[key]), types_[key])
+            given.add(key)
     return cls(**values)
 
 
 def cli(main: Callable[[list[str]], Any]) -> None:
-    """Run main(sys.argv[1:]); a UsageError ends the program with its one-line message and exit code 2."""
+    """Run main(sys.argv[1:]); a UsageError ends the program with its one-line message and exit code 2, Ctrl-C
+    with exit code 130, both without a traceback."""
     try:
         main(sys.argv[1:])
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # Ctrl-C (or a second one, where a first one asks for a clean stop)
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -10,11 +10,13 @@ signals, and HellaSwag scoring.
 """
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import signal
+import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -22,6 +24,11 @@ import torch.distributed as dist
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
+
+try:
+    import fcntl  # out_dir locks; not on Windows, which runs without them
+except ImportError:
+    fcntl = None
 
 from configurator import UsageError
 from data.common import DataError, Tokenizer, atomic_write, load_meta
@@ -143,27 +150,58 @@ def get_batch(data: np.ndarray, offsets: np.ndarray, block_size: int,
 # -----------------------------------------------------------------------------
 # checkpoints and models
 
-CHECKPOINT_KEYS = {"model", "model_args", "iter_num", "best_val_loss", "config", "meta"}
+CHECKPOINT_KEYS = {"model", "model_args", "iter_num", "best_val_loss", "config", "meta", "checksum"}
+
+
+def checksum(obj) -> str:
+    """SHA-256 of a checkpoint's contents: every tensor's bytes and every other value's repr, in order.
+    torch's zip reader checks no CRC, so without it a flipped byte inside a weight would load silently."""
+    h = hashlib.sha256()
+
+    def visit(x) -> None:
+        if isinstance(x, torch.Tensor):
+            h.update(f"{x.dtype}{tuple(x.shape)}".encode())
+            h.update(x.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+        elif isinstance(x, dict):
+            for k, v in x.items():
+                h.update(repr(k).encode())
+                visit(v)
+        elif isinstance(x, (list, tuple)):
+            h.update(f"{type(x).__name__}{len(x)}".encode())
+            for v in x:
+                visit(v)
+        else:
+            h.update(repr(x).encode())
+    visit(obj)
+    return h.hexdigest()
 
 
 def save_checkpoint(obj: dict, path: str) -> None:
-    """Write atomically: a crash or kill mid-write leaves the previous file at path intact."""
+    """Write atomically, with a checksum: a crash or kill mid-write leaves the previous file at path
+    intact."""
+    obj = {k: v for k, v in obj.items() if k != "checksum"}
+    obj["checksum"] = checksum(obj)
     with atomic_write(path) as f:
         torch.save(obj, f)
 
 
-def load_checkpoint(path: str, device: torch.device | str = "cpu") -> dict:
-    """The one checkpoint loader. Loads tensors and plain data only (weights_only)."""
+def load_checkpoint(path: str, device: torch.device | str = "cpu", verify: bool = True) -> dict:
+    """The one checkpoint loader. Loads tensors and plain data only (weights_only). verify=False skips the
+    checksum and maps the file instead of reading it: a cheap look at iter_num, config and meta."""
     if not os.path.isfile(path):
         raise UsageError(f"no checkpoint at {path}: train one first, or point out_dir at the run to load")
     try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
+        ckpt = torch.load(path, map_location=device, weights_only=True, mmap=not verify)
     except Exception as e:
         reason = f"{type(e).__name__}: {str(e).splitlines()[0]}"
         raise UsageError(f"checkpoint {path} is unreadable ({reason})") from None
     missing = CHECKPOINT_KEYS - set(ckpt if isinstance(ckpt, dict) else {})
     if missing:
         raise UsageError(f"{path} is not a checkpoint of this codebase: it lacks {sorted(missing)}")
+    stored = ckpt.pop("checksum")
+    if verify and checksum(ckpt) != stored:
+        raise UsageError(f"checkpoint {path} is damaged (its contents do not match their checksum): "
+                         f"use best.pt or a copy")
     return ckpt
 
 
@@ -193,7 +231,13 @@ def load_model(init_from: str, out_dir: str = "out",
         model, tokenizer = model_from_checkpoint(ckpt), Tokenizer.from_meta(ckpt["meta"])
         source = f"{path} (iter {ckpt['iter_num']}, best val loss {ckpt['best_val_loss']:.4f})"
     else:
-        model, tokenizer, source = load_pretrained(init_from), Tokenizer.gpt2(), init_from
+        model, source = load_pretrained(init_from), init_from
+        meta_path = os.path.join(init_from, "meta.json")  # eval.py's export of a run carries its tokenizer
+        if os.path.isfile(meta_path):
+            with open(meta_path, encoding="utf-8") as f:
+                tokenizer = Tokenizer.from_meta(json.load(f))
+        else:
+            tokenizer = Tokenizer.gpt2()
         if model.config.tokenizer_vocab_size is None and model.config.vocab_size > tokenizer.vocab_size:
             # rows past GPT-2's vocab are never sampled
             model.config.tokenizer_vocab_size = tokenizer.vocab_size
@@ -227,7 +271,97 @@ SEPARATOR = "-" * 15  # printed after every sample (sample.py, and train.py's ev
 
 
 # -----------------------------------------------------------------------------
+# a training run's out_dir: one run owns it, one process writes it at a time
+
+RUN_FILES = ("ckpt.pt", "best.pt", "metrics.jsonl", "config.json")  # what a run writes into its out_dir
+
+
+def check_new_run(out_dir: str, overwrite: bool) -> None:
+    """Refuse to start a new run in an out_dir that holds another run's checkpoint, unless overwrite. Reads
+    only."""
+    held = [name for name in RUN_FILES[:3] if os.path.exists(os.path.join(out_dir, name))]
+    if not held or overwrite:
+        return
+    what = f"{held[0]} of a run that saved no checkpoint"
+    if held[0] != "metrics.jsonl":
+        ckpt = load_checkpoint(os.path.join(out_dir, held[0]), verify=False)
+        what = f"{held[0]} at iter {ckpt['iter_num']}, best val loss {ckpt['best_val_loss']:.4f}"
+    raise UsageError(f"{out_dir} holds another run ({what}): continue it with --init_from=resume, choose "
+                     f"another --out_dir, or replace it with --overwrite=True")
+
+
+@contextlib.contextmanager
+def claim_out_dir(out_dir: str, new_run: bool, overwrite: bool) -> Iterator[None]:
+    """Hold out_dir for this process, for a new run (checked by check_new_run) or a resumed one. A second run
+    on it is refused, naming the PID that holds it. flock is released by the OS when the process dies, so a
+    killed run leaves no stale lock. A refused run changes no file that was there."""
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, ".lock"), "a+", encoding="utf-8") as f:
+        try:
+            if fcntl is not None:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            pid = f.read().strip() or "unknown"
+            raise UsageError(f"{out_dir} is in use by another run (PID {pid}): wait for it to end, or choose "
+                             f"another --out_dir") from None
+        if new_run:
+            check_new_run(out_dir, overwrite)
+        f.truncate(0)
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        yield
+
+
+def clear_run(out_dir: str) -> None:
+    """Remove a run's files (--overwrite=True): the new run replaces the old one as a whole, never mixed."""
+    for name in RUN_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(out_dir, name))
+
+
+def truncate_metrics(path: str, iter_num: int) -> None:
+    """Keep what a run resumed at iter_num does not log again: records before it, and its train record (the
+    eval at iter_num is replayed). Lines that are not JSON records (cut by a crash) go too."""
+    if not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8") as f:
+        lines = f.readlines()
+    kept = []
+    for line in lines:
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(r, dict) and isinstance(r.get("iter"), int) and (
+                r["iter"] < iter_num or (r["iter"] == iter_num and "val_loss" not in r)):
+            kept.append(line if line.endswith("\n") else line + "\n")
+    if kept != lines:
+        with atomic_write(path, "w", encoding="utf-8") as f:
+            f.writelines(kept)
+
+
+# -----------------------------------------------------------------------------
 # a training run's metrics.jsonl (and wandb) and its stop signals
+
+def prepare_out_dir(cfg, iter_num: int) -> None:
+    """Make out_dir ready for this run's writes (under its lock): a resumed run drops the metrics it will log
+    again; --overwrite=True clears the old run as a whole. Then the resolved config goes to config.json.
+    cfg: train.py's TrainConfig."""
+    os.makedirs(cfg.out_dir, exist_ok=True)
+    if cfg.init_from == "resume":
+        truncate_metrics(os.path.join(cfg.out_dir, "metrics.jsonl"), iter_num)
+    elif cfg.overwrite:
+        clear_run(cfg.out_dir)
+    with atomic_write(os.path.join(cfg.out_dir, "config.json"), "w", encoding="utf-8") as f:
+        json.dump(dataclasses.asdict(cfg), f, indent=1)
+
+
+def clock(seconds: float) -> str:
+    """h:mm:ss"""
+    m, s = divmod(int(seconds), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}"
+
 
 class MetricsLog:
     """out_dir/metrics.jsonl (one JSON record a line) and, with wandb_log, a wandb run. Only the master
@@ -236,7 +370,9 @@ class MetricsLog:
     def __init__(self, cfg, master: bool):
         """cfg: train.py's TrainConfig (out_dir, wandb_log, wandb_project, wandb_run_name)."""
         path = os.path.join(cfg.out_dir, "metrics.jsonl")
-        self.file = open(path, "a", encoding="utf-8") if master else None
+        # a resumed run appends (truncate_metrics dropped what it replays); a new one starts the file afresh
+        mode = "a" if cfg.init_from == "resume" else "w"
+        self.file = open(path, mode, encoding="utf-8") if master else None
         self.wandb, self.wandb_run = None, None
         if cfg.wandb_log and master:
             import wandb  # optional dependency, imported only when asked for
@@ -262,18 +398,48 @@ class MetricsLog:
             self.wandb_run.finish()
 
 
+def any_process(flag: bool, device: torch.device) -> bool:
+    """flag on any process, so that all of them stop together (the others would hang in the next
+    all-reduce)."""
+    if not dist.is_initialized():
+        return flag
+    t = torch.tensor(float(flag), device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+class Interrupted(Exception):
+    """A stop was requested in the middle of long work (an evaluation): abandon it."""
+
+
 @contextlib.contextmanager
 def stop_requests() -> Iterator[list]:
-    """While inside, SIGTERM and SIGINT append to the yielded list instead of killing the process, so the loop
-    can save a checkpoint and stop at the end of its step. The previous handlers come back on every exit."""
+    """While inside, a first SIGTERM or SIGINT is acknowledged at once and appended to the yielded list
+    instead of killing the process, so the run can save a checkpoint of the current step and stop; a second
+    one raises KeyboardInterrupt, which quits without saving (atomic writes leave the previous checkpoint
+    whole). The previous handlers come back on every exit."""
     signalled = []
-    previous = {s: signal.signal(s, lambda *_: signalled.append(True))
-                for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(signum, frame) -> None:
+        if signalled:
+            raise KeyboardInterrupt
+        signalled.append(signum)
+        print(f"\n{signal.Signals(signum).name} (pid {os.getpid()}): saving a checkpoint of the current "
+              f"step, then stopping; send it again to quit at once without saving", file=sys.stderr,
+              flush=True)
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield signalled
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def progress(iterable, desc: str, total: int | None = None, enabled: bool = True) -> tqdm:
+    """A progress bar on stderr for work that may take long. It appears only after 2 s, so short phases stay
+    quiet, and in a log file (not a terminal) it is refreshed every 10 s rather than flooding it."""
+    return tqdm(iterable, desc=desc, total=total, disable=not enabled, delay=2, leave=False,
+                mininterval=0.5 if sys.stderr.isatty() else 10)
 
 
 def read_metrics(path: str) -> tuple[list[dict], list[dict]]:
@@ -350,11 +516,13 @@ def score_endings(model: GPT, example: dict, tokenizer: Tokenizer, device: torch
 
 
 def hellaswag_accuracy(model: GPT, examples: list[dict], tokenizer: Tokenizer, device: torch.device | str,
-                       ctx, rank: int = 0, world: int = 1, progress: bool = False) -> dict:
+                       ctx, rank: int = 0, world: int = 1, show_progress: bool = False,
+                       should_stop: Callable[[], bool] | None = None) -> dict:
     """{'examples', 'correct', 'correct_norm', 'acc', 'acc_norm'} over examples. Process `rank` of `world`
     scores examples rank, rank + world, ...; with torch.distributed initialized the counts are summed over all
     processes, so every process must call this. Pass the plain model, not a DDP or compiled wrapper (each
-    example has its own length, which would recompile). The model's train/eval mode is restored afterwards."""
+    example has its own length, which would recompile). The model's train/eval mode is restored afterwards.
+    should_stop() is asked before each example (on every process alike); when true, Interrupted is raised."""
     if tokenizer.kind != "gpt2":
         raise UsageError(f"HellaSwag needs a model with GPT-2's BPE tokenizer, not the {tokenizer.kind} "
                          f"tokenizer")
@@ -362,8 +530,15 @@ def hellaswag_accuracy(model: GPT, examples: list[dict], tokenizer: Tokenizer, d
     was_training = model.training
     model.eval()
     n = correct = correct_norm = 0
-    bar = tqdm(range(rank, len(examples), world), desc="hellaswag", unit="ex", disable=not progress)
-    for i in bar:
+    # every process takes the same number of turns, so that should_stop (maybe an all-reduce) pairs up
+    bar = progress(range(0, len(examples), world), "hellaswag", enabled=show_progress)
+    for base in bar:
+        if should_stop is not None and should_stop():
+            model.train(was_training)
+            raise Interrupted
+        i = base + rank
+        if i >= len(examples):
+            continue
         total, mean = score_endings(model, examples[i], tokenizer, device, ctx)
         n += 1
         correct += total.argmin().item() == examples[i]["label"]

@@ -244,7 +244,8 @@ def main(argv: list[str]):
         print(f"wrote {output} ({maps.size(0)} layers x {maps.size(1)} heads, {len(ids)} tokens)")
         return maps
     dtype = resolve_dtype(cfg.dtype, device)
-    result = hellaswag_accuracy(model, examples, tokenizer, device, autocast(device, dtype), progress=True)
+    result = hellaswag_accuracy(model, examples, tokenizer, device, autocast(device, dtype),
+                                show_progress=True)
     print(f"hellaswag: {result['examples']} examples, acc {result['acc']:.4f} (lowest summed loss), "
           f"acc_norm {result['acc_norm']:.4f} (lowest mean loss per token)")
     return result

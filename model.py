@@ -310,8 +310,8 @@ class GPT(nn.Module):
                 logits, _ = self(idx, cache=cache)
             else:
                 logits, _ = self(idx[:, -1:], cache=cache)
-            logits = logits[:, -1, :].float()
-            logits[:, self.config.real_vocab_size:] = -float("inf")  # padding rows are never sampled
+            # padding rows are never sampled; cut off, so that a padded model samples as its unpadded export
+            logits = logits[:, -1, :self.config.real_vocab_size].float()
             nxt = sample_next(logits, temperature, top_k, top_p, generator)  # (B, 1)
             if stop_token is not None:
                 nxt = nxt.masked_fill(done[:, None], stop_token)

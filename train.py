@@ -14,7 +14,7 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
@@ -22,17 +22,20 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import UsageError, cli, configure
-from core import (SEPARATOR, MetricsLog, autocast, encode_prompt, get_batch, hellaswag_accuracy,
-                  load_checkpoint, load_pretrained, maybe_compile, model_from_checkpoint, open_data,
-                  peak_flops, resolve_device, resolve_dtype, save_checkpoint, stop_requests)
-from data.common import Tokenizer, atomic_write, load_hellaswag
+from core import (SEPARATOR, Interrupted, MetricsLog, any_process, autocast, check_new_run, claim_out_dir,
+                  clock, encode_prompt, get_batch, hellaswag_accuracy, load_checkpoint, load_pretrained,
+                  maybe_compile, model_from_checkpoint, open_data, peak_flops, prepare_out_dir, progress,
+                  resolve_device, resolve_dtype, save_checkpoint, stop_requests)
+from data.common import Tokenizer, load_hellaswag
 from model import GPT, GPTConfig, padded_vocab
 
 
 @dataclass
 class TrainConfig:
     # I/O
-    out_dir: str = "out"
+    out_dir: str = "out"  # a run owns it: a new run is refused where another left a checkpoint
+    overwrite: bool = False  # True: a new run replaces the one in out_dir as a whole (checkpoints, metrics)
+    verbose: bool = False  # also print the whole config (it always goes to out_dir/config.json)
     eval_interval: int = 2000
     log_interval: int = 1
     eval_iters: int = 200
@@ -84,6 +87,8 @@ class TrainConfig:
 
 
 ARCH_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "bias")  # may not change on resume
+# taken from the command line only, never from a checkpoint's config
+COMMAND_KEYS = ("init_from", "out_dir", "overwrite", "eval_only", "verbose")
 
 
 def get_lr(it: int, cfg: TrainConfig) -> float:
@@ -139,6 +144,9 @@ def build_model(cfg: TrainConfig, meta: dict, ckpt: dict | None) -> GPT:
     keys are set to what the model really is (e.g. gpt2-medium's)."""
     vocab = meta["vocab_size"]
     if ckpt is not None:
+        if any(ckpt["meta"].get(k) != meta.get(k) for k in ("tokenizer", "vocab_size", "chars")):
+            raise UsageError(f"data/{cfg.dataset} has another vocabulary than the checkpoint's data: "
+                             f"{meta['vocab_size']} vs {ckpt['meta']['vocab_size']} tokens, or other chars")
         changed = {k: (ckpt["model_args"][k], getattr(cfg, k)) for k in ARCH_KEYS
                    if ckpt["model_args"][k] != getattr(cfg, k)}
         if changed:
@@ -197,9 +205,9 @@ class Evaluator:
     the same data; training sees no change), split over the processes; HellaSwag and samples if cfg asks."""
 
     def __init__(self, cfg: TrainConfig, data: dict, meta: dict, device: torch.device, ctx, rank: int,
-                 world: int, vocab_size: int):
+                 world: int, vocab_size: int, signalled: list):
         self.cfg, self.data, self.device, self.ctx = cfg, data, device, ctx
-        self.rank, self.world = rank, world
+        self.rank, self.world, self.signalled = rank, world, signalled
         self.offsets = {split: np.random.default_rng([cfg.seed, 1 + i]).integers(
             0, len(data[split]) - cfg.block_size, size=(cfg.eval_iters, cfg.batch_size))
             for i, split in enumerate(("train", "val"))}
@@ -221,7 +229,14 @@ class Evaluator:
         for split, offsets in self.offsets.items():
             # (sum of losses, count), this process's share of batches
             total = torch.zeros(2, device=self.device)
-            for k in range(self.rank, self.cfg.eval_iters, self.world):
+            # every process takes the same number of turns, so that the stop checks pair up
+            for base in progress(range(0, self.cfg.eval_iters, self.world), f"eval {split}",
+                                 enabled=self.rank == 0):
+                if self.stop_requested():
+                    raise Interrupted
+                k = base + self.rank
+                if k >= self.cfg.eval_iters:
+                    continue
                 with self.ctx:
                     total[0] += model(*get_batch(self.data[split], offsets[k], self.cfg.block_size,
                                                  self.device))[1].float()
@@ -231,6 +246,10 @@ class Evaluator:
             out[f"{split}_loss"] = (total[0] / total[1]).item()
         model.train()
         return out
+
+    def stop_requested(self) -> bool:
+        """A signal abandons the evaluation (a real one takes minutes), on every process alike."""
+        return any_process(bool(self.signalled), self.device)
 
     @torch.no_grad()
     def samples(self, model: GPT) -> list[str]:
@@ -251,7 +270,7 @@ class Evaluator:
         out = self.losses(model)
         if self.hellaswag is not None:  # on every process: the examples are split between them
             hella = hellaswag_accuracy(raw_model, self.hellaswag, self.tokenizer, self.device, self.ctx,
-                                       self.rank, self.world)
+                                       self.rank, self.world, self.rank == 0, self.stop_requested)
             out.update(hellaswag_acc=hella["acc"], hellaswag_acc_norm=hella["acc_norm"])
         if self.prompt is not None and self.rank == 0:
             out["samples"] = self.samples(raw_model)
@@ -285,16 +304,6 @@ def train_step(model: torch.nn.Module, scaler: torch.amp.GradScaler, batches: It
     return total
 
 
-def any_process(flag: bool, device: torch.device) -> bool:
-    """flag on any process, so that all of them stop together (the others would hang in the next
-    all-reduce)."""
-    if not dist.is_initialized():
-        return flag
-    t = torch.tensor(float(flag), device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
-
-
 # -----------------------------------------------------------------------------
 
 def train(cfg: TrainConfig) -> dict:
@@ -304,16 +313,26 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.gradient_accumulation_steps % world:
         raise UsageError(f"gradient_accumulation_steps={cfg.gradient_accumulation_steps} does not divide "
                          f"over {world} processes: make it a multiple of {world}")
+    master, accum, resume = rank == 0, cfg.gradient_accumulation_steps // world, cfg.init_from == "resume"
     with contextlib.ExitStack() as stack:  # releases what the run opens, in reverse, however it ends
+        if master:
+            stack.enter_context(claim_out_dir(cfg.out_dir, not resume, cfg.overwrite))
+        elif not resume:
+            check_new_run(cfg.out_dir, cfg.overwrite)
+        signalled = stack.enter_context(stop_requests())
         device = resolve_device(cfg.device)
         if ddp:
             device = init_distributed(device)
             stack.push(leave_distributed)
-        master, accum = rank == 0, cfg.gradient_accumulation_steps // world
         tokens_per_iter = cfg.batch_size * cfg.gradient_accumulation_steps * cfg.block_size
         data, meta = open_data(os.path.join("data", cfg.dataset), cfg.block_size)
         ckpt_path, best_path = os.path.join(cfg.out_dir, "ckpt.pt"), os.path.join(cfg.out_dir, "best.pt")
-        ckpt = load_checkpoint(ckpt_path, device) if cfg.init_from == "resume" else None
+        ckpt = load_checkpoint(ckpt_path, device) if resume else None
+        if ckpt is not None and ckpt["iter_num"] >= cfg.max_iters and not cfg.eval_only:
+            if master:
+                print(f"{cfg.out_dir} is finished at iter {ckpt['iter_num']} >= max_iters={cfg.max_iters}; "
+                      f"raise --max_iters to train on")
+            return {"iter_num": ckpt["iter_num"], "best_val_loss": ckpt["best_val_loss"]}
         torch.manual_seed(cfg.seed)  # the same initial weights on every process
         raw_model = build_model(cfg, meta, ckpt).to(device)
         dtype = resolve_dtype(cfg.dtype, device, raw_model.config.n_embd)
@@ -324,7 +343,7 @@ def train(cfg: TrainConfig) -> dict:
         iter_num, best_val_loss = restore(ckpt, cfg, optimizer, scaler) if ckpt else (0, float("inf"))
         del ckpt  # free it
         if master:
-            announce(cfg, raw_model, device, dtype, world, tokens_per_iter)
+            announce(cfg, raw_model, data, device, dtype, world, tokens_per_iter)
         if cfg.compile:
             example = next(micro_batches(data, cfg, iter_num, rank, world, device))
             model = maybe_compile(raw_model, example, ctx)
@@ -332,31 +351,42 @@ def train(cfg: TrainConfig) -> dict:
             model = raw_model
         if ddp:
             model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-        evaluate = Evaluator(cfg, data, meta, device, ctx, rank, world, raw_model.config.vocab_size)
+        evaluate = Evaluator(cfg, data, meta, device, ctx, rank, world, raw_model.config.vocab_size,
+                             signalled)
+        if master:  # the first write into out_dir, now that every check has passed
+            prepare_out_dir(cfg, iter_num)
         log = stack.enter_context(contextlib.closing(MetricsLog(cfg, master)))
-        signalled = stack.enter_context(stop_requests())
         peak = peak_flops(device, cfg.peak_tflops)
         if cfg.eval_only:
             losses = evaluate(model, raw_model)
             print_eval(f"eval at iter {iter_num}", losses, master)
             return {"iter_num": iter_num, "best_val_loss": best_val_loss, **losses}
 
-        losses, train_loss, steps, t0 = {}, torch.zeros((), device=device), 0, time.perf_counter()
+        def save(path: str) -> None:  # the current state, from the master process
+            if master:
+                save_checkpoint(checkpoint_state(raw_model, optimizer, scaler, cfg, meta, iter_num,
+                                                 best_val_loss), path)
+
+        losses, train_loss, steps = {}, torch.zeros((), device=device), 0
+        t_start = t0 = time.perf_counter()
         while True:
             if iter_num % cfg.eval_interval == 0 or iter_num == cfg.max_iters:
                 t_eval = time.perf_counter()
-                losses = evaluate(model, raw_model)
+                try:
+                    losses = evaluate(model, raw_model)
+                except Interrupted:  # save the current step, as after a signal between steps
+                    save(ckpt_path)
+                    break
+                check_finite("val_loss", losses["val_loss"], iter_num, cfg.out_dir)
                 improved = losses["val_loss"] < best_val_loss
                 best_val_loss = min(best_val_loss, losses["val_loss"])
                 print_eval(f"iter {iter_num}", losses, master)
                 log({"iter": iter_num, "tokens": iter_num * tokens_per_iter, "lr": get_lr(iter_num, cfg),
                      **losses})
-                if master and iter_num > 0:
-                    state = checkpoint_state(raw_model, optimizer, scaler, cfg, meta, iter_num, best_val_loss)
-                    if improved:
-                        save_checkpoint(state, best_path)
-                    if improved or cfg.always_save_checkpoint or iter_num == cfg.max_iters:
-                        save_checkpoint(state, ckpt_path)
+                if iter_num > 0 and improved:
+                    save(best_path)
+                if iter_num > 0 and (improved or cfg.always_save_checkpoint or iter_num == cfg.max_iters):
+                    save(ckpt_path)
                 t0 += time.perf_counter() - t_eval  # eval time stays out of ms/iter
             if iter_num >= cfg.max_iters:
                 break
@@ -377,31 +407,52 @@ def train(cfg: TrainConfig) -> dict:
             if iter_num % cfg.log_interval == 0:
                 record, flops = step_record(raw_model, train_loss, steps, grad_norm, lr, t0, iter_num,
                                             tokens_per_iter, cfg.block_size, peak)
-                print_step(record, flops, master)
+                check_finite("loss", record["loss"], iter_num, cfg.out_dir)
+                print_step(record, flops, master, cfg.max_iters, t_start)
                 log(record)
                 train_loss.zero_()
                 steps, t0 = 0, time.perf_counter()
             if stop:
-                if master:
-                    save_checkpoint(checkpoint_state(raw_model, optimizer, scaler, cfg, meta, iter_num,
-                                                     best_val_loss), ckpt_path)
-                    print(f"stopped by a signal: checkpoint of iter {iter_num} saved to {ckpt_path}")
+                save(ckpt_path)
                 break
-    return {"iter_num": iter_num, "best_val_loss": best_val_loss, **losses}
+        if master:
+            print_end(cfg, iter_num, best_val_loss, bool(signalled))
+        return {"iter_num": iter_num, "best_val_loss": best_val_loss, **losses}
 
 
 # -----------------------------------------------------------------------------
-# what the master process prints and logs
+# what the run prints and leaves in out_dir
 
-def announce(cfg: TrainConfig, model: GPT, device: torch.device, dtype: torch.dtype, world: int,
+def check_finite(key: str, value: float, iter_num: int, out_dir: str) -> None:
+    """A NaN or inf loss stops the run before it writes a checkpoint of that model."""
+    if not math.isfinite(value):
+        raise UsageError(f"{key} is {value} at iter {iter_num}: the run diverged and stopped; {out_dir} "
+                         f"keeps its last good checkpoint. Lower learning_rate, or raise warmup_iters")
+
+
+def announce(cfg: TrainConfig, model: GPT, data: dict, device: torch.device, dtype: torch.dtype, world: int,
              tokens_per_iter: int) -> None:
-    """Print the resolved config and write it to out_dir/config.json."""
-    os.makedirs(cfg.out_dir, exist_ok=True)
-    print(json.dumps(asdict(cfg), indent=1))
-    with atomic_write(os.path.join(cfg.out_dir, "config.json"), "w", encoding="utf-8") as f:
-        json.dump(asdict(cfg), f, indent=1)
-    print(f"{model.get_num_params() / 1e6:.2f}M parameters; {tokens_per_iter:,} tokens per iteration; "
-          f"device {device}, {dtype}, {world} process(es)")
+    """Say in a few lines what is about to run."""
+    if cfg.verbose:
+        print(json.dumps(asdict(cfg), indent=1))
+    c = model.config
+    print(f"model: {model.get_num_params() / 1e6:.2f}M parameters, {c.n_layer} layers, {c.n_head} heads, "
+          f"{c.n_embd} wide, context {c.block_size} ({cfg.init_from})")
+    print(f"data: {os.path.join('data', cfg.dataset)}, {len(data['train']):,} train and "
+          f"{len(data['val']):,} val tokens; {tokens_per_iter:,} tokens per step, {cfg.max_iters:,} steps")
+    print(f"device {device}, {dtype}, compile={cfg.compile}, {world} process(es); "
+          f"writing to {cfg.out_dir}/ (the whole config is in config.json)")
+
+
+def print_end(cfg: TrainConfig, iter_num: int, best_val_loss: float, signalled: bool) -> None:
+    """Where the run left its model, and how to use it."""
+    ckpt = os.path.join(cfg.out_dir, "ckpt.pt")
+    if signalled:
+        print(f"stopped by a signal: checkpoint of iter {iter_num} saved to {ckpt}; continue with\n"
+              f"  python train.py --init_from=resume --out_dir={cfg.out_dir}")
+        return
+    print(f"done: {ckpt} holds iter {iter_num}, best val loss {best_val_loss:.4f}; sample from it with\n"
+          f"  python sample.py --out_dir={cfg.out_dir}")
 
 
 def print_eval(prefix: str, losses: dict, master: bool) -> None:
@@ -429,16 +480,33 @@ def step_record(model: GPT, train_loss: torch.Tensor, steps: int, grad_norm: tor
     return record, flops
 
 
-def print_step(r: dict, flops: float, master: bool) -> None:
+def print_step(r: dict, flops: float, master: bool, max_iters: int, t_start: float) -> None:
     if not master:
         return
     speed = f"mfu {100 * r['mfu']:.1f}%" if r["mfu"] is not None else f"{flops / 1e12:.2f} TFLOP/s"
+    eta = (max_iters - r["iter"]) * r["ms_per_iter"] / 1000
     print(f"iter {r['iter']}: loss {r['loss']:.4f}, lr {r['lr']:.2e}, grad norm {r['grad_norm']:.3f}, "
-          f"{r['ms_per_iter']:.1f} ms/iter, {r['tokens_per_s']:,.0f} tok/s, {speed}")
+          f"{r['ms_per_iter']:.1f} ms/iter, {r['tokens_per_s']:,.0f} tok/s, {speed}, "
+          f"{clock(time.perf_counter() - t_start)} elapsed, eta {clock(eta)}")
+
+
+def resume_config(cfg: TrainConfig, given: set[str]) -> TrainConfig:
+    """For init_from='resume': the config stored in out_dir's checkpoint, with the keys given on this command
+    line (config files and flags) on top. Those that would change what the checkpoint means are refused."""
+    saved = load_checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"), verify=False)["config"]
+    changed = [k for k in (*ARCH_KEYS, "dataset") if k in given and getattr(cfg, k) != saved.get(k)]
+    if changed:
+        raise UsageError("cannot resume with a different " + ", ".join(
+            f"{k} ({getattr(cfg, k)!r}; the checkpoint has {saved.get(k)!r})" for k in changed) +
+            ": drop those keys, or start a new run in another out_dir")
+    keys = {f.name for f in fields(TrainConfig)} - set(COMMAND_KEYS) - given
+    return TrainConfig(**{**asdict(cfg), **{k: v for k, v in saved.items() if k in keys}})
 
 
 def main(argv: list[str]) -> None:
-    train(configure(TrainConfig, argv))
+    given: set[str] = set()
+    cfg = configure(TrainConfig, argv, given)
+    train(resume_config(cfg, given) if cfg.init_from == "resume" else cfg)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ code that runs only under DDP (in torchrun's processes). Each line below is brok
 repository, and the tests that guard it must fail.
 
     python tests/mutate_by_hand.py        # about 3 minutes on 2 cores; exit status 1 if a mutant survives
+    python tests/mutate_by_hand.py test_runs.py   # only the mutations that file guards
 
 Not collected by pytest (its name does not start with test_). See tests/mutants.md.
 """
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MUTATIONS = [
     ("model.py", "nxt = nxt.masked_fill(done[:, None], stop_token)", "pass", "test_model.py test_sample.py"),
     ("model.py", "if stop_token is not None and done.all():", "if False:", "test_model.py test_sample.py"),
-    ("model.py", 'logits[:, self.config.real_vocab_size:] = -float("inf")', "pass",
+    ("model.py", "logits[:, -1, :self.config.real_vocab_size]", "logits[:, -1, :]",
      "test_model.py test_sample.py"),
     ("model.py", "self(idx[:, -1:], cache=cache)", "self(idx[:, -2:-1], cache=cache)", "test_model.py"),
     ("model.py", "if not use_cache or idx.size(1) > bs:", "if not use_cache:", "test_model.py"),
@@ -44,6 +45,24 @@ MUTATIONS = [
      "test_train.py::test_ddp_equals_one_process"),
     ("train.py", "train_loss /= dist.get_world_size()", "train_loss *= dist.get_world_size()",
      "test_train.py::test_ddp_equals_one_process"),
+    # a run's out_dir (what happens around the loop runs in subprocesses, where mutmut does not follow)
+    ("core.py", "fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)", "pass", "test_runs.py"),
+    ("core.py", "    if not held or overwrite:\n        return", "    if True:\n        return", "test_runs.py"),
+    ("core.py", "    if verify and checksum(ckpt) != stored:", "    if False:", "test_runs.py"),
+    ("core.py", 'r["iter"] < iter_num or', 'r["iter"] <= iter_num or', "test_runs.py"),
+    ("core.py", '            kept.append(line if line.endswith("\\n") else line + "\\n")',
+     "            kept.append(line)", "test_runs.py"),
+    ("core.py", "        if signalled:\n            raise KeyboardInterrupt", "        if False:\n            pass",
+     "test_runs.py"),
+    ("core.py", '        if os.path.isfile(meta_path):', "        if False:", "test_runs.py"),
+    ("train.py", "                if self.stop_requested():\n                    raise Interrupted",
+     "                pass", "test_runs.py"),
+    ("train.py", "    keys = {f.name for f in fields(TrainConfig)} - set(COMMAND_KEYS) - given",
+     "    keys = set()", "test_runs.py"),
+    ("train.py", "        if ckpt is not None and ckpt[\"iter_num\"] >= cfg.max_iters and not cfg.eval_only:",
+     "        if False:", "test_runs.py"),
+    ("train.py", "        check_finite(\"loss\", record[\"loss\"], iter_num, cfg.out_dir)", "        pass",
+     "test_train.py"),
 ]
 
 
@@ -65,6 +84,8 @@ def main() -> int:
             (copy / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, copy / name)
         for i, (name, old, new, tests) in enumerate(MUTATIONS):
+            if len(sys.argv) > 1 and sys.argv[1] not in tests:  # e.g. test_runs.py: only the mutations it guards
+                continue
             source = (copy / name).read_text(encoding="utf-8")
             if source.count(old) != 1:
                 print(f"#{i} {name}: the line to break is no longer there: {old.strip()[:70]!r}")

@@ -118,7 +118,7 @@ def memorizer(tmp_path_factory):
     out = tmp / "big"
     os.makedirs(out)
     core.save_checkpoint({**ckpt, "model": big.state_dict(), "model_args": asdict(big.config),
-                           "meta": {**ckpt["meta"], **tok.meta()}}, str(out / "ckpt.pt"))
+                           "meta": {**ckpt["meta"], "chars": None, **tok.meta()}}, str(out / "ckpt.pt"))
     return str(out)
 
 

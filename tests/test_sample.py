@@ -31,13 +31,13 @@ def printed(texts) -> str:
 
 @functools.cache
 def exported(ckpt_path: str):
-    """(HF GPT2LMHeadModel, tokenizer, our padded vocab size) of a checkpoint, exported by eval.py (whose
-    logits test_eval checks against ours)."""
+    """(HF GPT2LMHeadModel, tokenizer) of a checkpoint, exported by eval.py (whose logits test_eval checks
+    against ours)."""
     from transformers import GPT2LMHeadModel
     model, tokenizer, _ = core.load_model("resume", os.path.dirname(ckpt_path), os.path.basename(ckpt_path))
     out = tempfile.mkdtemp(prefix="hf-reference-")
     ev.export_hf(model, out, tokenizer)
-    return GPT2LMHeadModel.from_pretrained(out).eval(), tokenizer, model.config.vocab_size
+    return GPT2LMHeadModel.from_pretrained(out).eval(), tokenizer
 
 
 @torch.no_grad()
@@ -45,12 +45,11 @@ def reference(ckpt_path: str, prompt: str, n: int, new: int, seed: int = 1337, t
               top_k: int | None = None, top_p: float | None = None) -> list[str]:
     """The independent side of the comparisons: the checkpoint's weights in HF transformers' GPT2LMHeadModel,
     run on the whole (last block_size tokens of the) sequence at every step, HF's own logits warpers, and one
-    torch.multinomial per step from a generator seeded with seed, over the padded vocab as sample.py draws
-    (the padding rows get probability 0). HF's generate itself cannot be the reference for sampling: it draws
-    over the unpadded vocab, which takes other random numbers, and it cannot slide past its context."""
+    torch.multinomial per step from a generator seeded with seed, over the real (unpadded) vocab, as sample.py
+    draws. HF's generate itself cannot be the reference for sampling: it cannot slide past its context."""
     from transformers.generation.logits_process import (TemperatureLogitsWarper, TopKLogitsWarper,
                                                         TopPLogitsWarper)
-    hf, tokenizer, padded = exported(ckpt_path)
+    hf, tokenizer = exported(ckpt_path)
     warpers = [TemperatureLogitsWarper(temperature)] if temperature else []
     warpers += [TopKLogitsWarper(top_k)] if top_k and temperature else []
     warpers += [TopPLogitsWarper(top_p)] if top_p is not None and temperature else []
@@ -62,8 +61,7 @@ def reference(ckpt_path: str, prompt: str, n: int, new: int, seed: int = 1337, t
         else:
             for warp in warpers:
                 logits = warp(idx, logits)
-            probs = torch.zeros(n, padded).index_copy_(1, torch.arange(logits.size(1)), logits.softmax(-1))
-            nxt = torch.multinomial(probs, 1, generator=g)
+            nxt = torch.multinomial(logits.softmax(-1), 1, generator=g)
         idx = torch.cat([idx, nxt], dim=1)
     return [tokenizer.decode(row) for row in idx.tolist()]
 

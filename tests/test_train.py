@@ -274,9 +274,9 @@ def test_eval_losses_are_the_models_on_the_batches_it_names(tiny):
     recomputed here batch by batch. The model has dropout (so train mode would change the numbers) and is left
     training."""
     data, meta = core.open_data(tiny.dataset, tiny.block_size)
-    evaluator = train.Evaluator(tiny, data, meta, torch.device("cpu"), contextlib.nullcontext(), 0, 1, 64)
+    evaluator = train.Evaluator(tiny, data, meta, torch.device("cpu"), contextlib.nullcontext(), 0, 1, 64, [])
     assert evaluator.offsets["val"].shape == (tiny.eval_iters, tiny.batch_size)
-    again = train.Evaluator(tiny, data, meta, torch.device("cpu"), contextlib.nullcontext(), 0, 1, 64)
+    again = train.Evaluator(tiny, data, meta, torch.device("cpu"), contextlib.nullcontext(), 0, 1, 64, [])
     assert all(np.array_equal(evaluator.offsets[s], again.offsets[s]) for s in ("train", "val"))
     model = GPT(GPTConfig(block_size=tiny.block_size, vocab_size=64, n_layer=1, n_head=2, n_embd=16,
                           dropout=0.5))
@@ -347,8 +347,10 @@ def test_samples_during_training_change_nothing_else(tiny, tmp_path, capsys):
     strip = lambda cfg: [{k: v for k, v in r.items() if k not in ("samples", "ms_per_iter", "tokens_per_s")}
                          for r in metrics(cfg)]  # noqa: E731
     assert strip(plain) == strip(sampled)
+    before = open(os.path.join(sampled.out_dir, "ckpt.pt"), "rb").read()
     with pytest.raises(UsageError, match="cannot encode the prompt eval_sample_prompt='hello'"):
-        train.train(replace(sampled, eval_sample_prompt="hello"))
+        train.train(replace(sampled, eval_sample_prompt="hello", overwrite=True))
+    assert open(os.path.join(sampled.out_dir, "ckpt.pt"), "rb").read() == before  # refused before clearing
 
 
 def test_logged_step_records_are_what_the_steps_computed(tiny):
@@ -385,7 +387,8 @@ def test_logged_step_records_are_what_the_steps_computed(tiny):
 def test_load_checkpoint_refuses_what_is_not_a_checkpoint(tiny, tmp_path):
     train.train(replace(tiny, max_iters=2, eval_interval=2))
     path = os.path.join(tiny.out_dir, "ckpt.pt")
-    assert load_checkpoint(path, torch.device("meta"))["model"]["lm_head.weight"].device.type == "meta"
+    on_meta = load_checkpoint(path, torch.device("meta"), verify=False)
+    assert on_meta["model"]["lm_head.weight"].device.type == "meta"
     cut = tmp_path / "cut.pt"
     cut.write_bytes(open(path, "rb").read()[:1000])  # a file cut short
     with pytest.raises(UsageError, match=r"checkpoint .*cut.pt is unreadable \(\w+Error: .+\)$") as e:
@@ -408,7 +411,8 @@ def test_bpe_samples_from_an_empty_prompt_leave_out_the_eot(tiny):
     meta = {**tokenizer.meta(), "train_tokens": 100, "val_tokens": 100}
     data = {split: np.arange(100, dtype=np.uint16) for split in ("train", "val")}
     cfg = replace(tiny, eval_samples=2, eval_sample_prompt="", eval_sample_tokens=3)
-    evaluator = train.Evaluator(cfg, data, meta, torch.device("cpu"), contextlib.nullcontext(), 0, 1, 50304)
+    evaluator = train.Evaluator(cfg, data, meta, torch.device("cpu"), contextlib.nullcontext(), 0, 1, 50304,
+                                [])
     model = GPT(GPTConfig(block_size=16, vocab_size=50304, n_layer=1, n_head=2, n_embd=16,
                           tokenizer_vocab_size=50257))
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -434,4 +438,18 @@ def test_bpe_training_needs_no_tokenizer_files(tiny, tmp_path, monkeypatch):
     bpe = replace(tiny, dataset=str(data), n_embd=16, max_iters=2, eval_interval=2)
     assert train.train(bpe)["iter_num"] == 2
     with pytest.raises(core.DataError, match="no tiktoken files here"):
-        train.train(replace(tiny, dataset=str(data), n_embd=16, max_iters=2, eval_samples=1))
+        train.train(replace(tiny, dataset=str(data), n_embd=16, max_iters=2, eval_samples=1, overwrite=True))
+
+
+def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(tiny):
+    """An absurd learning rate makes the loss inf or NaN: the run stops with the step named, and ckpt.pt
+    still holds the last finite weights (not overwritten by a broken model)."""
+    cfg = replace(tiny, max_iters=2, eval_interval=2, log_interval=1)
+    train.train(cfg)
+    path = os.path.join(cfg.out_dir, "ckpt.pt")
+    before = open(path, "rb").read()
+    with pytest.raises(UsageError, match=r"loss is (nan|inf) at iter \d+: the run diverged and stopped"):
+        train.train(replace(cfg, init_from="resume", learning_rate=1e12, warmup_iters=0, max_iters=40,
+                            eval_interval=20))
+    assert open(path, "rb").read() == before
+    assert all(torch.isfinite(w).all() for w in load_checkpoint(path)["model"].values())

@@ -1,0 +1,261 @@
+"""A run's out_dir and the user's everyday workflow around it (train.py, sample.py and eval.py as
+subprocesses on a tiny model): a run never destroys another run's files, resumes from its checkpoint alone,
+answers signals at once, and refuses a damaged checkpoint."""
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+import torch
+
+import core
+import eval as ev
+import sample
+import train
+from conftest import ROOT, cli_args, kill_group, python
+from configurator import UsageError
+
+
+def snapshot(out_dir) -> dict[str, bytes]:
+    """Every file of out_dir (its lock file aside) and its bytes."""
+    return {name: open(os.path.join(out_dir, name), "rb").read() for name in sorted(os.listdir(out_dir))
+            if name != ".lock"}
+
+
+def wait_for_file(path: str, timeout: float = 60) -> None:
+    t0 = time.monotonic()
+    while not os.path.exists(path):
+        assert time.monotonic() - t0 < timeout, f"no {path} within {timeout} s"
+        time.sleep(0.02)
+    time.sleep(0.5)  # into the work that follows
+
+
+def iters(out_dir) -> tuple[list[int], list[int]]:
+    """The iters of metrics.jsonl's (train, eval) records, in file order."""
+    with open(os.path.join(out_dir, "metrics.jsonl")) as f:
+        records = [json.loads(line) for line in f]
+    return ([r["iter"] for r in records if "loss" in r and "val_loss" not in r],
+            [r["iter"] for r in records if "val_loss" in r])
+
+
+class Background:
+    """A script running in a process group of its own; its stdout and stderr are collected by threads, so
+    that waiting for a line has a deadline. Killed with its group on exit."""
+
+    def __init__(self, *args: str):
+        self.proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, start_new_session=True,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.out, self.err = [], []
+        for stream, into in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
+            threading.Thread(target=self._read, args=(stream, into), daemon=True).start()
+
+    @staticmethod
+    def _read(stream, into: list) -> None:
+        while ch := stream.read(1):  # by character: tqdm's bars end in '\r', not '\n'
+            into.append(ch)
+
+    def wait_for(self, text: str, where: str = "out", timeout: float = 120) -> float:
+        """Seconds until text appeared in stdout ("out") or stderr ("err"); fails after timeout."""
+        t0 = time.monotonic()
+        while text not in "".join(getattr(self, where)):
+            assert self.proc.poll() is None or text in "".join(getattr(self, where)), \
+                f"exited {self.proc.returncode} before {text!r}:\n{''.join(self.err)[-2000:]}"
+            assert time.monotonic() - t0 < timeout, \
+                f"no {text!r} within {timeout} s:\n{''.join(self.err)[-2000:]}"
+            time.sleep(0.02)
+        return time.monotonic() - t0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        kill_group(self.proc)
+
+
+def test_a_new_run_never_replaces_another(tiny):
+    """The README's quick start, then its training command into the same out_dir: refused, every file of the
+    first run byte-identical; --overwrite=True then replaces the run as a whole, metrics included."""
+    first = replace(tiny, max_iters=6, eval_interval=3, log_interval=1)
+    train.train(first)
+    before = snapshot(first.out_dir)
+    r = python("train.py", *cli_args(replace(first, max_iters=4)))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.count("error:") == 1
+    assert "holds another run (ckpt.pt at iter 6, best val loss" in r.stderr
+    assert "--init_from=resume" in r.stderr and "--overwrite=True" in r.stderr
+    assert snapshot(first.out_dir) == before
+    with pytest.raises(UsageError, match="holds another run"):  # in-process too, eval_only as well
+        train.train(replace(first, eval_only=True))
+    second = replace(first, max_iters=4, eval_interval=2, overwrite=True)
+    r = python("train.py", *cli_args(second))
+    assert r.returncode == 0, r.stderr
+    assert iters(first.out_dir) == ([1, 2, 3, 4], [0, 2, 4])  # only the new run's records
+    assert core.load_checkpoint(os.path.join(first.out_dir, "ckpt.pt"))["iter_num"] == 4
+    assert core.load_checkpoint(os.path.join(first.out_dir, "best.pt"))["config"]["max_iters"] == 4
+    assert json.load(open(os.path.join(first.out_dir, "config.json")))["max_iters"] == 4
+
+
+def test_a_run_that_saved_no_checkpoint_still_owns_its_metrics(tiny):
+    os.makedirs(tiny.out_dir)
+    with open(os.path.join(tiny.out_dir, "metrics.jsonl"), "w") as f:
+        f.write('{"iter": 1, "loss": 3.0}\n')
+    with pytest.raises(UsageError, match="metrics.jsonl of a run that saved no checkpoint"):
+        train.train(tiny)
+
+
+def test_one_run_per_out_dir_at_a_time(tiny):
+    """A second run on an out_dir in use is refused naming the PID that holds it; the first one finishes
+    with consistent files. The lock dies with its process."""
+    cfg = replace(tiny, max_iters=100000, lr_decay_iters=100000, eval_interval=5, log_interval=1)
+    with Background("train.py", *cli_args(cfg)) as first:
+        first.wait_for("iter 6: loss")
+        r = python("train.py", *cli_args(replace(cfg, init_from="resume")))
+        assert r.returncode == 2 and "Traceback" not in r.stderr
+        assert f"is in use by another run (PID {first.proc.pid})" in r.stderr
+        first.proc.send_signal(signal.SIGTERM)
+        assert first.proc.wait(timeout=60) == 0, "".join(first.err)
+    ckpt = core.load_checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"))
+    train_iters, eval_iters = iters(cfg.out_dir)
+    assert train_iters == list(range(1, ckpt["iter_num"] + 1))
+    # a signal stops the run after a step, so the checkpoint's own iter was never evaluated
+    assert eval_iters == list(range(0, ckpt["iter_num"], 5))
+    resume = ["train.py", "--init_from=resume", f"--out_dir={cfg.out_dir}"]
+    with Background(*resume) as killed:  # SIGKILL: no handler runs, the OS drops the lock
+        killed.wait_for("model:")
+        os.killpg(killed.proc.pid, signal.SIGKILL)
+        killed.proc.wait()
+    result = train.train(replace(cfg, init_from="resume", max_iters=ckpt["iter_num"] + 1))
+    assert result["iter_num"] == ckpt["iter_num"] + 1
+
+
+def test_resume_from_the_checkpoint_alone_is_exact(tiny, tmp_path):
+    """--init_from=resume --out_dir=X takes every other key from X's checkpoint and continues exactly as an
+    uninterrupted run; a finished run says so and changes nothing; keys that would change what the
+    checkpoint means are refused by name."""
+    straight = replace(tiny, max_iters=8, eval_interval=4, log_interval=1, dropout=0.1)
+    part = replace(straight, out_dir=str(tmp_path / "part"), max_iters=4)
+    train.train(straight)
+    train.train(part)
+    # on one thread, as pytest runs torch here: sums over two threads round differently
+    r = python("train.py", "--init_from=resume", f"--out_dir={part.out_dir}", "--max_iters=8",
+               env={"OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    a = core.load_checkpoint(os.path.join(straight.out_dir, "ckpt.pt"))
+    b = core.load_checkpoint(os.path.join(part.out_dir, "ckpt.pt"))
+    assert a["iter_num"] == b["iter_num"] == 8
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    timeless = ("ms_per_iter", "tokens_per_s")
+    losses = lambda d: [{k: v for k, v in json.loads(line).items() if k not in timeless}  # noqa: E731
+                        for line in open(os.path.join(d, "metrics.jsonl"))]
+    assert losses(part.out_dir) == losses(straight.out_dir)  # each iter once, the same values
+
+    before = snapshot(part.out_dir)
+    r = python("train.py", "--init_from=resume", f"--out_dir={part.out_dir}")
+    assert r.returncode == 0, r.stderr
+    assert f"{part.out_dir} is finished at iter 8 >= max_iters=8; raise --max_iters to train on" in r.stdout
+    assert snapshot(part.out_dir) == before
+    r = python("train.py", "--init_from=resume", f"--out_dir={part.out_dir}", "--n_layer=3", "--max_iters=9",
+               f"--dataset={tmp_path}")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "cannot resume with a different n_layer (3; the checkpoint has 2), dataset" in r.stderr
+    assert snapshot(part.out_dir) == before
+
+
+def test_resume_refuses_data_with_another_vocabulary(tiny, tmp_path):
+    from conftest import write_dataset
+    train.train(replace(tiny, max_iters=2, eval_interval=2))
+    other = write_dataset(tmp_path / "other", vocab=30)
+    with pytest.raises(UsageError, match="has another vocabulary than the checkpoint's data"):
+        train.train(replace(tiny, init_from="resume", dataset=other, max_iters=4))
+
+
+def test_sigkill_then_resume_logs_each_iter_once(tiny):
+    cfg = replace(tiny, max_iters=100000, lr_decay_iters=100000, eval_interval=50, log_interval=1)
+    with Background("train.py", *cli_args(cfg)) as run:
+        run.wait_for("iter 55: loss")  # the next checkpoint is 45 steps away
+        os.killpg(run.proc.pid, signal.SIGKILL)
+        run.proc.wait()
+    assert core.load_checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"))["iter_num"] == 50
+    assert iters(cfg.out_dir)[0][-1] >= 55  # steps past the checkpoint were logged, then lost
+    r = python("train.py", "--init_from=resume", f"--out_dir={cfg.out_dir}", "--max_iters=60")
+    assert r.returncode == 0, r.stderr
+    assert iters(cfg.out_dir) == (list(range(1, 61)), [0, 50, 60])
+
+
+def test_a_signal_during_an_eval_answers_at_once(tiny):
+    """SIGINT in the middle of a long evaluation: acknowledged on stderr within 2 s, the evaluation is
+    abandoned, the checkpoint of the current step saved, exit 0."""
+    cfg = replace(tiny, max_iters=100, eval_iters=10 ** 5)  # the eval at iter 0 would take minutes
+    with Background("train.py", *cli_args(cfg)) as run:
+        wait_for_file(os.path.join(cfg.out_dir, "config.json"))  # written just before the eval at iter 0
+        run.proc.send_signal(signal.SIGINT)
+        assert run.wait_for("SIGINT", where="err", timeout=10) < 2
+        assert run.proc.wait(timeout=30) == 0, "".join(run.err)
+        assert "stopped by a signal: checkpoint of iter 0" in "".join(run.out)
+    assert core.load_checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"))["iter_num"] == 0
+
+
+def test_a_second_signal_quits_at_once_and_keeps_the_checkpoint(tiny):
+    cfg = replace(tiny, max_iters=2, eval_interval=2)
+    train.train(cfg)
+    before = snapshot(cfg.out_dir)
+    args = ["train.py", "--init_from=resume", f"--out_dir={cfg.out_dir}", "--max_iters=100",
+            f"--eval_iters={10 ** 5}"]  # resumes into a long eval at iter 2
+    os.remove(os.path.join(cfg.out_dir, "config.json"))
+    with Background(*args) as run:
+        wait_for_file(os.path.join(cfg.out_dir, "config.json"))
+        os.kill(run.proc.pid, signal.SIGINT)
+        os.kill(run.proc.pid, signal.SIGTERM)  # handled right after the SIGINT: the second request
+        assert run.proc.wait(timeout=30) == 130, "".join(run.err)
+        assert "Traceback" not in "".join(run.err)
+    after = snapshot(cfg.out_dir)
+    assert after["ckpt.pt"] == before["ckpt.pt"] and after["best.pt"] == before["best.pt"]
+    assert not [name for name in after if name.endswith(".tmp")]
+
+
+def test_a_damaged_checkpoint_is_refused(tiny):
+    cfg = replace(tiny, max_iters=2, eval_interval=2)
+    train.train(cfg)
+    path = os.path.join(cfg.out_dir, "ckpt.pt")
+    weight = core.load_checkpoint(path)["model"]["lm_head.weight"].numpy().tobytes()
+    raw = bytearray(open(path, "rb").read())
+    at = bytes(raw).find(weight[:64])  # the weight's bytes, stored uncompressed in the zip
+    assert at > 0
+    raw[at + 3] ^= 0x10  # one flipped bit in one float of the weight
+    open(path, "wb").write(bytes(raw))
+    with pytest.raises(UsageError, match="ckpt.pt is damaged"):
+        core.load_checkpoint(path)
+    r = python("sample.py", f"--out_dir={cfg.out_dir}", "--device=cpu", "--max_new_tokens=3")
+    assert r.returncode == 2 and "is damaged" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_char_export_samples_like_its_checkpoint(tiny, tmp_path):
+    """eval.py's export of a char-level run carries its tokenizer: sample.py on the export decodes with the
+    run's chars and samples the same text as on the checkpoint."""
+    cfg = replace(tiny, max_iters=4, eval_interval=4)
+    train.train(cfg)
+    export = str(tmp_path / "hf")
+    ev.main(["--mode=export", f"--out_dir={cfg.out_dir}", f"--output={export}"])
+    common = dict(device="cpu", dtype="float32", num_samples=2, max_new_tokens=20, start="AB")
+    from_ckpt = sample.sample(sample.SampleConfig(out_dir=cfg.out_dir, **common), io.StringIO())
+    from_export = sample.sample(sample.SampleConfig(init_from=export, **common), io.StringIO())
+    assert from_export == from_ckpt and from_ckpt[0].startswith("AB")
+
+
+def test_the_quick_start_says_where_its_model_went(tiny):
+    r = python("train.py", *cli_args(replace(tiny, max_iters=3, eval_interval=3, log_interval=1)))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("model: ") and lines[1].startswith("data: ") and lines[2].startswith("device ")
+    assert "{" not in r.stdout  # the config goes to config.json, not the screen (unless --verbose)
+    assert f"done: {tiny.out_dir}/ckpt.pt holds iter 3" in r.stdout
+    assert f"python sample.py --out_dir={tiny.out_dir}" in r.stdout
+    assert "elapsed, eta 0:00:00" in r.stdout
