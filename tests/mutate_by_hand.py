@@ -47,13 +47,14 @@ MUTATIONS = [
      "test_train.py::test_ddp_equals_one_process"),
     # a run's out_dir (what happens around the loop runs in subprocesses, where mutmut does not follow)
     ("core.py", "fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)", "pass", "test_runs.py"),
-    ("core.py", "    if not held or overwrite:\n        return", "    if True:\n        return", "test_runs.py"),
+    ("core.py", "    if not held or overwrite:\n        return", "    if True:\n        return",
+     "test_runs.py"),
     ("core.py", "    if verify and checksum(ckpt) != stored:", "    if False:", "test_runs.py"),
     ("core.py", 'r["iter"] < iter_num or', 'r["iter"] <= iter_num or', "test_runs.py"),
     ("core.py", '            kept.append(line if line.endswith("\\n") else line + "\\n")',
      "            kept.append(line)", "test_runs.py"),
-    ("core.py", "        if signalled:\n            raise KeyboardInterrupt", "        if False:\n            pass",
-     "test_runs.py"),
+    ("core.py", "        if signalled:\n            raise KeyboardInterrupt",
+     "        if False:\n            pass", "test_runs.py"),
     ("core.py", '        if os.path.isfile(meta_path):', "        if False:", "test_runs.py"),
     ("train.py", "                if self.stop_requested():\n                    raise Interrupted",
      "                pass", "test_runs.py"),
@@ -84,7 +85,7 @@ def main() -> int:
             (copy / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, copy / name)
         for i, (name, old, new, tests) in enumerate(MUTATIONS):
-            if len(sys.argv) > 1 and sys.argv[1] not in tests:  # e.g. test_runs.py: only the mutations it guards
+            if len(sys.argv) > 1 and sys.argv[1] not in tests:  # only the mutations these tests guard
                 continue
             source = (copy / name).read_text(encoding="utf-8")
             if source.count(old) != 1:

@@ -259,3 +259,18 @@ def test_the_quick_start_says_where_its_model_went(tiny):
     assert f"done: {tiny.out_dir}/ckpt.pt holds iter 3" in r.stdout
     assert f"python sample.py --out_dir={tiny.out_dir}" in r.stdout
     assert "elapsed, eta 0:00:00" in r.stdout
+
+
+def test_truncate_metrics_keeps_whole_lines_before_the_resume_point(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    records = [{"iter": 0, "val_loss": 3.0}, {"iter": 1, "loss": 2.9}, {"iter": 2, "loss": 2.8},
+               {"iter": 2, "val_loss": 2.7}, {"iter": 3, "loss": 2.6}]
+    # the last record lacks its newline, and a crash cut a line short
+    path.write_text("\n".join(json.dumps(r) for r in records[:2]) + '\n{"iter": 2, "lo\n' +
+                    "\n".join(json.dumps(r) for r in records[2:]))
+    core.truncate_metrics(str(path), 3)
+    with open(path, "a") as f:
+        f.write(json.dumps({"iter": 4, "loss": 2.5}) + "\n")  # the resumed run appends
+    assert [json.loads(line) for line in path.read_text().splitlines()] == records + [{"iter": 4, "loss": 2.5}]
+    core.truncate_metrics(str(path), 2)  # the eval at the resume point is replayed: it goes
+    assert [json.loads(line) for line in path.read_text().splitlines()] == records[:3]
