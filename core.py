@@ -88,6 +88,28 @@ def resolve_dtype(name: str, device: torch.device, n_embd: int | None = None) ->
     return dtypes[name]
 
 
+def device_problems(device: str, dtype: str) -> list[str]:
+    """What stops a device and dtype, both well-formed names (configurator's device_name and dtype_name), from
+    working on this machine, each with its fix; [] when they work. Part of the config dataclasses' checks."""
+    found = []
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.partition(":")[2] or 0)
+        if count == 0:
+            why = "no CUDA GPU found" if torch.version.cuda else "this torch is built without CUDA"
+            found.append(f"device={device!r}: CUDA is not available here ({why}): use --device=cpu or auto")
+        elif index >= count:
+            found.append(f"device={device!r}: this machine has {count} CUDA device(s): use cuda:0 to "
+                         f"cuda:{count - 1}")
+    elif device == "mps" and not torch.backends.mps.is_available():
+        found.append("device='mps': MPS is not available here (it needs Apple silicon): use --device=cpu "
+                     "or auto")
+    if dtype == "float16" and resolve_device(device).type != "cuda":
+        found.append("dtype='float16': needs a CUDA device (it trains with a GradScaler): use bfloat16 or "
+                     "float32")
+    return found
+
+
 def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
     """Mixed precision in dtype on device; fp32 is no autocast at all. A fresh one for each use, or one
     reused."""
