@@ -69,15 +69,13 @@ def key(default: Any, check: Check) -> Any:
 def unwritable(path: str) -> str | None:
     """Why the directory path cannot be used to write into (it is a file, or it or the folder it would be
     made in is not writable), or None. Nothing is created."""
-    if os.path.exists(path) and not os.path.isdir(path):
-        return "is a file, not a directory: choose another path"
-    parent = os.path.abspath(path)
-    while not os.path.exists(parent):  # the first existing folder up the path is where makedirs starts
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        return f"{parent} is a file, not a directory: choose another path"
-    if not os.access(parent, os.W_OK | os.X_OK):
-        return f"{parent} is not writable: choose another path, or make it writable"
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):  # the first thing that exists up the path is where makedirs starts
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return f"{existing} is a file, not a directory: choose another path"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable: choose another path, or make it writable"
     return None
 
 
@@ -86,9 +84,10 @@ def problems(cfg: Any, across: bool = True) -> list[str]:
     True, cfg.problems() (rules across keys, which may assume each key's own check passed)."""
     found = []
     for f in dataclasses.fields(cfg):
-        check, value = f.metadata.get("check"), getattr(cfg, f.name)
-        if check is not None and value is not None and not check.ok(value):
-            found.append(f"{f.name}={value!r}: must be {check.allowed}")
+        rule, value = f.metadata.get("check"), getattr(cfg, f.name)
+        if rule is not None and value is not None and not rule.ok(value):
+            unset = " or None" if type(None) in typing.get_args(f.type) else ""
+            found.append(f"{f.name}={value!r}: must be {rule.allowed}{unset}")
     if not found and across and hasattr(cfg, "problems"):
         found = cfg.problems()
     return found
@@ -138,8 +137,8 @@ def help_text(cls: type) -> str:
     lines = [f"keys of {cls.__name__} (set them in a config file or with --key=value):"]
     for f in dataclasses.fields(cls):
         typ = getattr(f.type, "__name__", None) or str(f.type)
-        check = f.metadata.get("check")
-        lines.append(f"  --{f.name}={f.default!r}  ({typ}{'; ' + check.allowed if check else ''})")
+        rule = f.metadata.get("check")
+        lines.append(f"  --{f.name}={f.default!r}  ({typ}{'; ' + rule.allowed if rule else ''})")
     return "\n".join(lines)
 
 

@@ -610,8 +610,8 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argpa
         raise DataError(message)
     parser.error = error
     args = parser.parse_args(argv)
-    found = [f"--{name}={getattr(args, name)}: must be {check.allowed}" for name, check in FLAG_CHECKS.items()
-             if getattr(args, name, None) is not None and not check.ok(getattr(args, name))]
+    found = [f"--{name}={getattr(args, name)}: must be {rule.allowed}" for name, rule in FLAG_CHECKS.items()
+             if getattr(args, name, None) is not None and not rule.ok(getattr(args, name))]
     if problem := unwritable(str(args.out_dir)):
         found.append(f"--out_dir={args.out_dir}: {problem}")
     if found:

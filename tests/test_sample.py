@@ -407,8 +407,8 @@ def test_sample_config_checks(char_run):
     problems = {"num_samples": (0, "num_samples=0: must be > 0"),
                 "max_new_tokens": (-1, "max_new_tokens=-1: must be >= 0"),
                 "temperature": (-0.5, "temperature=-0.5: must be >= 0"),
-                "top_k": (0, "top_k=0: must be > 0"),
-                "top_p": (0.0, "top_p=0.0: must be in (0, 1]")}
+                "top_k": (0, "top_k=0: must be > 0 or None"),
+                "top_p": (0.0, "top_p=0.0: must be in (0, 1] or None")}
     for key, (value, message) in problems.items():
         with pytest.raises(UsageError) as e:
             sample.sample(SampleConfig(**{key: value}))  # checked before anything is loaded
