@@ -217,9 +217,9 @@ def snapshot(root: str) -> dict[str, bytes]:
 
 
 @pytest.fixture
-def read_only(world, monkeypatch):
-    """Make {ro} read-only. As root, where mode bits do not stop a write, os.access is made to say so for
-    in-process runs; a subprocess case is skipped there."""
+def read_only(world):
+    """{ro} made read-only. Mode bits do not stop root: there, the in-process runs make os.access say what
+    they would, and the command-line cases are skipped."""
     os.chmod(world["ro"], 0o555)
     yield
     os.chmod(world["ro"], 0o755)
@@ -295,5 +295,5 @@ def test_good_values_at_the_edges_pass(world):
         "--eval_samples=0", "--weight_decay=0", "--device=auto", "--dtype=auto", "--out_dir=" + world["tmp"]
         + "/new/run"])
     assert cfg.max_iters == 0
-    assert configure(sample.SampleConfig, ["--temperature=0", "--top_p=1", "--top_k=1",
-                                                   "--max_new_tokens=0", "--top_k=None"]).top_k is None
+    assert configure(sample.SampleConfig, ["--temperature=0", "--top_p=1", "--top_k=1", "--max_new_tokens=0",
+                                           "--top_k=None"]).top_k is None
