@@ -25,43 +25,54 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from configurator import UsageError, cli, configure
-from core import (autocast, cpu_has_bf16, get_batch, load_checkpoint, maybe_compile, model_from_checkpoint,
-                  open_data, peak_flops, read_metrics, resolve_device, resolve_dtype)
+from configurator import (UsageError, cli, configure, device_name, dtype_name, key, non_negative, one_of,
+                          positive)
+from core import (autocast, cpu_has_bf16, device_problems, get_batch, load_checkpoint, maybe_compile,
+                  model_from_checkpoint, open_data, peak_flops, read_metrics, resolve_device, resolve_dtype)
 from model import GPT, GPTConfig, padded_vocab
 
 
 @dataclass
 class BenchConfig:
-    mode: str = "train"  # 'train', 'compare', 'generate' or 'speedrun'
+    mode: str = key("train", one_of("train", "compare", "generate", "speedrun"))
     # model shape (scratch); defaults are GPT-2 124M
-    n_layer: int = GPTConfig.n_layer
-    n_head: int = GPTConfig.n_head
-    n_embd: int = GPTConfig.n_embd
-    block_size: int = GPTConfig.block_size
-    vocab_size: int = GPTConfig.vocab_size
+    n_layer: int = key(GPTConfig.n_layer, positive)
+    n_head: int = key(GPTConfig.n_head, positive)
+    n_embd: int = key(GPTConfig.n_embd, positive)
+    block_size: int = key(GPTConfig.block_size, positive)
+    vocab_size: int = key(GPTConfig.vocab_size, positive)
     bias: bool = GPTConfig.bias
     # train mode
     # train, compare: '' for random tokens, else data/<dataset>; speedrun: its runs' dataset when given
     dataset: str = ""
-    batch_size: int = 12
-    warmup_iters: int = 5  # untimed: compilation and allocator warm-up
-    iters: int = 20
-    rounds: int = 5  # compare mode: rounds of iters steps per variant, taken in turns
-    learning_rate: float = 6e-4
+    batch_size: int = key(12, positive)
+    warmup_iters: int = key(5, non_negative)  # untimed: compilation and allocator warm-up
+    iters: int = key(20, positive)
+    rounds: int = key(5, positive)  # compare mode: rounds of iters steps per variant, taken in turns
+    learning_rate: float = key(6e-4, positive)
     # 'adamw', 'muon', or 'plain' (torch.optim.AdamW's defaults: not fused, one decay group)
-    optimizer: str = "adamw"
+    optimizer: str = key("adamw", one_of("adamw", "muon", "plain"))
     profile: bool = False
     # generate mode
-    prompt_len: int = 32
-    max_new_tokens: int = 200
+    prompt_len: int = key(32, positive)
+    max_new_tokens: int = key(200, positive)
     hf: bool = True  # also time HF transformers' generate on the same weights
     # system
-    device: str = "auto"
-    dtype: str = "auto"
+    device: str = key("auto", device_name)
+    dtype: str = key("auto", dtype_name)
     compile: bool = True
-    seed: int = 1337
-    peak_tflops: float | None = None
+    seed: int = key(1337, non_negative)  # numpy's generators take no negative seed
+    peak_tflops: float | None = key(None, positive)
+
+    def problems(self) -> list[str]:
+        found = device_problems(self.device, self.dtype)
+        if self.n_embd % self.n_head:
+            found.append(f"n_head={self.n_head}: must divide n_embd={self.n_embd}")
+        # HF's generate cannot go past its n_positions (ours crops its context)
+        if self.mode == "generate" and self.hf and self.prompt_len + self.max_new_tokens > self.block_size:
+            found.append(f"max_new_tokens={self.max_new_tokens}: prompt_len + max_new_tokens must be <= "
+                         f"block_size={self.block_size} for HF's generate (or hf=False)")
+        return found
 
 
 def sync(device: torch.device) -> None:

@@ -7,11 +7,18 @@ Every key and its one default live in the script's config dataclass. Config file
 to those keys, applied in order; then each --key=value, parsed as a Python literal (ast.literal_eval) or else
 kept as a string. Unknown keys and values of the wrong type are errors that name the key. --help lists every
 key.
+
+A key's valid values sit beside its default: `batch_size: int = key(12, positive)`. Rules that tie keys
+together are the dataclass's problems() method. configure() checks both once, before a script reads data or
+writes anything, and reports every problem at once, one line each: `error: <key>=<value>: <what is allowed>`.
 """
 import ast
 import dataclasses
 import difflib
+import os
+import re
 import sys
+import traceback
 import types
 import typing
 from typing import Any, Callable, TypeVar
@@ -20,8 +27,77 @@ T = TypeVar("T")
 
 
 class UsageError(Exception):
-    """Bad input from the user (config, data, checkpoint, prompt): reported as one line, without a
-    traceback."""
+    """Bad input from the user (config, data, checkpoint, prompt): reported without a traceback, one line per
+    problem (several problems may be given at once)."""
+
+    def __init__(self, *problems: str):
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """The values one key allows: ok(value) says whether value is one, `allowed` says which in words (for
+    --help and for errors, as 'must be <allowed>')."""
+    ok: Callable[[Any], bool]
+    allowed: str
+
+
+positive = Check(lambda v: v > 0, "> 0")
+non_negative = Check(lambda v: v >= 0, ">= 0")
+probability = Check(lambda v: 0 <= v < 1, "in [0, 1)")  # dropout, Adam's betas: 1 would never learn
+fraction = Check(lambda v: 0 < v <= 1, "in (0, 1]")
+
+
+def one_of(*choices: Any) -> Check:
+    return Check(lambda v: v in choices, "one of " + ", ".join(map(repr, choices)))
+
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+dtype_name = one_of(*DTYPES)
+# whether the device is present is checked apart (core.device_problems): a name is checked here
+device_name = Check(lambda v: re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v) is not None,
+                    "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+
+
+def key(default: Any, check: Check) -> Any:
+    """A dataclass field with its default and the values it allows. None, where the field's type allows it,
+    is always valid: it means 'not set'."""
+    return dataclasses.field(default=default, metadata={"check": check})
+
+
+def unwritable(path: str) -> str | None:
+    """Why the directory path cannot be used to write into (it is a file, or it or the folder it would be
+    made in is not writable), or None. Nothing is created."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):  # the first thing that exists up the path is where makedirs starts
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return f"{existing} is a file, not a directory: choose another path"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable: choose another path, or make it writable"
+    return None
+
+
+def problems(cfg: Any, across: bool = True) -> list[str]:
+    """Every problem with cfg's values: each key against its Check, then, if they all pass and across is
+    True, cfg.problems() (rules across keys, which may assume each key's own check passed)."""
+    found = []
+    for f in dataclasses.fields(cfg):
+        rule, value = f.metadata.get("check"), getattr(cfg, f.name)
+        if rule is not None and value is not None and not rule.ok(value):
+            unset = " or None" if type(None) in typing.get_args(f.type) else ""
+            found.append(f"{f.name}={value!r}: must be {rule.allowed}{unset}")
+    if not found and across and hasattr(cfg, "problems"):
+        found = cfg.problems()
+    return found
+
+
+def check(cfg: Any) -> None:
+    """A UsageError listing every problem with cfg's values, if there is one."""
+    found = problems(cfg)
+    if found:
+        raise UsageError(*found)
 
 
 def _check(key: str, value: Any, typ: Any) -> Any:
@@ -73,28 +149,50 @@ def help_text(cls: type) -> str:
     lines = [f"keys of {cls.__name__} (set them in a config file or with --key=value):"]
     for f in dataclasses.fields(cls):
         typ = getattr(f.type, "__name__", None) or str(f.type)
-        lines.append(f"  --{f.name}={f.default!r}  ({typ})")
+        rule = f.metadata.get("check")
+        lines.append(f"  --{f.name}={f.default!r}  ({typ}{'; ' + rule.allowed if rule else ''})")
     return "\n".join(lines)
 
 
+def _run_config_file(path: str, scope: dict) -> None:
+    """exec a config file with scope as its namespace; a file that cannot be read, parsed or run is a
+    UsageError naming the file and line, without a traceback."""
+    try:
+        source = open(path, encoding="utf-8").read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read config file {path}: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        code = compile(source, path, "exec")
+    except SyntaxError as e:
+        raise UsageError(f"{path} line {e.lineno}: {e.msg}") from None
+    try:
+        exec(code, {"__builtins__": __builtins__}, scope)
+    except Exception as e:
+        # the deepest frame in the file itself is the line that failed
+        line = [fr.lineno for fr in traceback.extract_tb(e.__traceback__) if fr.filename == path][-1]
+        raise UsageError(f"{path} line {line}: {type(e).__name__}: {e}") from None
+
+
 def configure(cls: type[T], argv: list[str], given: set[str] | None = None) -> T:
-    """Build cls (a dataclass with a default for every field) from config files and --key=value arguments.
-    The keys they set are added to `given`, when passed (train.py's resume takes the rest from a
+    """Build cls (a dataclass with a default for every field) from config files and --key=value arguments,
+    and check its values (problems()). Every problem found is reported at once, as one UsageError. The keys
+    the files and arguments set are added to `given`, when passed (train.py's resume takes the rest from a
     checkpoint)."""
     given = set() if given is None else given
     types_ = {f.name: f.type for f in dataclasses.fields(cls)}
     values = {f.name: f.default for f in dataclasses.fields(cls)}
+    found = []  # problems, one line each; a key that has one keeps its earlier value meanwhile
     for arg in argv:
         if arg in ("-h", "--help"):
             print(help_text(cls))
             sys.exit(0)
         if not arg.startswith("--"):  # a config file
-            try:
-                source = open(arg, encoding="utf-8").read()
-            except OSError as e:
-                raise UsageError(f"cannot read config file {arg}: {e.strerror}") from None
             scope = _Namespace(values)  # a file may read earlier values: lr_decay_iters = max_iters
-            exec(compile(source, arg, "exec"), {"__builtins__": __builtins__}, scope)
+            try:
+                _run_config_file(arg, scope)
+            except UsageError as e:
+                found.append(str(e))
+                continue
             for key in sorted(scope.assigned & scope.keys()):
                 value = scope[key]
                 if key.startswith("_") or isinstance(value, (types.ModuleType, types.FunctionType, type)):
@@ -105,25 +203,35 @@ def configure(cls: type[T], argv: list[str], given: set[str] | None = None) -> T
                     values[key] = _check(key, value, types_[key])
                     given.add(key)  # assigned by the file, even to the value it had
                 except UsageError as e:
-                    raise UsageError(f"{arg}: {e}") from None
+                    found.append(f"{arg}: {e}")
         else:
             key, eq, raw = arg[2:].partition("=")  # partition: values may contain '='
-            if not eq:
-                raise UsageError(f"argument {arg} has no value: write --{key}=VALUE")
-            if key not in types_:
-                raise _unknown(key, list(types_))
-            values[key] = _check(key, _parse_cli_value(raw, types_[key]), types_[key])
-            given.add(key)
-    return cls(**values)
+            try:
+                if not eq:
+                    raise UsageError(f"argument {arg} has no value: write --{key}=VALUE")
+                if key not in types_:
+                    raise _unknown(key, list(types_))
+                values[key] = _check(key, _parse_cli_value(raw, types_[key]), types_[key])
+                given.add(key)
+            except UsageError as e:
+                found.append(str(e))
+    cfg = cls(**values)
+    # rules across keys only when every value read is one the user meant: a value left out by an error above
+    # would be blamed for a rule it does not break
+    found += problems(cfg, across=not found)
+    if found:
+        raise UsageError(*found)
+    return cfg
 
 
 def cli(main: Callable[[list[str]], Any]) -> None:
-    """Run main(sys.argv[1:]); a UsageError ends the program with its one-line message and exit code 2, Ctrl-C
-    with exit code 130, both without a traceback."""
+    """Run main(sys.argv[1:]); a UsageError ends the program with one line `error: ...` per problem and exit
+    code 2, Ctrl-C with exit code 130, both without a traceback."""
     try:
         main(sys.argv[1:])
     except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
+        for problem in e.problems or [str(e)]:
+            print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:  # Ctrl-C (or a second one, where a first one asks for a clean stop)
         print("interrupted", file=sys.stderr)

@@ -95,6 +95,28 @@ def resolve_dtype(name: str, device: torch.device, n_embd: int | None = None) ->
     return dtypes[name]
 
 
+def device_problems(device: str, dtype: str) -> list[str]:
+    """What stops a device and dtype, both well-formed names (configurator's device_name and dtype_name), from
+    working on this machine, each with its fix; [] when they work. Part of the config dataclasses' checks."""
+    found = []
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.partition(":")[2] or 0)
+        if count == 0:
+            why = "no CUDA GPU found" if torch.version.cuda else "this torch is built without CUDA"
+            found.append(f"device={device!r}: CUDA is not available here ({why}): use --device=cpu or auto")
+        elif index >= count:
+            found.append(f"device={device!r}: this machine has {count} CUDA device(s): use cuda:0 to "
+                         f"cuda:{count - 1}")
+    elif device == "mps" and not torch.backends.mps.is_available():
+        found.append("device='mps': MPS is not available here (it needs Apple silicon): use --device=cpu "
+                     "or auto")
+    if dtype == "float16" and resolve_device(device).type != "cuda":
+        found.append("dtype='float16': needs a CUDA device (it trains with a GradScaler): use bfloat16 or "
+                     "float32")
+    return found
+
+
 def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
     """Mixed precision in dtype on device; fp32 is no autocast at all. A fresh one for each use, or one
     reused."""
@@ -294,23 +316,30 @@ def check_new_run(out_dir: str, overwrite: bool) -> None:
 def claim_out_dir(out_dir: str, new_run: bool, overwrite: bool) -> Iterator[None]:
     """Hold out_dir for this process, for a new run (checked by check_new_run) or a resumed one. A second run
     on it is refused, naming the PID that holds it. flock is released by the OS when the process dies, so a
-    killed run leaves no stale lock. A refused run changes no file that was there."""
+    killed run leaves no stale lock; one that ends removes its lock file, so a refused run leaves the folder
+    as it was."""
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, ".lock"), "a+", encoding="utf-8") as f:
+    path = os.path.join(out_dir, ".lock")
+    with open(path, "a+", encoding="utf-8") as f:
         try:
             if fcntl is not None:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            if os.fstat(f.fileno()).st_ino != os.stat(path).st_ino:
+                raise BlockingIOError  # its holder removed the file as we opened it: another run is starting
+        except (BlockingIOError, FileNotFoundError):
             f.seek(0)
             pid = f.read().strip() or "unknown"
             raise UsageError(f"{out_dir} is in use by another run (PID {pid}): wait for it to end, or choose "
                              f"another --out_dir") from None
-        if new_run:
-            check_new_run(out_dir, overwrite)
-        f.truncate(0)
-        f.write(f"{os.getpid()}\n")
-        f.flush()
-        yield
+        try:
+            if new_run:
+                check_new_run(out_dir, overwrite)
+            f.truncate(0)
+            f.write(f"{os.getpid()}\n")
+            f.flush()
+            yield
+        finally:
+            os.remove(path)  # while still holding it: a run that opened this file sees it gone, and stops
 
 
 def clear_run(out_dir: str) -> None:

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 
 import torch
 
-from configurator import UsageError, cli, configure
-from core import (autocast, check_tokenizer, hellaswag_accuracy, load_model, read_metrics, resolve_device,
-                  resolve_dtype)
+from configurator import (UsageError, cli, configure, device_name, dtype_name, key, one_of, positive,
+                          unwritable)
+from core import (autocast, check_tokenizer, device_problems, hellaswag_accuracy, load_model, read_metrics,
+                  resolve_device, resolve_dtype)
 from data.common import Tokenizer, atomic_write, load_hellaswag
 from model import GPT, HF_TRANSPOSED
 
@@ -33,24 +34,39 @@ DEFAULT_OUTPUT = {"plot": "loss.png", "attention": "attention.png", "export": "h
 
 @dataclass
 class EvalConfig:
-    mode: str = "hellaswag"  # 'hellaswag', 'plot', 'attention' or 'export'
+    mode: str = key("hellaswag", one_of(*MODES))
     # 'resume' (out_dir/ckpt.pt), 'gpt2', 'gpt2-medium', ... or a local HF directory
     init_from: str = "resume"
     out_dir: str = "out"  # the training run: ckpt.pt and metrics.jsonl
     # PNG (plot, attention) or directory (export); None: out_dir/DEFAULT_OUTPUT[mode]
     output: str | None = None
-    device: str = "auto"  # 'auto' picks cuda > mps > cpu (export always runs on the CPU)
-    dtype: str = "auto"  # autocast dtype of the HellaSwag forward passes: 'float32', 'bfloat16', ...
+    device: str = key("auto", device_name)  # 'auto' picks cuda > mps > cpu (export always runs on the CPU)
+    dtype: str = key("auto", dtype_name)  # autocast dtype of the HellaSwag forward passes: 'float32', ...
     # hellaswag
     hellaswag_path: str = "data/hellaswag/hellaswag_val.jsonl"
-    limit: int | None = None  # only the first `limit` examples
+    limit: int | None = key(None, positive)  # only the first `limit` examples
     # attention
     # the prompt; cropped to its last block_size tokens
     start: str = "To be, or not to be, that is the question"
     # figures: inches (None: sized to the content) at dpi, so the PNG is fig_width*dpi x fig_height*dpi pixels
-    fig_width: float | None = None
-    fig_height: float | None = None
-    dpi: int = 100
+    fig_width: float | None = key(None, positive)
+    fig_height: float | None = key(None, positive)
+    dpi: int = key(100, positive)
+
+    def output_path(self) -> str:
+        return self.output or os.path.join(self.out_dir, DEFAULT_OUTPUT.get(self.mode, ""))
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.mode in ("hellaswag", "attention"):  # plot needs no device, and export runs on the CPU
+            found += device_problems(self.device, self.dtype)
+        if (self.fig_width is None) != (self.fig_height is None):
+            found.append(f"fig_width={self.fig_width}: set both fig_width and fig_height, or neither")
+        # plot and attention write a PNG into a folder, export writes a folder
+        folder = self.output_path() if self.mode == "export" else os.path.dirname(self.output_path())
+        if self.mode != "hellaswag" and (problem := unwritable(folder or ".")):
+            found.append(f"output={self.output_path()!r}: {problem}")
+        return found
 
 
 # -----------------------------------------------------------------------------
@@ -212,11 +228,7 @@ def export_hf(model: GPT, out: str, tokenizer: Tokenizer | None = None) -> str:
 
 def main(argv: list[str]):
     cfg = configure(EvalConfig, argv)
-    if cfg.mode not in MODES:
-        raise UsageError(f"mode '{cfg.mode}' is not one of {', '.join(MODES)}")
-    output = cfg.output or os.path.join(cfg.out_dir, DEFAULT_OUTPUT.get(cfg.mode, ""))
-    if (cfg.fig_width is None) != (cfg.fig_height is None):
-        raise UsageError("set both fig_width and fig_height, or neither")
+    output = cfg.output_path()
     figsize = (cfg.fig_width, cfg.fig_height) if cfg.fig_width is not None else None
     if cfg.mode == "plot":  # needs no model
         train_records, eval_records = read_metrics(os.path.join(cfg.out_dir, "metrics.jsonl"))

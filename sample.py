@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import torch
 
-from configurator import UsageError, cli, configure
-from core import SEPARATOR, autocast, encode_prompt, load_model, resolve_device, resolve_dtype
+from configurator import check, cli, configure, device_name, dtype_name, fraction, key, non_negative, positive
+from core import (SEPARATOR, autocast, device_problems, encode_prompt, load_model, resolve_device,
+                  resolve_dtype)
 from data.common import Tokenizer, read_text
 
 
@@ -29,36 +30,25 @@ class SampleConfig:
     out_dir: str = "out"  # the training run to load with init_from='resume'
     ckpt: str = "ckpt.pt"  # checkpoint file in out_dir: 'ckpt.pt' (latest save) or 'best.pt' (best val loss)
     start: str = "\n"  # the prompt, or 'FILE:path' to read it from a file. Empty: BPE starts at <|endoftext|>
-    num_samples: int = 10  # samples, generated as one batch; 1 streams the text as it is generated
-    max_new_tokens: int = 500  # tokens generated per sample
-    temperature: float = 0.8  # < 1 sharper, > 1 more random; 0 is greedy (argmax, no randomness)
-    top_k: int | None = 200  # sample among the k most likely tokens only; None: all of them
-    top_p: float | None = None  # nucleus: the smallest set of most likely tokens holding probability top_p
+    num_samples: int = key(10, positive)  # samples, generated as one batch; 1 streams the text as generated
+    max_new_tokens: int = key(500, non_negative)  # tokens generated per sample
+    # < 1 sharper, > 1 more random; 0 is greedy (argmax, no randomness)
+    temperature: float = key(0.8, non_negative)
+    top_k: int | None = key(200, positive)  # sample among the k most likely tokens only; None: all of them
+    # nucleus: the smallest set of most likely tokens holding probability top_p; None: all of them
+    top_p: float | None = key(None, fraction)
     stop_at_eot: bool = False  # BPE: end a sample at <|endoftext|> (the end of a document); char: no effect
     seed: int = 1337
-    device: str = "auto"  # 'auto' picks cuda > mps > cpu; or 'cpu', 'cuda', 'cuda:1', 'mps'
-    dtype: str = "auto"  # 'float32', 'bfloat16', 'float16' (CUDA only) or 'auto' (as train.py picks)
+    device: str = key("auto", device_name)  # 'auto' picks cuda > mps > cpu; or 'cpu', 'cuda', 'cuda:1', 'mps'
+    dtype: str = key("auto", dtype_name)  # 'float32', 'bfloat16', 'float16' (CUDA only) or 'auto' (as train)
     # torch.compile the model's forward. No win for generation: the KV cache's growing length and per-layer
     # Python state make dynamo recompile (measured on CPU, torch 2.13, 4 layers x 128 wide, 4 x 100 new
     # tokens: eager 0.16 s; compiled 66 s for the first call, 13 s for the second, hitting dynamo's recompile
     # limit)
     compile: bool = False
 
-
-def check_config(cfg: SampleConfig) -> None:
-    problems = []
-    if cfg.num_samples < 1:
-        problems.append(f"num_samples={cfg.num_samples} must be at least 1")
-    if cfg.max_new_tokens < 0:
-        problems.append(f"max_new_tokens={cfg.max_new_tokens} must be 0 or more")
-    if cfg.temperature < 0:
-        problems.append(f"temperature={cfg.temperature} must be 0 (greedy) or more")
-    if cfg.top_k is not None and cfg.top_k < 1:
-        problems.append(f"top_k={cfg.top_k} must be at least 1, or None for no top-k filter")
-    if cfg.top_p is not None and not 0 < cfg.top_p <= 1:
-        problems.append(f"top_p={cfg.top_p} must be in (0, 1], or None for no nucleus filter")
-    if problems:
-        raise UsageError("; ".join(problems))
+    def problems(self) -> list[str]:
+        return device_problems(self.device, self.dtype)
 
 
 def read_prompt(start: str) -> str:
@@ -99,10 +89,8 @@ def sample(cfg: SampleConfig, out=None) -> list[str]:
     """Generate cfg.num_samples samples, write each to out (default sys.stdout) followed by a line of dashes,
     and return their texts (prompt included, without the <|endoftext|> an empty BPE prompt starts from)."""
     out = out if out is not None else sys.stdout
-    check_config(cfg)
+    check(cfg)  # as configure() does, for callers that build a SampleConfig themselves
     device = resolve_device(cfg.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"device='{cfg.device}' but CUDA is not available here: use --device=cpu (or auto)")
     dtype = resolve_dtype(cfg.dtype, device)
     model, tokenizer, source = load_model(cfg.init_from, cfg.out_dir, cfg.ckpt)
     model.to(device)

@@ -21,11 +21,12 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from configurator import UsageError, cli, configure
+from configurator import (UsageError, check, cli, configure, device_name, dtype_name, key, non_negative,
+                          one_of, positive, probability, unwritable)
 from core import (SEPARATOR, Interrupted, MetricsLog, any_process, autocast, check_new_run, claim_out_dir,
-                  clock, encode_prompt, get_batch, hellaswag_accuracy, load_checkpoint, load_pretrained,
-                  maybe_compile, model_from_checkpoint, open_data, peak_flops, prepare_out_dir, progress,
-                  resolve_device, resolve_dtype, save_checkpoint, stop_requests)
+                  clock, device_problems, encode_prompt, get_batch, hellaswag_accuracy, load_checkpoint,
+                  load_pretrained, maybe_compile, model_from_checkpoint, open_data, peak_flops,
+                  prepare_out_dir, progress, resolve_device, resolve_dtype, save_checkpoint, stop_requests)
 from data.common import Tokenizer, load_hellaswag
 from model import GPT, GPTConfig, padded_vocab
 
@@ -36,16 +37,16 @@ class TrainConfig:
     out_dir: str = "out"  # a run owns it: a new run is refused where another left a checkpoint
     overwrite: bool = False  # True: a new run replaces the one in out_dir as a whole (checkpoints, metrics)
     verbose: bool = False  # also print the whole config (it always goes to out_dir/config.json)
-    eval_interval: int = 2000
-    log_interval: int = 1
-    eval_iters: int = 200
+    eval_interval: int = key(2000, positive)
+    log_interval: int = key(1, positive)
+    eval_iters: int = key(200, positive)
     eval_only: bool = False  # evaluate once and exit
     # also HellaSwag accuracy at every eval (GPT-2 BPE data; data/hellaswag/prepare.py)
     eval_hellaswag: bool = False
-    hellaswag_limit: int | None = None  # score only the first N of its 10,042 validation examples
-    eval_samples: int = 0  # at every eval, print and log this many samples of eval_sample_prompt (0: none)
+    hellaswag_limit: int | None = key(None, positive)  # score only the first N of its 10,042 val examples
+    eval_samples: int = key(0, non_negative)  # at every eval, print and log N samples of eval_sample_prompt
     eval_sample_prompt: str = "\n"  # '' starts from <|endoftext|> (BPE data)
-    eval_sample_tokens: int = 100  # new tokens per sample
+    eval_sample_tokens: int = key(100, non_negative)  # new tokens per sample
     always_save_checkpoint: bool = True  # False: write ckpt.pt at an eval only when val loss improved
     # 'scratch', 'resume' (from out_dir), 'gpt2', 'gpt2-medium', ... or a local HF directory
     init_from: str = "scratch"
@@ -55,35 +56,51 @@ class TrainConfig:
     wandb_run_name: str = "gpt2"
     # data: data/<dataset>/{train,val}.bin and meta.json, written by data/<dataset>/prepare.py
     dataset: str = "openwebtext"
-    gradient_accumulation_steps: int = 5 * 8  # micro-steps per optimizer step, summed over all processes
-    batch_size: int = 12  # sequences per micro-step per process
-    block_size: int = GPTConfig.block_size
+    gradient_accumulation_steps: int = key(5 * 8, positive)  # micro-steps per step, over all processes
+    batch_size: int = key(12, positive)  # sequences per micro-step per process
+    block_size: int = key(GPTConfig.block_size, positive)
     # model (scratch); the defaults are GPTConfig's: GPT-2 124M
-    n_layer: int = GPTConfig.n_layer
-    n_head: int = GPTConfig.n_head
-    n_embd: int = GPTConfig.n_embd
-    dropout: float = GPTConfig.dropout
+    n_layer: int = key(GPTConfig.n_layer, positive)
+    n_head: int = key(GPTConfig.n_head, positive)
+    n_embd: int = key(GPTConfig.n_embd, positive)
+    dropout: float = key(GPTConfig.dropout, probability)
     bias: bool = GPTConfig.bias
     # optimizer: 'adamw', or 'muon' (Muon for the blocks' 2-D matrices, AdamW for embeddings, gains and
     # biases)
-    optimizer: str = "adamw"
-    learning_rate: float = 6e-4  # peak learning rate
-    max_iters: int = 600000  # optimizer steps
-    weight_decay: float = 1e-1
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0  # 0 disables clipping
+    optimizer: str = key("adamw", one_of("adamw", "muon"))
+    learning_rate: float = key(6e-4, positive)  # peak learning rate
+    max_iters: int = key(600000, non_negative)  # optimizer steps
+    weight_decay: float = key(1e-1, non_negative)
+    beta1: float = key(0.9, probability)
+    beta2: float = key(0.95, probability)
+    grad_clip: float = key(1.0, non_negative)  # 0 disables clipping
     # learning rate schedule: linear warmup, then cosine decay to min_lr at lr_decay_iters
     decay_lr: bool = True
-    warmup_iters: int = 2000
-    lr_decay_iters: int = 600000
-    min_lr: float = 6e-5
+    warmup_iters: int = key(2000, non_negative)
+    lr_decay_iters: int = key(600000, non_negative)
+    min_lr: float = key(6e-5, non_negative)
     # system
-    device: str = "auto"  # 'auto' picks cuda > mps > cpu; or 'cpu', 'cuda', 'cuda:1', 'mps'
-    dtype: str = "auto"  # 'float32', 'bfloat16', 'float16' (CUDA only, with a GradScaler) or 'auto'
+    device: str = key("auto", device_name)  # 'auto' picks cuda > mps > cpu; or 'cpu', 'cuda', 'cuda:1', 'mps'
+    dtype: str = key("auto", dtype_name)  # 'float32', 'bfloat16', 'float16' (CUDA, with a GradScaler), 'auto'
     compile: bool = True  # torch.compile the model; falls back to eager with a warning if it fails
-    seed: int = 1337
-    peak_tflops: float | None = None  # the device's peak, for MFU where PEAK_FLOPS does not know it (CPUs)
+    seed: int = key(1337, non_negative)  # numpy's generators take no negative seed
+    peak_tflops: float | None = key(None, positive)  # peak of the device, for MFU where PEAK_FLOPS lacks it
+
+    def problems(self) -> list[str]:
+        """What is wrong across keys (each key's own range is checked by configurator.problems first)."""
+        found = device_problems(self.device, self.dtype)
+        if self.n_embd % self.n_head:
+            found.append(f"n_head={self.n_head}: must divide n_embd={self.n_embd}")
+        if self.decay_lr and self.warmup_iters > self.lr_decay_iters:
+            found.append(f"warmup_iters={self.warmup_iters}: must be <= lr_decay_iters={self.lr_decay_iters} "
+                         f"(or decay_lr=False)")
+        if self.decay_lr and self.min_lr > self.learning_rate:
+            found.append(f"min_lr={self.min_lr}: must be <= learning_rate={self.learning_rate}")
+        if problem := unwritable(self.out_dir):
+            found.append(f"out_dir={self.out_dir!r}: {problem}")
+        if self.overwrite and self.init_from == "resume":
+            found.append("overwrite=True: starts a new run, so it cannot go with init_from='resume'")
+        return found
 
 
 ARCH_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "bias")  # may not change on resume
@@ -144,14 +161,15 @@ def build_model(cfg: TrainConfig, meta: dict, ckpt: dict | None) -> GPT:
     keys are set to what the model really is (e.g. gpt2-medium's)."""
     vocab = meta["vocab_size"]
     if ckpt is not None:
-        if any(ckpt["meta"].get(k) != meta.get(k) for k in ("tokenizer", "vocab_size", "chars")):
-            raise UsageError(f"data/{cfg.dataset} has another vocabulary than the checkpoint's data: "
-                             f"{meta['vocab_size']} vs {ckpt['meta']['vocab_size']} tokens, or other chars")
         changed = {k: (ckpt["model_args"][k], getattr(cfg, k)) for k in ARCH_KEYS
                    if ckpt["model_args"][k] != getattr(cfg, k)}
         if changed:
             raise UsageError("cannot resume with a different architecture: " + ", ".join(
                 f"{k}={new!r} but the checkpoint has {old!r}" for k, (old, new) in changed.items()))
+        if any(ckpt["meta"].get(k) != meta.get(k) for k in ("tokenizer", "vocab_size", "chars")):
+            raise UsageError(f"data/{cfg.dataset} has another vocabulary than the checkpoint's data: "
+                             f"{meta['vocab_size']} vs {ckpt['meta'].get('vocab_size')} tokens, or other "
+                             f"chars")
         model = model_from_checkpoint({**ckpt, "model_args": {**ckpt["model_args"], "dropout": cfg.dropout}})
     elif cfg.init_from == "scratch":
         model = GPT(GPTConfig(block_size=cfg.block_size, vocab_size=padded_vocab(vocab), n_layer=cfg.n_layer,
@@ -314,6 +332,7 @@ def train(cfg: TrainConfig) -> dict:
         raise UsageError(f"gradient_accumulation_steps={cfg.gradient_accumulation_steps} does not divide "
                          f"over {world} processes: make it a multiple of {world}")
     master, accum, resume = rank == 0, cfg.gradient_accumulation_steps // world, cfg.init_from == "resume"
+    data, meta = open_data(os.path.join("data", cfg.dataset), cfg.block_size)  # reads only: before the lock
     with contextlib.ExitStack() as stack:  # releases what the run opens, in reverse, however it ends
         if master:
             stack.enter_context(claim_out_dir(cfg.out_dir, not resume, cfg.overwrite))
@@ -325,16 +344,15 @@ def train(cfg: TrainConfig) -> dict:
             device = init_distributed(device)
             stack.push(leave_distributed)
         tokens_per_iter = cfg.batch_size * cfg.gradient_accumulation_steps * cfg.block_size
-        data, meta = open_data(os.path.join("data", cfg.dataset), cfg.block_size)
         ckpt_path, best_path = os.path.join(cfg.out_dir, "ckpt.pt"), os.path.join(cfg.out_dir, "best.pt")
         ckpt = load_checkpoint(ckpt_path, device) if resume else None
+        torch.manual_seed(cfg.seed)  # the same initial weights on every process
+        raw_model = build_model(cfg, meta, ckpt).to(device)
         if ckpt is not None and ckpt["iter_num"] >= cfg.max_iters and not cfg.eval_only:
             if master:
                 print(f"{cfg.out_dir} is finished at iter {ckpt['iter_num']} >= max_iters={cfg.max_iters}; "
                       f"raise --max_iters to train on")
             return {"iter_num": ckpt["iter_num"], "best_val_loss": ckpt["best_val_loss"]}
-        torch.manual_seed(cfg.seed)  # the same initial weights on every process
-        raw_model = build_model(cfg, meta, ckpt).to(device)
         dtype = resolve_dtype(cfg.dtype, device, raw_model.config.n_embd)
         ctx = autocast(device, dtype)
         torch.set_float32_matmul_precision("high")  # TF32 matmuls on GPUs that have them
@@ -494,13 +512,16 @@ def resume_config(cfg: TrainConfig, given: set[str]) -> TrainConfig:
     """For init_from='resume': the config stored in out_dir's checkpoint, with the keys given on this command
     line (config files and flags) on top. Those that would change what the checkpoint means are refused."""
     saved = load_checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"), verify=False)["config"]
-    changed = [k for k in (*ARCH_KEYS, "dataset") if k in given and getattr(cfg, k) != saved.get(k)]
+    changed = [k for k in (*ARCH_KEYS, "dataset")
+               if k in given and k in saved and getattr(cfg, k) != saved[k]]
     if changed:
         raise UsageError("cannot resume with a different " + ", ".join(
-            f"{k} ({getattr(cfg, k)!r}; the checkpoint has {saved.get(k)!r})" for k in changed) +
+            f"{k} ({getattr(cfg, k)!r}; the checkpoint has {saved[k]!r})" for k in changed) +
             ": drop those keys, or start a new run in another out_dir")
     keys = {f.name for f in fields(TrainConfig)} - set(COMMAND_KEYS) - given
-    return TrainConfig(**{**asdict(cfg), **{k: v for k, v in saved.items() if k in keys}})
+    resumed = TrainConfig(**{**asdict(cfg), **{k: v for k, v in saved.items() if k in keys}})
+    check(resumed)  # the checkpoint's keys and the new ones together
+    return resumed
 
 
 def main(argv: list[str]) -> None:

@@ -28,7 +28,7 @@ from typing import IO
 import numpy as np
 from tqdm import tqdm
 
-from configurator import UsageError, cli
+from configurator import Check, UsageError, cli, non_negative, positive, unwritable
 
 # rough number of tokens written per memmap chunk: the chunk count follows the data size (nanoGPT used a fixed
 # 1024 shards, which fails on datasets with fewer rows than that)
@@ -597,6 +597,28 @@ def add_hf_args(parser, out_dir: str | os.PathLike, dataset: str | None, config:
     parser.add_argument("--out_dir", default=out_dir)
 
 
+# what the preparers' numeric flags allow (parse_args checks those a parser has)
+FLAG_CHECKS = {"val_fraction": Check(lambda v: 0 < v < 1, "in (0, 1)"), "val_tokens": positive,
+               "num_proc": positive, "seed": non_negative}
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """parser's arguments, checked before anything is read or written: every bad flag is reported at once,
+    one DataError line each (`--key=value: what is allowed`), argparse's own errors too (one line instead of
+    its usage text)."""
+    def error(message: str):
+        raise DataError(message)
+    parser.error = error
+    args = parser.parse_args(argv)
+    found = [f"--{name}={getattr(args, name)}: must be {rule.allowed}" for name, rule in FLAG_CHECKS.items()
+             if getattr(args, name, None) is not None and not rule.ok(getattr(args, name))]
+    if problem := unwritable(str(args.out_dir)):
+        found.append(f"--out_dir={args.out_dir}: {problem}")
+    if found:
+        raise DataError(*found)
+    return args
+
+
 def _is_snapshot(source: str, data_files: str) -> bool:
     """Whether source is a local folder in which every glob of data_files matches a file: a snapshot of the
     hub repository those globs describe."""
@@ -637,7 +659,7 @@ def prepare_text_file(argv: list[str] | None, description: str, here: str | os.P
                         help=f"a local copy of input.txt (default: {here}/input.txt, downloaded if missing)")
     parser.add_argument("--out_dir", default=here)
     parser.add_argument("--val_fraction", type=float, default=0.1)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     text = read_text(args.input or download(url, os.path.join(here, "input.txt")))
     return prepare_documents([text], tokenizer_for(text), args.out_dir, args.val_fraction)
 

@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from configurator import UsageError, configure, help_text
+from configurator import UsageError, configure, help_text, key, positive, probability
 
 
 @dataclasses.dataclass
@@ -92,3 +92,37 @@ def test_help_lists_every_key(capsys):
     assert out.strip() == help_text(Cfg)
     for f in dataclasses.fields(Cfg):
         assert f"--{f.name}={f.default!r}" in out
+
+
+@dataclasses.dataclass
+class Ranged:
+    batch_size: int = key(12, positive)
+    dropout: float = key(0.0, probability)
+    n_head: int = key(4, positive)
+    n_embd: int = key(32, positive)
+
+    def problems(self) -> list[str]:
+        wrong = self.n_embd % self.n_head
+        return [f"n_head={self.n_head}: must divide n_embd={self.n_embd}"] if wrong else []
+
+
+def test_ranges_and_rules_every_problem_at_once():
+    assert Ranged.batch_size == 12 and configure(Ranged, []) == Ranged()
+    with pytest.raises(UsageError) as e:
+        configure(Ranged, ["--batch_size=0", "--dropout=1", "--typo=1"])
+    assert e.value.problems == ["unknown config key 'typo'; --help lists them all",
+                                "batch_size=0: must be > 0", "dropout=1.0: must be in [0, 1)"]
+    with pytest.raises(UsageError) as e:  # rules across keys once every key is in its range
+        configure(Ranged, ["--n_head=3"])
+    assert e.value.problems == ["n_head=3: must divide n_embd=32"]
+    assert "  --dropout=0.0  (float; in [0, 1))" in help_text(Ranged).splitlines()
+
+
+def test_config_file_line_errors(tmp_path):
+    f = tmp_path / "c.py"
+    f.write_text("batch_size = 4\nx = [\n")
+    with pytest.raises(UsageError, match=rf"^{f} line 2: '\[' was never closed$"):
+        configure(Ranged, [str(f)])
+    f.write_text("batch_size = 4\n\ndef half(n):\n    return n / zero\n\nn_head = half(8)\n")
+    with pytest.raises(UsageError, match=rf"^{f} line 4: NameError: name 'zero' is not defined$"):
+        configure(Ranged, [str(f)])

@@ -232,7 +232,7 @@ def test_hellaswag_clear_errors(char_runs, tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"ctx": "a", "endings": ["b"], "label": 0}\n')
     with pytest.raises(UsageError, match=r"bad.jsonl:1 is not a HellaSwag example"):
         load_hellaswag(str(tmp_path / "bad.jsonl"))
-    with pytest.raises(UsageError, match="mode 'hellaswog'"):
+    with pytest.raises(UsageError, match="mode='hellaswog': must be one of 'hellaswag', 'plot'"):
         ev.main(["--mode=hellaswog"])
 
 

@@ -271,6 +271,7 @@ def test_truncate_metrics_keeps_whole_lines_before_the_resume_point(tmp_path):
     core.truncate_metrics(str(path), 3)
     with open(path, "a") as f:
         f.write(json.dumps({"iter": 4, "loss": 2.5}) + "\n")  # the resumed run appends
-    assert [json.loads(line) for line in path.read_text().splitlines()] == records + [{"iter": 4, "loss": 2.5}]
+    assert [json.loads(line) for line in path.read_text().splitlines()] == records + [
+        {"iter": 4, "loss": 2.5}]
     core.truncate_metrics(str(path), 2)  # the eval at the resume point is replayed: it goes
     assert [json.loads(line) for line in path.read_text().splitlines()] == records[:3]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, so that data.common imports
 from data.common import (DataError, Tokenizer, add_hf_args, char_vocab, is_hf_source, load_splits,
-                         prepare_documents, prepare_hf, read_documents, run)
+                         parse_args, prepare_documents, prepare_hf, read_documents, run)
 
 HERE = Path(__file__).resolve().parent
 
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> dict:
                         help="text file, folder of .txt files, or HF dataset (see above)")
     parser.add_argument("--tokenizer", default="gpt2", help="char or gpt2")
     add_hf_args(parser, HERE, dataset=None, val_fraction=0.1)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     if args.tokenizer not in ("char", "gpt2"):
         raise DataError(f"unknown tokenizer {args.tokenizer!r}: expected 'char' or 'gpt2'")
 

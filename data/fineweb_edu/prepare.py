@@ -38,7 +38,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, so that data.common imports
-from data.common import DataError, Tokenizer, add_hf_args, check_column, load_source, prepare_hf, run
+from data.common import (DataError, Tokenizer, add_hf_args, check_column, load_source, parse_args,
+                         prepare_hf, run)
 
 HERE = Path(__file__).resolve().parent
 HUB_ID = "HuggingFaceFW/fineweb-edu"
@@ -86,9 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
     add_hf_args(parser, HERE, dataset=HUB_ID, config="sample-10BT", val_fraction=None)
     parser.add_argument("--val_tokens", type=int, default=VAL_TOKENS,
                         help="val is the first documents up to about this many tokens (at most half of them)")
-    args = parser.parse_args(argv)
-    if args.val_tokens <= 0:
-        raise DataError(f"--val_tokens must be positive, not {args.val_tokens}")
+    args = parse_args(parser, argv)
     if not args.data_files and not Path(args.dataset).expanduser().is_file():  # the hub or a snapshot
         if args.config not in CONFIG_FILES:
             raise DataError(f"unknown config {args.config!r}: expected {' or '.join(CONFIG_FILES)}, "

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, so that data.common imports
-from data.common import DataError, download, load_hellaswag, run
+from data.common import DataError, download, load_hellaswag, parse_args, run
 
 HERE = Path(__file__).resolve().parent
 URL = "https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl"
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out_dir", default=HERE)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     path = Path(args.out_dir) / FILENAME
     fresh = not path.exists()
     download(URL, path)  # atomic: a failure leaves no file behind

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, so that data.common imports
-from data.common import Tokenizer, add_hf_args, load_splits, prepare_hf, run
+from data.common import Tokenizer, add_hf_args, load_splits, parse_args, prepare_hf, run
 
 HERE = Path(__file__).resolve().parent
 DATA_FILES = "plain_text/*.parquet"
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_hf_args(parser, HERE, dataset="Skylion007/openwebtext", data_files=DATA_FILES, val_fraction=0.0005)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     splits = load_splits(args)
     return prepare_hf(splits, Tokenizer.gpt2(), args.out_dir, args.text_column, args.num_proc)
 

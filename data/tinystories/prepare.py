@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, so that data.common imports
-from data.common import Tokenizer, add_hf_args, load_splits, prepare_hf, run
+from data.common import Tokenizer, add_hf_args, load_splits, parse_args, prepare_hf, run
 
 HERE = Path(__file__).resolve().parent
 
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> dict:
     # the repo also holds the stories as .txt files: name the parquet files so only they are read
     add_hf_args(parser, HERE, dataset="roneneldan/TinyStories", val_fraction=0.01,
                 data_files="train=data/train-*.parquet,validation=data/validation-*.parquet")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     # uses the "validation" split; --val_fraction only matters for data without one
     splits = load_splits(args)
     return prepare_hf(splits, Tokenizer.gpt2(), args.out_dir, args.text_column, args.num_proc)

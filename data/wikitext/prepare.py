@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, so that data.common imports
-from data.common import Tokenizer, add_hf_args, check_column, load_splits, prepare_hf, run
+from data.common import Tokenizer, add_hf_args, check_column, load_splits, parse_args, prepare_hf, run
 
 HERE = Path(__file__).resolve().parent
 TITLE = re.compile(r" = [^=](.*[^=])? = \n?")  # " = Title = " but not " = = Section = = "
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_hf_args(parser, HERE, dataset="Salesforce/wikitext", config="wikitext-103-raw-v1")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     splits = {name: as_articles(ds, args.text_column) for name, ds in load_splits(args).items()}
     return prepare_hf(splits, Tokenizer.gpt2(), args.out_dir, "text", args.num_proc)
 

@@ -1,0 +1,300 @@
+"""Bad input to every script and preparer: a refused run exits 2 with one `error:` line per problem, naming
+the key or file, prints no traceback and leaves every file it was pointed at byte for byte as it was.
+
+The table runs in-process through configurator.cli (what `python train.py ...` runs), which is fast; the cases
+marked SUB also run as real subprocesses, from the command line as a user types it."""
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+import torch
+
+import bench
+import core
+import eval as ev
+import sample
+import train
+from configurator import cli, configure, help_text
+from conftest import python, write_dataset
+from data.custom import prepare as custom
+from data.fineweb_edu import prepare as fineweb_edu
+from data.hellaswag import prepare as hellaswag
+from data.openwebtext import prepare as openwebtext
+from data.shakespeare import prepare as shakespeare
+from data.shakespeare_char import prepare as shakespeare_char
+from data.tinystories import prepare as tinystories
+from data.wikitext import prepare as wikitext
+
+SCRIPTS = {"train.py": train.main, "sample.py": sample.main, "eval.py": ev.main, "bench.py": bench.main}
+PREPARERS = {m: m.main for m in (custom, fineweb_edu, hellaswag, openwebtext, shakespeare, shakespeare_char,
+                                 tinystories, wikitext)}
+MAINS = {**SCRIPTS, **{f"data/{Path(m.__file__).parent.name}/prepare.py": f for m, f in PREPARERS.items()}}
+
+# a tiny CPU run on the synthetic data, so that a bad value let through would train, and write into {out}
+TRAIN = ["--device=cpu", "--compile=False", "--dtype=float32", "--n_layer=1", "--n_head=2", "--n_embd=32",
+         "--block_size=16", "--batch_size=2", "--gradient_accumulation_steps=1", "--max_iters=2",
+         "--lr_decay_iters=2", "--warmup_iters=1", "--eval_interval=2", "--eval_iters=1", "--dataset={data}",
+         "--out_dir={out}"]
+SAMPLE = ["--device=cpu", "--out_dir={out}"]
+EVAL = ["--device=cpu", "--out_dir={out}"]
+BENCH = ["--device=cpu", "--n_layer=1", "--n_head=2", "--n_embd=32", "--block_size=16", "--iters=1",
+         "--warmup_iters=0", "--compile=False"]
+SUB = "subprocess"  # also run as a real command line
+NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present here")
+NO_MPS = pytest.mark.skipif(torch.backends.mps.is_available(), reason="MPS is present here")
+
+
+class Case(NamedTuple):
+    script: str
+    args: list[str]
+    errors: list[str]  # one per expected `error:` line, in order: a part of that line
+    sub: str = ""
+
+
+def case(script: str, args: list[str], *errors: str, sub: str = "", marks=()):
+    base = {"train.py": TRAIN, "sample.py": SAMPLE, "eval.py": EVAL, "bench.py": BENCH}.get(script, [])
+    name = " ".join(args).replace("{", "").replace("}", "") or "no args"
+    return pytest.param(Case(script, base + args, list(errors), sub), id=f"{script} {name}", marks=marks)
+
+
+CASES = [
+    # train.py: each key's range
+    case("train.py", ["--batch_size=0"], "batch_size=0: must be > 0", sub=SUB),
+    case("train.py", ["--block_size=0"], "block_size=0: must be > 0"),
+    case("train.py", ["--eval_iters=0"], "eval_iters=0: must be > 0"),
+    case("train.py", ["--max_iters=-1"], "max_iters=-1: must be >= 0", sub=SUB),
+    case("train.py", ["--gradient_accumulation_steps=0"], "gradient_accumulation_steps=0: must be > 0"),
+    case("train.py", ["--dropout=1.5"], "dropout=1.5: must be in [0, 1)", sub=SUB),
+    case("train.py", ["--learning_rate=-1"], "learning_rate=-1.0: must be > 0"),
+    case("train.py", ["--grad_clip=-1"], "grad_clip=-1.0: must be >= 0"),
+    case("train.py", ["--eval_interval=0"], "eval_interval=0: must be > 0"),
+    case("train.py", ["--log_interval=0"], "log_interval=0: must be > 0"),
+    case("train.py", ["--weight_decay=-0.1"], "weight_decay=-0.1: must be >= 0"),
+    case("train.py", ["--beta2=1"], "beta2=1.0: must be in [0, 1)"),
+    case("train.py", ["--optimizer=sgd"], "optimizer='sgd': must be one of 'adamw', 'muon'"),
+    case("train.py", ["--seed=-1"], "seed=-1: must be >= 0"),
+    case("train.py", ["--peak_tflops=0"], "peak_tflops=0.0: must be > 0"),
+    case("train.py", ["--eval_samples=-1"], "eval_samples=-1: must be >= 0"),
+    case("train.py", ["--hellaswag_limit=0"], "hellaswag_limit=0: must be > 0"),
+    case("train.py", ["--device=tpu"], "device='tpu': must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'",
+         sub=SUB),
+    case("train.py", ["--dtype=fp8"], "dtype='fp8': must be one of 'auto', 'float32', 'bfloat16', 'float16'"),
+    # train.py: rules across keys, and the machine
+    case("train.py", ["--n_head=3"], "n_head=3: must divide n_embd=32", sub=SUB),
+    case("train.py", ["--warmup_iters=5"], "warmup_iters=5: must be <= lr_decay_iters=2"),
+    case("train.py", ["--min_lr=1"], "min_lr=1.0: must be <= learning_rate=0.0006"),
+    case("train.py", ["--device=cuda"], "device='cuda': CUDA is not available here", sub=SUB, marks=NO_CUDA),
+    case("train.py", ["--device=cuda:1"], "device='cuda:1': CUDA is not available here", marks=NO_CUDA),
+    case("train.py", ["--device=mps"], "device='mps': MPS is not available here", marks=NO_MPS),
+    case("train.py", ["--dtype=float16"], "dtype='float16': needs a CUDA device"),
+    # train.py: types and names
+    case("train.py", ["--batch_size=x"], "config key 'batch_size' expects int, got str 'x'"),
+    case("train.py", ["--batchsize=3"], "unknown config key 'batchsize' (did you mean 'batch_size'?)"),
+    case("train.py", ["--batch_size"], "argument --batch_size has no value"),
+    # train.py: paths
+    case("train.py", ["--out_dir={afile}"], "out_dir='{afile}': {afile} is a file, not a directory", sub=SUB),
+    case("train.py", ["--out_dir={afile}/run"], "out_dir='{afile}/run': {afile} is a file, not a directory"),
+    case("train.py", ["--out_dir={ro}/run"], "out_dir='{ro}/run': {ro} is not writable", sub=SUB),
+    case("train.py", ["--dataset={empty}"], "{empty}/meta.json not found: run python", sub=SUB),
+    case("train.py", ["--dataset={nobin}"], "{nobin}/train.bin not found: run python"),
+    case("train.py", ["--init_from=resume"], "checkpoint {out}/ckpt.pt is unreadable", sub=SUB),
+    case("train.py", ["--init_from=resume", "--out_dir={foreign}"],
+         "{foreign}/ckpt.pt is not a checkpoint of this codebase"),
+    case("train.py", ["--init_from=resume", "--out_dir={otherarch}"],
+         "cannot resume with a different architecture: n_embd=32 but the checkpoint has 64"),
+    # train.py: config files
+    case("train.py", ["{syntax}"], "{syntax} line 2: ", sub=SUB),
+    case("train.py", ["{raises}"], "{raises} line 3: NameError: name 'batch' is not defined", sub=SUB),
+    case("train.py", ["{unknown}"], "{unknown}: unknown config key 'dropuot' (did you mean 'dropout'?)"),
+    case("train.py", ["{tmp}/missing.py"], "cannot read config file {tmp}/missing.py"),
+    # several problems at once: one line each
+    case("train.py", ["--batch_size=0", "--dropout=1.5", "--device=tpu", "--bogus=1"],
+         "unknown config key 'bogus'", "batch_size=0", "dropout=1.5", "device='tpu'", sub=SUB),
+    case("train.py", ["--n_head=3", "--warmup_iters=5", "--out_dir={afile}"],
+         "n_head=3", "warmup_iters=5", "out_dir='{afile}'"),
+    case("train.py", ["{syntax}", "--batch_size=0"], "{syntax} line 2", "batch_size=0"),
+    # sample.py
+    case("sample.py", ["--temperature=-1"], "temperature=-1.0: must be >= 0", sub=SUB),
+    case("sample.py", ["--top_p=1.5"], "top_p=1.5: must be in (0, 1]"),
+    case("sample.py", ["--top_k=0"], "top_k=0: must be > 0"),
+    case("sample.py", ["--num_samples=0"], "num_samples=0: must be > 0"),
+    case("sample.py", ["--max_new_tokens=-1"], "max_new_tokens=-1: must be >= 0"),
+    case("sample.py", ["--device=tpu"], "device='tpu'"),
+    case("sample.py", ["--dtype=float16"], "dtype='float16': needs a CUDA device"),
+    case("sample.py", [], "checkpoint {out}/ckpt.pt is unreadable"),
+    case("sample.py", ["--ckpt=none.pt"], "no checkpoint at {out}/none.pt"),
+    case("sample.py", ["--out_dir={foreign}"], "{foreign}/ckpt.pt is not a checkpoint of this codebase"),
+    case("sample.py", ["--top_k=0", "--top_p=0", "--num_samples=0"], "num_samples=0", "top_k=0", "top_p=0"),
+    # eval.py
+    case("eval.py", ["--mode=nonsense"], "mode='nonsense': must be one of 'hellaswag', 'plot'", sub=SUB),
+    case("eval.py", ["--dpi=0"], "dpi=0: must be > 0"),
+    case("eval.py", ["--limit=0"], "limit=0: must be > 0"),
+    case("eval.py", ["--fig_width=3"], "fig_width=3.0: set both fig_width and fig_height, or neither"),
+    case("eval.py", ["--mode=plot", "--output={afile}/loss.png"],
+         "output='{afile}/loss.png': {afile} is a file"),
+    case("eval.py", ["--mode=export", "--output={afile}"],
+         "output='{afile}': {afile} is a file, not a directory"),
+    case("eval.py", ["--mode=attention", "--device=cuda"], "device='cuda': CUDA is not available",
+         marks=NO_CUDA),
+    case("eval.py", ["--mode=export"], "checkpoint {out}/ckpt.pt is unreadable"),
+    # bench.py
+    case("bench.py", ["--iters=0"], "iters=0: must be > 0", sub=SUB),
+    case("bench.py", ["--rounds=0"], "rounds=0: must be > 0"),
+    case("bench.py", ["--batch_size=0"], "batch_size=0: must be > 0"),
+    case("bench.py", ["--warmup_iters=-1"], "warmup_iters=-1: must be >= 0"),
+    case("bench.py", ["--mode=fast"],
+         "mode='fast': must be one of 'train', 'compare', 'generate', 'speedrun'"),
+    case("bench.py", ["--optimizer=sgd"], "optimizer='sgd': must be one of 'adamw', 'muon', 'plain'"),
+    case("bench.py", ["--n_head=5"], "n_head=5: must divide n_embd=32"),
+    case("bench.py", ["--mode=generate"],
+         "max_new_tokens=200: prompt_len + max_new_tokens must be <= block_size=16 for HF's generate"),
+    case("bench.py", ["--dataset={empty}"], "{empty}/meta.json not found"),
+    # the preparers
+    case("data/custom/prepare.py", ["--input={text}", "--val_fraction=1.5", "--out_dir={out}"],
+         "--val_fraction=1.5: must be in (0, 1)", sub=SUB),
+    case("data/custom/prepare.py", ["--input={tmp}/missing.txt", "--out_dir={out}"],
+         "input file {tmp}/missing.txt not found", sub=SUB),
+    case("data/custom/prepare.py", ["--input={text}", "--tokenizer=bpe", "--out_dir={out}"],
+         "unknown tokenizer 'bpe'"),
+    case("data/custom/prepare.py", ["--out_dir={out}"], "the following arguments are required: --input"),
+    case("data/custom/prepare.py", ["--input={text}", "--out_dir={afile}"],
+         "--out_dir={afile}: {afile} is a file"),
+    case("data/fineweb_edu/prepare.py", ["--val_tokens=-1", "--out_dir={out}"],
+         "--val_tokens=-1: must be > 0", sub=SUB),
+    case("data/fineweb_edu/prepare.py", ["--val_tokens=-1", "--num_proc=0", "--out_dir={afile}"],
+         "--val_tokens=-1", "--num_proc=0", "--out_dir={afile}"),
+    case("data/openwebtext/prepare.py", ["--seed=-1", "--out_dir={out}"], "--seed=-1: must be >= 0"),
+    case("data/openwebtext/prepare.py", ["--val_fraction=0", "--out_dir={out}"], "--val_fraction=0.0"),
+    case("data/tinystories/prepare.py", ["--bogus", "--out_dir={out}"], "unrecognized arguments: --bogus"),
+    case("data/wikitext/prepare.py", ["--num_proc=abc", "--out_dir={out}"],
+         "argument --num_proc: invalid int value: 'abc'"),
+    case("data/shakespeare_char/prepare.py", ["--input={tmp}/missing.txt", "--out_dir={out}"],
+         "input file {tmp}/missing.txt not found"),
+    case("data/shakespeare_char/prepare.py", ["--input={text}", "--out_dir={ro}/data"],
+         "--out_dir={ro}/data: {ro} is not writable"),
+    case("data/shakespeare/prepare.py", ["--input={text}", "--val_fraction=1", "--out_dir={out}"],
+         "--val_fraction=1.0: must be in (0, 1)"),
+    case("data/hellaswag/prepare.py", ["--out_dir={afile}"], "--out_dir={afile}: {afile} is a file", sub=SUB),
+]
+
+
+@pytest.fixture
+def world(tmp_path) -> dict[str, str]:
+    """The files bad runs are pointed at, by placeholder name: a run's out_dir ({out}: a checkpoint cut
+    short, best.pt, metrics, config), other runs' folders, a dataset, config files, a file where a folder
+    should be, a read-only folder."""
+    names = ("afile", "empty", "nobin", "ro", "out", "foreign", "otherarch")
+    w = {"tmp": tmp_path, "data": write_dataset(tmp_path / "data"), "text": tmp_path / "in.txt",
+         **{name: tmp_path / name for name in names},
+         **{name: tmp_path / f"{name}.py" for name in ("syntax", "raises", "unknown")}}
+    for name in ("out", "foreign", "otherarch", "empty", "ro"):
+        w[name].mkdir()
+    w["afile"].write_text("not a folder\n")
+    w["text"].write_text("hello world\n" * 20)
+    write_dataset(w["nobin"])
+    os.remove(w["nobin"] / "train.bin")
+    w["syntax"].write_text("batch_size = 4\nn_layer = (\n")
+    w["raises"].write_text("# a typo\nbatch_size = 4\nmax_iters = batch * 2\n")
+    w["unknown"].write_text("dropuot = 0.1\n")
+    args = {"n_layer": 1, "n_head": 2, "n_embd": 64, "block_size": 16, "bias": True, "vocab_size": 64,
+            "dropout": 0.0}
+    ckpt = {"model": {"w": torch.zeros(4)}, "model_args": args, "iter_num": 2, "best_val_loss": 1.0,
+            "config": {"optimizer": "adamw"}, "meta": {}, "optimizer": {}, "scaler": {}}
+    core.save_checkpoint(ckpt, str(w["otherarch"] / "ckpt.pt"))
+    core.save_checkpoint(ckpt, str(w["out"] / "best.pt"))
+    whole = (w["out"] / "best.pt").read_bytes()
+    (w["out"] / "ckpt.pt").write_bytes(whole[:len(whole) // 2])  # cut short
+    (w["out"] / "metrics.jsonl").write_text('{"iter": 0, "val_loss": 3.0, "train_loss": 3.0}\n')
+    (w["out"] / "config.json").write_text("{}\n")
+    torch.save({"state_dict": {}}, w["foreign"] / "ckpt.pt")
+    return {k: str(v) for k, v in w.items()}
+
+
+def snapshot(root: str) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(Path(root).rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def read_only(world):
+    """{ro} made read-only. Mode bits do not stop root: there, the in-process runs make os.access say what
+    they would, and the command-line cases are skipped."""
+    os.chmod(world["ro"], 0o555)
+    yield
+    os.chmod(world["ro"], 0o755)
+
+
+def refused(c: Case, world: dict, run) -> None:
+    """Run case c through run(script, argv) -> (exit status, stdout, stderr) and check that it is refused
+    as it should be."""
+    argv = [a.format(**world) for a in c.args]
+    before = snapshot(world["tmp"])
+    status, out, err = run(c.script, argv)
+    assert "Traceback" not in err, err
+    assert status == 2, (status, err[-2000:])
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    expected = [e.format(**world) for e in c.errors]
+    assert len(lines) == len(expected), err
+    for line, part in zip(lines, expected):
+        assert part in line, (line, part)
+    assert out == ""
+    assert snapshot(world["tmp"]) == before  # nothing written, nothing changed
+
+
+@pytest.mark.parametrize("c", CASES)
+def test_refused_in_process(c, world, read_only, capsys, monkeypatch):
+    if "{ro}" in " ".join(c.args) and os.access(world["ro"], os.W_OK):  # root: pretend the bits hold
+        access = os.access
+        monkeypatch.setattr(os, "access",
+                            lambda p, mode: not str(p).startswith(world["ro"]) and access(p, mode))
+
+    def run(script, argv):
+        monkeypatch.setattr(sys, "argv", [script, *argv])
+        with pytest.raises(SystemExit) as e:
+            cli(MAINS[script])
+        out, err = capsys.readouterr()
+        return e.value.code, out, err
+    refused(c, world, run)
+
+
+@pytest.mark.parametrize("c", [p for p in CASES if p.values[0].sub])
+def test_refused_on_the_command_line(c, world, read_only):
+    if "{ro}" in " ".join(c.args) and os.access(world["ro"], os.W_OK):
+        pytest.skip("running as root: a read-only folder is writable all the same")
+
+    def run(script, argv):
+        r = python(script, *argv, timeout=120)
+        return r.returncode, r.stdout, r.stderr
+    refused(c, world, run)
+
+
+def test_table_is_big_enough():
+    scripts = {p.values[0].script for p in CASES}
+    assert len(CASES) >= 40 and set(MAINS) <= scripts
+    assert sum(1 for p in CASES if p.values[0].sub) >= 12
+
+
+@pytest.mark.parametrize("cls", [train.TrainConfig, sample.SampleConfig, ev.EvalConfig, bench.BenchConfig])
+def test_every_number_has_a_range_in_help(cls):
+    """Every key is checked but free text (paths, names, prompts) and booleans; --help says each range."""
+    text = help_text(cls)
+    for f in dataclasses.fields(cls):
+        check = f.metadata.get("check")
+        if check is None:
+            assert f.type in (str, str | None, bool) or (cls, f.name) == (sample.SampleConfig, "seed"), f.name
+        else:
+            assert f"--{f.name}={f.default!r}  (" in text and f"; {check.allowed})" in text
+            assert getattr(cls, f.name) == f.default  # the class attribute stays the default
+
+
+def test_good_values_at_the_edges_pass(world):
+    """The limits themselves are allowed: nothing above is refused for being too strict."""
+    cfg = configure(train.TrainConfig, [a.format(**world) for a in TRAIN] + [
+        "--dropout=0", "--max_iters=0", "--grad_clip=0", "--warmup_iters=2", "--min_lr=6e-4", "--seed=0",
+        "--eval_samples=0", "--weight_decay=0", "--device=auto", "--dtype=auto", "--out_dir=" + world["tmp"]
+        + "/new/run"])
+    assert cfg.max_iters == 0
+    assert configure(sample.SampleConfig, ["--temperature=0", "--top_p=1", "--top_k=1", "--max_new_tokens=0",
+                                           "--top_k=None"]).top_k is None
