@@ -4,9 +4,9 @@ imports model.py, configurator.py and data/common.py, never a script:
 
     scripts (train, sample, eval, bench) -> core -> model, data.common -> configurator
 
-Devices and dtypes, the dataset on disk, checkpoints, loading a model from a run or from GPT-2, prompts,
-torch.compile with a fallback, peak FLOPs for MFU, a run's metrics.jsonl (written and read) and its stop
-signals, and HellaSwag scoring.
+Devices and dtypes, the dataset on disk, checkpoints (with checksums), loading a model from a run or from
+GPT-2, prompts, torch.compile with a fallback, peak FLOPs for MFU, a run's out_dir (its lock, who owns it),
+its metrics.jsonl (written and read), its processes and stop signals, progress bars, and HellaSwag scoring.
 """
 import contextlib
 import dataclasses
@@ -371,7 +371,7 @@ def truncate_metrics(path: str, iter_num: int) -> None:
 
 
 # -----------------------------------------------------------------------------
-# a training run's metrics.jsonl (and wandb) and its stop signals
+# a training run's metrics.jsonl (and wandb), its processes (torchrun) and its stop signals
 
 def prepare_out_dir(cfg, iter_num: int) -> None:
     """Make out_dir ready for this run's writes (under its lock): a resumed run drops the metrics it will log
@@ -425,6 +425,24 @@ class MetricsLog:
             self.file.close()
         if self.wandb_run is not None:
             self.wandb_run.finish()
+
+
+def init_distributed(device: torch.device) -> torch.device:
+    """Join the torchrun process group; on CUDA each process takes the GPU of its LOCAL_RANK."""
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+def leave_distributed(exc_type, exc, tb) -> None:
+    """Exit hook: leave the process group, after a barrier when the run ended well."""
+    if exc_type is None:
+        # gloo can abort a process ("terminate called without an active exception") that tears down its
+        # group while a peer is still busy, e.g. rank 0 writing the last checkpoint
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def any_process(flag: bool, device: torch.device) -> bool:

@@ -24,9 +24,10 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from configurator import (UsageError, check, cli, configure, device_name, dtype_name, key, non_negative,
                           one_of, positive, probability, unwritable)
 from core import (SEPARATOR, Interrupted, MetricsLog, any_process, autocast, check_new_run, claim_out_dir,
-                  clock, device_problems, encode_prompt, get_batch, hellaswag_accuracy, load_checkpoint,
-                  load_pretrained, maybe_compile, model_from_checkpoint, open_data, peak_flops,
-                  prepare_out_dir, progress, resolve_device, resolve_dtype, save_checkpoint, stop_requests)
+                  clock, device_problems, encode_prompt, get_batch, hellaswag_accuracy, init_distributed,
+                  leave_distributed, load_checkpoint, load_pretrained, maybe_compile, model_from_checkpoint,
+                  open_data, peak_flops, prepare_out_dir, progress, resolve_device, resolve_dtype,
+                  save_checkpoint, stop_requests)
 from data.common import Tokenizer, load_hellaswag
 from model import GPT, GPTConfig, padded_vocab
 
@@ -137,24 +138,6 @@ def process_offsets(cfg: TrainConfig, step: int, data_len: int, rank: int, world
 
 # -----------------------------------------------------------------------------
 # setup
-
-def init_distributed(device: torch.device) -> torch.device:
-    """Join the torchrun process group; on CUDA each process takes the GPU of its LOCAL_RANK."""
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-        torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return device
-
-
-def leave_distributed(exc_type, exc, tb) -> None:
-    """Exit hook: leave the process group, after a barrier when the run ended well."""
-    if exc_type is None:
-        # gloo can abort a process ("terminate called without an active exception") that tears down its
-        # group while a peer is still busy, e.g. rank 0 writing the last checkpoint
-        dist.barrier()
-    dist.destroy_process_group()
-
 
 def build_model(cfg: TrainConfig, meta: dict, ckpt: dict | None) -> GPT:
     """The model to train: the checkpoint's (resume), a fresh one (scratch) or GPT-2's weights; cfg's shape
@@ -302,10 +285,11 @@ def micro_batches(data: dict, cfg: TrainConfig, step: int, rank: int, world: int
         yield get_batch(data["train"], rows, cfg.block_size, device)
 
 
-def train_step(model: torch.nn.Module, scaler: torch.amp.GradScaler, batches: Iterator, accum: int,
-               ctx) -> torch.Tensor:
-    """Forward and backward over accum micro-batches (the next one fetched while the device works); returns
-    the mean micro-batch loss, on the device. The optimizer steps in the caller, after clipping."""
+def train_step(model: torch.nn.Module, optimizer, scaler: torch.amp.GradScaler, batches: Iterator,
+               accum: int, ctx, grad_clip: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step: forward and backward over accum micro-batches (the next one fetched while the
+    device works), gradients clipped to grad_clip (0: not clipped), then the step. Returns the mean
+    micro-batch loss and the gradient norm before clipping, on the device."""
     total = 0.0
     x, y = next(batches)
     for micro in range(accum):
@@ -319,7 +303,13 @@ def train_step(model: torch.nn.Module, scaler: torch.amp.GradScaler, batches: It
             x, y = next(batches)
         scaler.scale(loss).backward()
         total = total + loss.detach()
-    return total
+    scaler.unscale_(optimizer)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip or float("inf"))
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    return total, grad_norm
 
 
 # -----------------------------------------------------------------------------
@@ -414,12 +404,8 @@ def train(cfg: TrainConfig) -> dict:
             # dropout masks follow (seed, rank, step)
             torch.manual_seed(cfg.seed + 1_000_003 * rank + iter_num)
             batches = micro_batches(data, cfg, iter_num, rank, world, device)
-            train_loss += train_step(model, scaler, batches, accum, ctx)
-            scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip or float("inf"))
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
+            loss, grad_norm = train_step(model, optimizer, scaler, batches, accum, ctx, cfg.grad_clip)
+            train_loss += loss
             iter_num, steps = iter_num + 1, steps + 1
             stop = any_process(bool(signalled), device)
             if iter_num % cfg.log_interval == 0:

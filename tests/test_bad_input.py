@@ -220,7 +220,7 @@ def snapshot(root: str) -> dict[str, bytes]:
 @pytest.fixture
 def read_only(world):
     """{ro} made read-only. Mode bits do not stop root: there, the in-process runs make os.access say what
-    they would, and the command-line cases are skipped."""
+    they would, and the command-line cases use the test's /proc folder instead."""
     os.chmod(world["ro"], 0o555)
     yield
     os.chmod(world["ro"], 0o755)
@@ -262,7 +262,9 @@ def test_refused_in_process(c, world, read_only, capsys, monkeypatch):
 @pytest.mark.parametrize("c", [p for p in CASES if p.values[0].sub])
 def test_refused_on_the_command_line(c, world, read_only):
     if "{ro}" in " ".join(c.args) and os.access(world["ro"], os.W_OK):
-        pytest.skip("running as root: a read-only folder is writable all the same")
+        # root writes through mode bits; a process's /proc folder refuses writes even to root
+        world = {**world, "ro": f"/proc/{os.getpid()}"}
+        assert not os.access(world["ro"], os.W_OK), "no folder here refuses writes to this user"
 
     def run(script, argv):
         r = python(script, *argv, timeout=120)
