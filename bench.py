@@ -28,7 +28,8 @@ import torch
 from configurator import (UsageError, cli, configure, device_name, dtype_name, key, non_negative, one_of,
                           positive)
 from core import (autocast, cpu_has_bf16, device_problems, get_batch, load_checkpoint, maybe_compile,
-                  model_from_checkpoint, open_data, peak_flops, read_metrics, resolve_device, resolve_dtype)
+                  model_from_checkpoint, open_data, peak_flops, progress, read_metrics, resolve_device,
+                  resolve_dtype)
 from model import GPT, GPTConfig, padded_vocab
 
 
@@ -123,7 +124,7 @@ def make_step(cfg: BenchConfig, device: torch.device) -> tuple:
 def time_steps(step, iters: int) -> float:
     """Seconds per iteration over iters iterations."""
     t0 = time.perf_counter()
-    for _ in range(iters):
+    for _ in progress(range(iters), "timed steps"):  # tqdm costs well under a microsecond a step
         loss = step()
     loss.item()  # waits for the device
     return (time.perf_counter() - t0) / iters
@@ -161,7 +162,8 @@ def bench_compare(cfg: BenchConfig, device: torch.device) -> list[dict]:
     if device.type == "cpu" and not cpu_has_bf16():
         variants = [v for v in variants if v[0] != "bfloat16"]
     made = [make_step(replace(cfg, dtype=d, compile=c, optimizer=o), device) for d, c, o in variants]
-    times = [[time_steps(step, cfg.iters) for step, _, _ in made] for _ in range(cfg.rounds)]
+    times = [[time_steps(step, cfg.iters) for step, _, _ in made]
+             for _ in progress(range(cfg.rounds), "rounds")]
     rows = [{"dtype": d, "compile": c, "compiled": compiled, "optimizer": o,
              "ms_per_iter": 1000 * float(np.median(col)),
              "tokens_per_s": cfg.batch_size * cfg.block_size / float(np.median(col))}
@@ -206,7 +208,7 @@ def bench_speedrun(cfg: BenchConfig, device: torch.device) -> dict:
     dataset = [f"--dataset={cfg.dataset}"] if cfg.dataset else []
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, args in SPEEDRUN.items():
+        for name, args in progress(SPEEDRUN.items(), "speedrun runs"):
             out_dir = f"{tmp}/{name.replace(' ', '_')}"
             t0 = time.perf_counter()
             proc = subprocess.run([sys.executable, "train.py", *args, *dataset, f"--out_dir={out_dir}"],
@@ -250,7 +252,7 @@ def bench_generate(cfg: BenchConfig, device: torch.device) -> dict:
     with torch.no_grad():
         for name, run in runs.items():
             run()  # warm-up
-        for _ in range(3):
+        for _ in progress(range(3), "generate rounds"):
             for name, run in runs.items():
                 sync(device)
                 t0 = time.perf_counter()
