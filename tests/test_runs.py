@@ -83,7 +83,14 @@ def test_a_new_run_never_replaces_another(tiny):
     """The README's quick start, then its training command into the same out_dir: refused, every file of the
     first run byte-identical; --overwrite=True then replaces the run as a whole, metrics included."""
     first = replace(tiny, max_iters=6, eval_interval=3, log_interval=1)
-    train.train(first)
+    r = python("train.py", *cli_args(first))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()  # a start and an end that read
+    assert lines[0].startswith("model: ") and lines[1].startswith("data: ") and lines[2].startswith("device ")
+    assert "{" not in r.stdout  # the config goes to config.json, not the screen (unless --verbose)
+    assert f"done: {tiny.out_dir}/ckpt.pt holds iter 6" in r.stdout
+    assert f"python sample.py --out_dir={tiny.out_dir}" in r.stdout
+    assert "elapsed, eta 0:00:00" in r.stdout
     before = snapshot(first.out_dir)
     r = python("train.py", *cli_args(replace(first, max_iters=4)))
     assert r.returncode == 2 and "Traceback" not in r.stderr
@@ -248,17 +255,6 @@ def test_a_char_export_samples_like_its_checkpoint(tiny, tmp_path):
     from_ckpt = sample.sample(sample.SampleConfig(out_dir=cfg.out_dir, **common), io.StringIO())
     from_export = sample.sample(sample.SampleConfig(init_from=export, **common), io.StringIO())
     assert from_export == from_ckpt and from_ckpt[0].startswith("AB")
-
-
-def test_the_quick_start_says_where_its_model_went(tiny):
-    r = python("train.py", *cli_args(replace(tiny, max_iters=3, eval_interval=3, log_interval=1)))
-    assert r.returncode == 0, r.stderr
-    lines = r.stdout.splitlines()
-    assert lines[0].startswith("model: ") and lines[1].startswith("data: ") and lines[2].startswith("device ")
-    assert "{" not in r.stdout  # the config goes to config.json, not the screen (unless --verbose)
-    assert f"done: {tiny.out_dir}/ckpt.pt holds iter 3" in r.stdout
-    assert f"python sample.py --out_dir={tiny.out_dir}" in r.stdout
-    assert "elapsed, eta 0:00:00" in r.stdout
 
 
 def test_truncate_metrics_keeps_whole_lines_before_the_resume_point(tmp_path):
