@@ -171,6 +171,27 @@ def build_model(cfg: TrainConfig, meta: dict, ckpt: dict | None) -> GPT:
     return model
 
 
+def wrap(model: GPT, use_compile: bool, ddp: bool, example: tuple, ctx) -> torch.nn.Module:
+    """The model the train step calls: compiled (falling back to eager), then in DDP under torchrun. Keep the
+    plain model for saving and for evaluation."""
+    if use_compile:
+        model = maybe_compile(model, example, ctx)
+    if ddp:
+        device = example[0].device
+        model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return model
+
+
+def finished(cfg: TrainConfig, ckpt: dict | None, master: bool) -> bool:
+    """Whether the run to resume has already done its max_iters steps: then it says so, and nothing runs."""
+    if ckpt is None or ckpt["iter_num"] < cfg.max_iters or cfg.eval_only:
+        return False
+    if master:
+        print(f"{cfg.out_dir} is finished at iter {ckpt['iter_num']} >= max_iters={cfg.max_iters}; "
+              f"raise --max_iters to train on")
+    return True
+
+
 def make_optimizer(model: GPT, cfg: TrainConfig) -> torch.optim.Optimizer:
     try:
         return model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2),
@@ -338,10 +359,7 @@ def train(cfg: TrainConfig) -> dict:
         ckpt = load_checkpoint(ckpt_path, device) if resume else None
         torch.manual_seed(cfg.seed)  # the same initial weights on every process
         raw_model = build_model(cfg, meta, ckpt).to(device)
-        if ckpt is not None and ckpt["iter_num"] >= cfg.max_iters and not cfg.eval_only:
-            if master:
-                print(f"{cfg.out_dir} is finished at iter {ckpt['iter_num']} >= max_iters={cfg.max_iters}; "
-                      f"raise --max_iters to train on")
+        if finished(cfg, ckpt, master):
             return {"iter_num": ckpt["iter_num"], "best_val_loss": ckpt["best_val_loss"]}
         dtype = resolve_dtype(cfg.dtype, device, raw_model.config.n_embd)
         ctx = autocast(device, dtype)
@@ -352,13 +370,8 @@ def train(cfg: TrainConfig) -> dict:
         del ckpt  # free it
         if master:
             announce(cfg, raw_model, data, device, dtype, world, tokens_per_iter)
-        if cfg.compile:
-            example = next(micro_batches(data, cfg, iter_num, rank, world, device))
-            model = maybe_compile(raw_model, example, ctx)
-        else:
-            model = raw_model
-        if ddp:
-            model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+        example = next(micro_batches(data, cfg, iter_num, rank, world, device))
+        model = wrap(raw_model, cfg.compile, ddp, example, ctx)
         evaluate = Evaluator(cfg, data, meta, device, ctx, rank, world, raw_model.config.vocab_size,
                              signalled)
         if master:  # the first write into out_dir, now that every check has passed
