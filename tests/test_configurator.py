@@ -126,3 +126,70 @@ def test_config_file_line_errors(tmp_path):
     f.write_text("batch_size = 4\n\ndef half(n):\n    return n / zero\n\nn_head = half(8)\n")
     with pytest.raises(UsageError, match=rf"^{f} line 4: NameError: name 'zero' is not defined$"):
         configure(Ranged, [str(f)])
+
+
+@dataclasses.dataclass
+class Limits:
+    steps: int = key(10, positive)
+    limit: int | None = key(None, positive)
+    n_head: int = 2
+    n_embd: int = 4
+    flag: bool = False
+
+    def problems(self) -> list[str]:
+        return [] if self.n_embd % self.n_head == 0 else [f"n_head={self.n_head}: must divide n_embd"]
+
+
+def test_problems_are_listed_one_each_and_rules_across_keys_wait_for_good_values(tmp_path):
+    assert str(UsageError("a", "b")) == "a; b" and UsageError("a", "b").problems == ["a", "b"]
+    with pytest.raises(UsageError) as e:
+        configure(Limits, ["--limit=0"])
+    assert e.value.problems == ["limit=0: must be > 0 or None"]
+    with pytest.raises(UsageError) as e:  # a key that failed keeps its default: no rule is judged on it
+        configure(Limits, ["--bogus=1", "--n_head=3"])
+    assert len(e.value.problems) == 1 and "unknown config key 'bogus'" in e.value.problems[0]
+    with pytest.raises(UsageError, match=r"config key 'steps' expects int, got NoneType None"):
+        configure(Limits, ["--steps=None"])
+    with pytest.raises(UsageError, match=r"config key 'limit' expects int \| None, got str 'x'"):
+        configure(Limits, ["--limit=x"])
+    with pytest.raises(UsageError, match=r"cannot read config file .*missing.py: No such file or directory"):
+        configure(Limits, [str(tmp_path / "missing.py")])
+
+
+def test_given_names_the_keys_set_by_files_and_flags(tmp_path):
+    conf = tmp_path / "c.py"
+    conf.write_text("limit = steps * 2  # reads steps, sets limit\nflag = False  # the value it had\n")
+    given = set()
+    cfg = configure(Limits, [str(conf), "--n_head=4"], given)
+    assert given == {"limit", "flag", "n_head"} and cfg.limit == 20
+
+
+def test_help_shows_types_and_ranges(capsys):
+    with pytest.raises(SystemExit) as e:
+        configure(Limits, ["-h"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "  --limit=None  (int | None; > 0)\n" in out and "  --flag=False  (bool)\n" in out
+    assert "  --steps=10  (int; > 0)\n" in out
+
+
+def test_optional_text_keys_take_the_text_as_typed():
+    @dataclasses.dataclass
+    class Out:
+        output: str | None = None
+    assert configure(Out, ["--output=123"]).output == "123"
+    assert configure(Out, ["--output=None"]).output is None
+
+
+def test_check_and_cli(capsys, monkeypatch):
+    from configurator import check, cli
+    with pytest.raises(UsageError, match="steps=0: must be > 0"):
+        check(Limits(steps=0))
+    check(Limits())
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("sys.argv", ["x.py"])
+    with pytest.raises(SystemExit) as e:
+        cli(interrupted)
+    assert e.value.code == 130 and capsys.readouterr().err == "interrupted\n"
