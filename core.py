@@ -445,6 +445,58 @@ def leave_distributed(exc_type, exc, tb) -> None:
     dist.destroy_process_group()
 
 
+def shard(model: GPT, device: torch.device, dtype: torch.dtype) -> None:
+    """FSDP2, in place: each block, then the rest (embeddings with the tied head, the final norm) at the root,
+    sharded over the torchrun processes; parameters become DTensors, and gradients and optimizer state follow.
+    On CUDA in bf16, FSDP computes in bf16 and reduces gradients in fp32 over fp32 master weights."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+    bf16 = device.type == "cuda" and dtype == torch.bfloat16
+    policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if bf16 else None,
+                                  reduce_dtype=torch.float32 if bf16 else None)
+    for block in model.transformer.h:
+        fully_shard(block, mp_policy=policy)
+    fully_shard(model, mp_policy=policy)
+
+
+def is_sharded(model: torch.nn.Module) -> bool:
+    from torch.distributed.fsdp import FSDPModule
+    return isinstance(model, FSDPModule)
+
+
+def _param_names(model: torch.nn.Module, optimizer) -> list[str]:
+    """The names of optimizer's parameters, in the order optimizer.state_dict() numbers them."""
+    names = {p: n for n, p in model.named_parameters()}
+    return [names[p] for group in optimizer.param_groups for p in group["params"]]
+
+
+def gathered_state(model: torch.nn.Module, optimizer) -> tuple[dict, dict]:
+    """(model, optimizer) state dicts of a sharded model as whole tensors on the CPU, in the format of the
+    plain model's state_dict() and optimizer.state_dict(), so that every script reads an FSDP run's
+    checkpoint. Collective: every process calls it; all but rank 0 get empty dicts."""
+    from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
+                                                         get_optimizer_state_dict)
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    model_state = get_model_state_dict(model, options=options)
+    optim_state = get_optimizer_state_dict(model, optimizer, options=options)
+    if not optim_state:
+        return model_state, optim_state
+    index = {name: i for i, name in enumerate(_param_names(model, optimizer))}
+    return model_state, {"state": {index[n]: v for n, v in optim_state["state"].items()},
+                         "param_groups": [{**g, "params": [index[n] for n in g["params"]]}
+                                          for g in optim_state["param_groups"]]}
+
+
+def load_sharded_optimizer(model: torch.nn.Module, optimizer, state: dict) -> None:
+    """optimizer.load_state_dict for a sharded model: state (whole tensors, as gathered_state writes it, or a
+    one-process run) is cut into this process's shards."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+    names = _param_names(model, optimizer)
+    by_name = {"state": {names[i]: v for i, v in state["state"].items()},
+               "param_groups": [{**g, "params": [names[i] for i in g["params"]]}
+                                for g in state["param_groups"]]}
+    set_optimizer_state_dict(model, optimizer, by_name, options=StateDictOptions(full_state_dict=True))
+
+
 def any_process(flag: bool, device: torch.device) -> bool:
     """flag on any process, so that all of them stop together (the others would hang in the next
     all-reduce)."""
@@ -583,10 +635,10 @@ def hellaswag_accuracy(model: GPT, examples: list[dict], tokenizer: Tokenizer, d
         if should_stop is not None and should_stop():
             model.train(was_training)
             raise Interrupted
-        i = base + rank
+        i = base + rank  # past the end: a forward pass all the same (sharded models gather in each), unscored
+        total, mean = score_endings(model, examples[i % len(examples)], tokenizer, device, ctx)
         if i >= len(examples):
             continue
-        total, mean = score_endings(model, examples[i], tokenizer, device, ctx)
         n += 1
         correct += total.argmin().item() == examples[i]["label"]
         correct_norm += mean.argmin().item() == examples[i]["label"]

@@ -9,6 +9,7 @@ A run is reproducible from its seed alone: batch i is drawn from (seed, i), what
 so an interrupted run that resumes from its checkpoint continues exactly as if it had never stopped.
 """
 import contextlib
+import functools
 import json
 import math
 import os
@@ -19,15 +20,18 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch.distributed.tensor import DTensor
 from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.checkpoint import checkpoint
 
 from configurator import (UsageError, check, cli, configure, device_name, dtype_name, key, non_negative,
                           one_of, positive, probability, unwritable)
 from core import (SEPARATOR, Interrupted, MetricsLog, any_process, autocast, check_new_run, claim_out_dir,
-                  clock, device_problems, encode_prompt, get_batch, hellaswag_accuracy, init_distributed,
-                  leave_distributed, load_checkpoint, load_pretrained, maybe_compile, model_from_checkpoint,
-                  open_data, peak_flops, prepare_out_dir, progress, resolve_device, resolve_dtype,
-                  save_checkpoint, stop_requests)
+                  clock, device_problems, encode_prompt, gathered_state, get_batch, hellaswag_accuracy,
+                  init_distributed, is_sharded, leave_distributed, load_checkpoint, load_pretrained,
+                  load_sharded_optimizer, maybe_compile, model_from_checkpoint, open_data, peak_flops,
+                  prepare_out_dir, progress, resolve_device, resolve_dtype, save_checkpoint, shard,
+                  stop_requests)
 from data.common import Tokenizer, load_hellaswag
 from model import GPT, GPTConfig, padded_vocab
 
@@ -84,6 +88,9 @@ class TrainConfig:
     device: str = key("auto", device_name)  # 'auto' picks cuda > mps > cpu; or 'cpu', 'cuda', 'cuda:1', 'mps'
     dtype: str = key("auto", dtype_name)  # 'float32', 'bfloat16', 'float16' (CUDA, with a GradScaler), 'auto'
     compile: bool = True  # torch.compile the model; falls back to eager with a warning if it fails
+    # under torchrun: shard weights, gradients and AdamW state over the processes (FSDP2) instead of DDP
+    fsdp: bool = False
+    activation_checkpointing: bool = False  # recompute each block's activations in backward: less memory
     seed: int = key(1337, non_negative)  # numpy's generators take no negative seed
     peak_tflops: float | None = key(None, positive)  # peak of the device, for MFU where PEAK_FLOPS lacks it
 
@@ -99,6 +106,9 @@ class TrainConfig:
             found.append(f"min_lr={self.min_lr}: must be <= learning_rate={self.learning_rate}")
         if problem := unwritable(self.out_dir):
             found.append(f"out_dir={self.out_dir!r}: {problem}")
+        if self.fsdp and self.optimizer == "muon":
+            found.append("fsdp=True: Muon orthogonalizes whole matrices, which FSDP shards; use "
+                         "optimizer='adamw' with FSDP, or DDP (fsdp=False) with Muon")
         if self.overwrite and self.init_from == "resume":
             found.append("overwrite=True: starts a new run, so it cannot go with init_from='resume'")
         return found
@@ -171,6 +181,13 @@ def build_model(cfg: TrainConfig, meta: dict, ckpt: dict | None) -> GPT:
     return model
 
 
+def checkpoint_activations(model: GPT) -> None:
+    """In place: each block recomputes its activations in the backward pass instead of keeping them from the
+    forward, for about a third more compute; losses and gradients are the same."""
+    for block in model.transformer.h:
+        block.forward = functools.partial(checkpoint, block.forward, use_reentrant=False)
+
+
 def wrap(model: GPT, use_compile: bool, ddp: bool, example: tuple, ctx) -> torch.nn.Module:
     """The model the train step calls: compiled (falling back to eager), then in DDP under torchrun. Keep the
     plain model for saving and for evaluation."""
@@ -200,12 +217,16 @@ def make_optimizer(model: GPT, cfg: TrainConfig) -> torch.optim.Optimizer:
         raise UsageError(str(e)) from None
 
 
-def restore(ckpt: dict, cfg: TrainConfig, optimizer, scaler: torch.amp.GradScaler) -> tuple[int, float]:
+def restore(ckpt: dict, cfg: TrainConfig, model: GPT, optimizer,
+            scaler: torch.amp.GradScaler) -> tuple[int, float]:
     """Load the optimizer and scaler state of a checkpoint; (iter_num, best_val_loss) to continue from."""
     if ckpt["config"]["optimizer"] != cfg.optimizer:
         raise UsageError(f"the checkpoint was trained with optimizer='{ckpt['config']['optimizer']}': "
                          f"resume with the same one")
-    optimizer.load_state_dict(ckpt["optimizer"])
+    if is_sharded(model):
+        load_sharded_optimizer(model, optimizer, ckpt["optimizer"])
+    else:
+        optimizer.load_state_dict(ckpt["optimizer"])
     scaler.load_state_dict(ckpt["scaler"])
     return ckpt["iter_num"], ckpt["best_val_loss"]
 
@@ -213,8 +234,13 @@ def restore(ckpt: dict, cfg: TrainConfig, optimizer, scaler: torch.amp.GradScale
 def checkpoint_state(model: GPT, optimizer, scaler: torch.amp.GradScaler, cfg: TrainConfig, meta: dict,
                      iter_num: int, best_val_loss: float) -> dict:
     """What ckpt.pt and best.pt hold. Batches and dropout masks derive from (seed, iter_num): that is the RNG
-    and data state. model is the plain model, never a compiled or DDP wrapper."""
-    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+    and data state. model is the plain model, never a compiled or DDP wrapper. A sharded model's state is
+    gathered whole (collective: every process calls this)."""
+    if is_sharded(model):
+        model_state, optim_state = gathered_state(model, optimizer)
+    else:
+        model_state, optim_state = model.state_dict(), optimizer.state_dict()
+    return {"model": model_state, "optimizer": optim_state, "scaler": scaler.state_dict(),
             "model_args": asdict(model.config), "iter_num": iter_num, "best_val_loss": best_val_loss,
             "config": asdict(cfg), "meta": meta, "rng": {"seed": cfg.seed, "next_batch": iter_num}}
 
@@ -251,18 +277,18 @@ class Evaluator:
         for split, offsets in self.offsets.items():
             # (sum of losses, count), this process's share of batches
             total = torch.zeros(2, device=self.device)
-            # every process takes the same number of turns, so that the stop checks pair up
+            # every process takes the same number of turns, each with a forward pass (FSDP's gathers and the
+            # stop checks pair up); a turn past the last batch counts nothing
             for base in progress(range(0, self.cfg.eval_iters, self.world), f"eval {split}",
                                  enabled=self.rank == 0):
                 if self.stop_requested():
                     raise Interrupted
                 k = base + self.rank
-                if k >= self.cfg.eval_iters:
-                    continue
                 with self.ctx:
-                    total[0] += model(*get_batch(self.data[split], offsets[k], self.cfg.block_size,
-                                                 self.device))[1].float()
-                total[1] += 1
+                    loss = model(*get_batch(self.data[split], offsets[k % self.cfg.eval_iters],
+                                            self.cfg.block_size, self.device))[1].float()
+                if k < self.cfg.eval_iters:
+                    total += torch.stack([loss, torch.ones_like(loss)])
             if dist.is_initialized():
                 dist.all_reduce(total)
             out[f"{split}_loss"] = (total[0] / total[1]).item()
@@ -287,15 +313,17 @@ class Evaluator:
         return [self.tokenizer.decode(row[hidden:]) for row in rows]
 
     def __call__(self, model: torch.nn.Module, raw_model: GPT) -> dict:
-        """Losses through model (maybe compiled or DDP); HellaSwag and samples (rank 0 only) through the plain
-        raw_model."""
+        """Losses through model (maybe compiled or DDP); HellaSwag and samples (rank 0's; every process
+        generates them when FSDP needs all of them for each forward) through the plain raw_model."""
         out = self.losses(model)
         if self.hellaswag is not None:  # on every process: the examples are split between them
             hella = hellaswag_accuracy(raw_model, self.hellaswag, self.tokenizer, self.device, self.ctx,
                                        self.rank, self.world, self.rank == 0, self.stop_requested)
             out.update(hellaswag_acc=hella["acc"], hellaswag_acc_norm=hella["acc_norm"])
-        if self.prompt is not None and self.rank == 0:
-            out["samples"] = self.samples(raw_model)
+        if self.prompt is not None and (self.rank == 0 or is_sharded(raw_model)):
+            samples = self.samples(raw_model)
+            if self.rank == 0:
+                out["samples"] = samples
         return out
 
 
@@ -306,17 +334,20 @@ def micro_batches(data: dict, cfg: TrainConfig, step: int, rank: int, world: int
         yield get_batch(data["train"], rows, cfg.block_size, device)
 
 
-def train_step(model: torch.nn.Module, optimizer, scaler: torch.amp.GradScaler, batches: Iterator,
-               accum: int, ctx, grad_clip: float) -> tuple[torch.Tensor, torch.Tensor]:
+def train_step(model: torch.nn.Module, raw_model: GPT, optimizer, scaler: torch.amp.GradScaler,
+               batches: Iterator, accum: int, ctx, grad_clip: float) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step: forward and backward over accum micro-batches (the next one fetched while the
-    device works), gradients clipped to grad_clip (0: not clipped), then the step. Returns the mean
-    micro-batch loss and the gradient norm before clipping, on the device."""
+    device works) through model (maybe compiled, DDP), gradients clipped to grad_clip (0: not clipped), then
+    the step. Returns the mean micro-batch loss and the global gradient norm before clipping, on the
+    device."""
     total = 0.0
     x, y = next(batches)
     for micro in range(accum):
         # only the last micro-step all-reduces gradients across processes
         last = micro == accum - 1
         sync = model.no_sync() if isinstance(model, DDP) and not last else contextlib.nullcontext()
+        if is_sharded(raw_model):  # FSDP keeps whole gradients until the last micro-step's reduce-scatter
+            raw_model.set_requires_gradient_sync(last)
         with sync, ctx:
             _, loss = model(x, y)
             loss = loss / accum
@@ -327,6 +358,8 @@ def train_step(model: torch.nn.Module, optimizer, scaler: torch.amp.GradScaler, 
     scaler.unscale_(optimizer)
     params = [p for group in optimizer.param_groups for p in group["params"]]
     grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip or float("inf"))
+    if isinstance(grad_norm, DTensor):  # sharded gradients: the norm over all of them
+        grad_norm = grad_norm.full_tensor()
     scaler.step(optimizer)
     scaler.update()
     optimizer.zero_grad(set_to_none=True)
@@ -364,14 +397,19 @@ def train(cfg: TrainConfig) -> dict:
         dtype = resolve_dtype(cfg.dtype, device, raw_model.config.n_embd)
         ctx = autocast(device, dtype)
         torch.set_float32_matmul_precision("high")  # TF32 matmuls on GPUs that have them
+        if cfg.activation_checkpointing:
+            checkpoint_activations(raw_model)
+        if ddp and cfg.fsdp:
+            shard(raw_model, device, dtype)
         optimizer = make_optimizer(raw_model, cfg)
         scaler = torch.amp.GradScaler(device.type, enabled=(dtype == torch.float16))
-        iter_num, best_val_loss = restore(ckpt, cfg, optimizer, scaler) if ckpt else (0, float("inf"))
+        iter_num, best_val_loss = (restore(ckpt, cfg, raw_model, optimizer, scaler) if ckpt
+                                   else (0, float("inf")))
         del ckpt  # free it
         if master:
             announce(cfg, raw_model, data, device, dtype, world, tokens_per_iter)
         example = next(micro_batches(data, cfg, iter_num, rank, world, device))
-        model = wrap(raw_model, cfg.compile, ddp, example, ctx)
+        model = wrap(raw_model, cfg.compile, ddp and not cfg.fsdp, example, ctx)
         evaluate = Evaluator(cfg, data, meta, device, ctx, rank, world, raw_model.config.vocab_size,
                              signalled)
         if master:  # the first write into out_dir, now that every check has passed
@@ -383,10 +421,11 @@ def train(cfg: TrainConfig) -> dict:
             print_eval(f"eval at iter {iter_num}", losses, master)
             return {"iter_num": iter_num, "best_val_loss": best_val_loss, **losses}
 
-        def save(path: str) -> None:  # the current state, from the master process
-            if master:
-                save_checkpoint(checkpoint_state(raw_model, optimizer, scaler, cfg, meta, iter_num,
-                                                 best_val_loss), path)
+        def save(path: str) -> None:  # the current state, written by the master process
+            if master or is_sharded(raw_model):
+                state = checkpoint_state(raw_model, optimizer, scaler, cfg, meta, iter_num, best_val_loss)
+                if master:
+                    save_checkpoint(state, path)
 
         losses, train_loss, steps = {}, torch.zeros((), device=device), 0
         t_start = t0 = time.perf_counter()
@@ -417,7 +456,8 @@ def train(cfg: TrainConfig) -> dict:
             # dropout masks follow (seed, rank, step)
             torch.manual_seed(cfg.seed + 1_000_003 * rank + iter_num)
             batches = micro_batches(data, cfg, iter_num, rank, world, device)
-            loss, grad_norm = train_step(model, optimizer, scaler, batches, accum, ctx, cfg.grad_clip)
+            loss, grad_norm = train_step(model, raw_model, optimizer, scaler, batches, accum, ctx,
+                                         cfg.grad_clip)
             train_loss += loss
             iter_num, steps = iter_num + 1, steps + 1
             stop = any_process(bool(signalled), device)

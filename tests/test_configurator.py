@@ -193,3 +193,17 @@ def test_check_and_cli(capsys, monkeypatch):
     with pytest.raises(SystemExit) as e:
         cli(interrupted)
     assert e.value.code == 130 and capsys.readouterr().err == "interrupted\n"
+
+
+def test_rules_across_keys_are_checked_by_check_and_unreadable_files_are_named(tmp_path):
+    import os
+    from configurator import check, unwritable
+    with pytest.raises(UsageError, match="n_head=3: must divide n_embd"):
+        check(Limits(n_head=3))
+    # a process's /proc folder refuses writes to everyone, root included (mode bits do not stop root)
+    assert "is not writable" in unwritable(f"/proc/{os.getpid()}/run")
+    assert unwritable(str(tmp_path / "new" / "run")) is None
+    latin = tmp_path / "latin.py"
+    latin.write_bytes(b"tag = '\xe9'\n")  # not UTF-8
+    with pytest.raises(UsageError, match=r"cannot read config file .*latin.py: .*codec can't decode"):
+        configure(Limits, [str(latin)])

@@ -1,0 +1,106 @@
+"""FSDP2 (fsdp=True under torchrun) against one process, its checkpoints against every other reader, and
+activation checkpointing against plain backward. The torchrun runs are `slow`: ~8 s each on 2 cores."""
+import copy
+import os
+import signal
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+import core
+import train
+from conftest import cli_args, metrics, python, small_model
+from test_runs import Background
+
+TORCHRUN = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py")
+
+
+def weights(cfg) -> dict:
+    return core.load_checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"))["model"]
+
+
+def assert_same_weights(a: dict, b: dict, atol: float) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], atol=atol, rtol=0)
+
+
+@pytest.mark.slow
+def test_fsdp_equals_one_process_and_its_checkpoints_go_anywhere(tiny, tmp_path):
+    """Two sharded processes train the weights one process does (AdamW, gradient accumulation, clipping);
+    an FSDP run stopped and resumed under FSDP equals the uninterrupted one; its checkpoint is the usual
+    single file, which resumes in one process and loads for sampling."""
+    # bias=False for the reason test_ddp_equals_one_process gives
+    cfg = replace(tiny, max_iters=6, eval_interval=3, log_interval=1, gradient_accumulation_steps=4,
+                  bias=False, grad_clip=0.5, fsdp=True)
+    one = replace(cfg, out_dir=str(tmp_path / "one"))
+    train.train(one)  # fsdp has no effect in one process
+    whole = replace(cfg, out_dir=str(tmp_path / "whole"))
+    r = python(*TORCHRUN, *cli_args(whole))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert_same_weights(weights(one), weights(whole), atol=1e-5)
+    loss = lambda c: [r["loss"] for r in metrics(c) if "loss" in r]  # noqa: E731
+    np.testing.assert_allclose(loss(whole), loss(one), atol=1e-5)
+
+    part = replace(cfg, out_dir=str(tmp_path / "part"), max_iters=3)
+    assert python(*TORCHRUN, *cli_args(part)).returncode == 0
+    r = python(*TORCHRUN, "--init_from=resume", f"--out_dir={part.out_dir}", "--max_iters=6")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert_same_weights(weights(whole), weights(part), atol=1e-6)  # the sharded AdamW state came back
+    ckpt = core.load_checkpoint(os.path.join(part.out_dir, "ckpt.pt"))
+    plain = core.model_from_checkpoint(ckpt)
+    assert ckpt["optimizer"]["state"].keys() == set(range(len(list(plain.parameters()))))
+
+    result = train.train(replace(part, init_from="resume", max_iters=7))  # one process, from FSDP's file
+    assert result["iter_num"] == 7
+    model, tokenizer, _ = core.load_model("resume", part.out_dir)
+    assert model.generate(torch.zeros(1, 1, dtype=torch.long), 3, temperature=0).shape == (1, 4)
+
+
+@pytest.mark.slow
+def test_sigterm_under_fsdp_saves_and_exits_zero(tiny):
+    cfg = replace(tiny, max_iters=100000, lr_decay_iters=100000, eval_interval=100000, log_interval=1,
+                  fsdp=True)
+    with Background(*TORCHRUN, *cli_args(cfg)) as run:
+        run.wait_for("iter 3: loss")
+        # the workers, as a scheduler stops them (torchrun itself exits 1 on a signal of its own)
+        with open(f"/proc/{run.proc.pid}/task/{run.proc.pid}/children") as f:
+            workers = [int(pid) for pid in f.read().split()]
+        assert len(workers) == 2
+        for pid in workers:
+            os.kill(pid, signal.SIGTERM)
+        assert run.proc.wait(timeout=120) == 0, "".join(run.err)[-3000:]
+        assert "stopped by a signal" in "".join(run.out)
+    assert core.load_checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"))["iter_num"] >= 3
+
+
+def test_fsdp_and_muon_are_refused_together():
+    from configurator import UsageError, configure
+    with pytest.raises(UsageError, match="fsdp=True: Muon orthogonalizes whole matrices"):
+        configure(train.TrainConfig, ["--fsdp=True", "--optimizer=muon"])
+
+
+def test_activation_checkpointing_gives_the_same_loss_and_gradients():
+    plain = small_model(dropout=0.1).train()
+    recomputed = copy.deepcopy(plain)
+    train.checkpoint_activations(recomputed)
+    x = torch.randint(0, 80, (4, 32))
+    results = []
+    for model in (plain, recomputed):
+        torch.manual_seed(0)  # the same dropout masks: checkpoint replays the RNG when it recomputes
+        _, loss = model(x, x)
+        loss.backward()
+        results.append((loss, {n: p.grad for n, p in model.named_parameters()}))
+    (loss_a, grads_a), (loss_b, grads_b) = results
+    assert torch.equal(loss_a, loss_b)
+    for n in grads_a:
+        torch.testing.assert_close(grads_b[n], grads_a[n], atol=1e-6, rtol=0)
+    saved = []  # what autograd keeps for backward: far less when blocks recompute
+    for model in (plain, recomputed):
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+            model(x, x)[1].backward()
+        saved.append(None)
+    split = saved.index(None)
+    assert sum(saved[split + 1:-1]) < 0.5 * sum(saved[:split])
