@@ -24,18 +24,21 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch.distributed.tensor import DTensor
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import (UsageError, cli, configure, device_name, dtype_name, key, non_negative, one_of,
                           positive)
-from core import (autocast, cpu_has_bf16, device_problems, get_batch, load_checkpoint, maybe_compile,
-                  model_from_checkpoint, open_data, peak_flops, progress, read_metrics, resolve_device,
-                  resolve_dtype)
+from core import (autocast, checkpoint_activations, cpu_has_bf16, device_problems, get_batch,
+                  init_distributed, leave_distributed, load_checkpoint, maybe_compile, model_from_checkpoint,
+                  open_data, peak_flops, progress, read_metrics, resolve_device, resolve_dtype, shard)
 from model import GPT, GPTConfig, padded_vocab
 
 
 @dataclass
 class BenchConfig:
-    mode: str = key("train", one_of("train", "compare", "generate", "speedrun"))
+    mode: str = key("train", one_of("train", "compare", "generate", "speedrun", "memory"))
     # model shape (scratch); defaults are GPT-2 124M
     n_layer: int = key(GPTConfig.n_layer, positive)
     n_head: int = key(GPTConfig.n_head, positive)
@@ -54,6 +57,7 @@ class BenchConfig:
     # 'adamw', 'muon', or 'plain' (torch.optim.AdamW's defaults: not fused, one decay group)
     optimizer: str = key("adamw", one_of("adamw", "muon", "plain"))
     profile: bool = False
+    fsdp: bool = False  # memory mode under torchrun: FSDP2 instead of DDP
     # generate mode
     prompt_len: int = key(32, positive)
     max_new_tokens: int = key(200, positive)
@@ -151,6 +155,71 @@ def bench_train(cfg: BenchConfig, device: torch.device) -> dict:
           + (f", MFU {100 * mfu:.1f}%" if mfu is not None else " (no peak known: pass --peak_tflops for MFU)")
           + (f", peak memory {mem:.2f} GiB" if mem is not None else ""))
     return {"ms_per_iter": 1000 * dt, "tokens_per_s": tok_s, "flops": flops, "mfu": mfu, "compiled": compiled}
+
+
+def local_bytes(tensors) -> int:
+    """Bytes these tensors take in this process: a sharded (DTensor) one counts its own shard only."""
+    tensors = [t.to_local() if isinstance(t, DTensor) else t for t in tensors if t is not None]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def saved_activation_bytes(model: GPT, x: torch.Tensor) -> int:
+    """Bytes autograd keeps from one forward pass for the backward (each storage counted once)."""
+    storages = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x, x)[1].backward()
+    return sum(storages.values())
+
+
+def bench_memory(cfg: BenchConfig, device: torch.device) -> dict:
+    """Per-process memory of parameters, gradients and AdamW state after a step, and the step time, of one
+    process, or of each process under torchrun (DDP, or FSDP with --fsdp=True); then, in one process, the
+    activations kept for the backward at block_size with and without activation checkpointing. fp32."""
+    ddp = int(os.environ.get("RANK", -1)) != -1
+    with contextlib.ExitStack() as stack:
+        if ddp:
+            device = init_distributed(device)
+            stack.push(leave_distributed)
+        torch.manual_seed(cfg.seed)
+        model = GPT(GPTConfig(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, bias=cfg.bias,
+                              block_size=cfg.block_size, vocab_size=cfg.vocab_size)).to(device)
+        if ddp and cfg.fsdp:
+            shard(model, device, torch.float32)
+        optimizer = model.configure_optimizers(0.1, cfg.learning_rate, (0.9, 0.95))
+        step_model = DDP(model) if ddp and not cfg.fsdp else model
+        x = torch.randint(0, cfg.vocab_size, (cfg.batch_size, cfg.block_size), device=device)
+
+        def step() -> torch.Tensor:
+            _, loss = step_model(x, x)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=False)  # the gradients stay allocated, as during a real step
+            return loss
+        step()
+        dt = time_steps(step, cfg.iters)
+        state = [t for s in optimizer.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
+        mib = {"params": local_bytes(model.parameters()) / 2**20,
+               "grads": local_bytes(p.grad for p in model.parameters()) / 2**20,
+               "optimizer": local_bytes(state) / 2**20}
+        how = f"{dist.get_world_size()} processes, {'FSDP' if cfg.fsdp else 'DDP'}" if ddp else "one process"
+        if not ddp or dist.get_rank() == 0:
+            print(f"| {how} | {mib['params']:.0f} | {mib['grads']:.0f} | {mib['optimizer']:.0f} "
+                  f"| {sum(mib.values()):.0f} | {1000 * dt:.0f} |")
+        result = {**mib, "ms_per_iter": 1000 * dt}
+        if ddp:
+            return result
+    for name, recompute in (("activations", False), ("activations_checkpointed", True)):
+        if recompute:
+            checkpoint_activations(model)
+        result[name] = saved_activation_bytes(model, x) / 2**20
+    print(f"activations kept for the backward, batch {cfg.batch_size}x{cfg.block_size}: "
+          f"{result['activations']:.0f} MiB; with activation checkpointing "
+          f"{result['activations_checkpointed']:.0f} MiB")
+    return result
 
 
 def bench_compare(cfg: BenchConfig, device: torch.device) -> list[dict]:
@@ -280,7 +349,9 @@ def main(argv: list[str]) -> dict:
         return bench_generate(cfg, device)
     if cfg.mode == "speedrun":
         return bench_speedrun(cfg, device)
-    raise UsageError(f"mode '{cfg.mode}' is not 'train', 'compare', 'generate' or 'speedrun'")
+    if cfg.mode == "memory":
+        return bench_memory(cfg, device)
+    raise UsageError(f"mode '{cfg.mode}' is not 'train', 'compare', 'generate', 'speedrun' or 'memory'")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ its metrics.jsonl (written and read), its processes and stop signals, progress b
 """
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.utils.checkpoint
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
@@ -456,6 +458,14 @@ def shard(model: GPT, device: torch.device, dtype: torch.dtype) -> None:
     for block in model.transformer.h:
         fully_shard(block, mp_policy=policy)
     fully_shard(model, mp_policy=policy)
+
+
+def checkpoint_activations(model: GPT) -> None:
+    """In place: each block recomputes its activations in the backward pass instead of keeping them from the
+    forward, for about a third more compute; losses and gradients are the same."""
+    for block in model.transformer.h:
+        block.forward = functools.partial(torch.utils.checkpoint.checkpoint, block.forward,
+                                          use_reentrant=False)
 
 
 def is_sharded(model: torch.nn.Module) -> bool:

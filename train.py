@@ -9,7 +9,6 @@ A run is reproducible from its seed alone: batch i is drawn from (seed, i), what
 so an interrupted run that resumes from its checkpoint continues exactly as if it had never stopped.
 """
 import contextlib
-import functools
 import json
 import math
 import os
@@ -22,16 +21,15 @@ import torch
 import torch.distributed as dist
 from torch.distributed.tensor import DTensor
 from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.checkpoint import checkpoint
 
 from configurator import (UsageError, check, cli, configure, device_name, dtype_name, key, non_negative,
                           one_of, positive, probability, unwritable)
-from core import (SEPARATOR, Interrupted, MetricsLog, any_process, autocast, check_new_run, claim_out_dir,
-                  clock, device_problems, encode_prompt, gathered_state, get_batch, hellaswag_accuracy,
-                  init_distributed, is_sharded, leave_distributed, load_checkpoint, load_pretrained,
-                  load_sharded_optimizer, maybe_compile, model_from_checkpoint, open_data, peak_flops,
-                  prepare_out_dir, progress, resolve_device, resolve_dtype, save_checkpoint, shard,
-                  stop_requests)
+from core import (SEPARATOR, Interrupted, MetricsLog, any_process, autocast, check_new_run,
+                  checkpoint_activations, claim_out_dir, clock, device_problems, encode_prompt,
+                  gathered_state, get_batch, hellaswag_accuracy, init_distributed, is_sharded,
+                  leave_distributed, load_checkpoint, load_pretrained, load_sharded_optimizer, maybe_compile,
+                  model_from_checkpoint, open_data, peak_flops, prepare_out_dir, progress, resolve_device,
+                  resolve_dtype, save_checkpoint, shard, stop_requests)
 from data.common import Tokenizer, load_hellaswag
 from model import GPT, GPTConfig, padded_vocab
 
@@ -179,13 +177,6 @@ def build_model(cfg: TrainConfig, meta: dict, ckpt: dict | None) -> GPT:
     for k in ARCH_KEYS:  # record what the model really is, e.g. gpt2-medium's shape
         setattr(cfg, k, getattr(model.config, k))
     return model
-
-
-def checkpoint_activations(model: GPT) -> None:
-    """In place: each block recomputes its activations in the backward pass instead of keeping them from the
-    forward, for about a third more compute; losses and gradients are the same."""
-    for block in model.transformer.h:
-        block.forward = functools.partial(checkpoint, block.forward, use_reentrant=False)
 
 
 def wrap(model: GPT, use_compile: bool, ddp: bool, example: tuple, ctx) -> torch.nn.Module:

@@ -136,3 +136,17 @@ def test_compare_says_when_compile_failed(no_compiler, capsys):
         rows = bench.main(TINY + ["--mode=compare", "--iters=1", "--rounds=1", "--compile=False"])
     assert [r["compiled"] for r in rows] == [False] * len(rows)
     assert capsys.readouterr().out.count("| failed: eager |") == sum(r["compile"] for r in rows) > 0
+
+
+def test_memory_mode_counts_what_a_step_holds(capsys):
+    """One process: parameters, gradients (as many) and AdamW's two moments (twice as many) in fp32, and
+    less activation memory kept for the backward when blocks recompute theirs."""
+    shape = dict(n_layer=4, n_head=2, n_embd=64, block_size=64, vocab_size=64, batch_size=4)
+    cfg = bench.BenchConfig(mode="memory", iters=1, device="cpu", **shape)
+    r = bench.bench_memory(cfg, torch.device("cpu"))
+    n = sum(p.numel() for p in GPT(GPTConfig(**{k: v for k, v in shape.items() if k != "batch_size"}))
+            .parameters())
+    assert r["params"] == pytest.approx(4 * n / 2**20) and r["grads"] == r["params"]
+    assert r["optimizer"] == pytest.approx(2 * r["params"], rel=1e-3)  # exp_avg, exp_avg_sq (+ step counts)
+    assert r["activations_checkpointed"] < 0.6 * r["activations"]
+    assert "| one process |" in capsys.readouterr().out

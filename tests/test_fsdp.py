@@ -85,7 +85,7 @@ def test_fsdp_and_muon_are_refused_together():
 def test_activation_checkpointing_gives_the_same_loss_and_gradients():
     plain = small_model(dropout=0.1).train()
     recomputed = copy.deepcopy(plain)
-    train.checkpoint_activations(recomputed)
+    core.checkpoint_activations(recomputed)
     x = torch.randint(0, 80, (4, 32))
     results = []
     for model in (plain, recomputed):
@@ -104,3 +104,18 @@ def test_activation_checkpointing_gives_the_same_loss_and_gradients():
         saved.append(None)
     split = saved.index(None)
     assert sum(saved[split + 1:-1]) < 0.5 * sum(saved[:split])
+
+
+@pytest.mark.slow
+def test_fsdp_holds_half_of_what_ddp_does_per_process():
+    shape = ["--mode=memory", "--device=cpu", "--iters=1", "--n_layer=2", "--n_head=2", "--n_embd=64",
+             "--block_size=32", "--vocab_size=256", "--batch_size=2"]
+    bench_run = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "bench.py")
+    totals = {}
+    for name, extra in (("DDP", []), ("FSDP", ["--fsdp=True"])):
+        r = python(*bench_run, *shape, *extra)
+        assert r.returncode == 0, r.stderr[-3000:]
+        row = [line for line in r.stdout.splitlines() if f"2 processes, {name}" in line]
+        assert len(row) == 1, r.stdout
+        totals[name] = float(row[0].split("|")[5])  # params + grads + optimizer, MiB, rank 0
+    assert totals["FSDP"] == pytest.approx(totals["DDP"] / 2, rel=0.1)
