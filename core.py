@@ -546,7 +546,9 @@ def stop_requests() -> Iterator[list]:
 
 def progress(iterable, desc: str, total: int | None = None, enabled: bool = True) -> tqdm:
     """A progress bar on stderr for work that may take long. It appears only after 2 s, so short phases stay
-    quiet, and in a log file (not a terminal) it is refreshed every 10 s rather than flooding it."""
+    quiet, and in a log file (not a terminal) it is refreshed every 10 s rather than flooding it. Under
+    torchrun only rank 0 shows it."""
+    enabled = enabled and os.environ.get("RANK", "0") == "0"
     return tqdm(iterable, desc=desc, total=total, disable=not enabled, delay=2, leave=False,
                 mininterval=0.5 if sys.stderr.isatty() else 10)
 
