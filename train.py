@@ -200,6 +200,20 @@ def finished(cfg: TrainConfig, ckpt: dict | None, master: bool) -> bool:
     return True
 
 
+def prepare(model: GPT, cfg: TrainConfig, device: torch.device,
+            ddp: bool) -> tuple[torch.dtype, torch.optim.Optimizer, torch.amp.GradScaler]:
+    """The model made ready to train (activation checkpointing, FSDP sharding, both in place), and the dtype,
+    optimizer and loss scaler (fp16 only) to train it with."""
+    dtype = resolve_dtype(cfg.dtype, device, model.config.n_embd)
+    torch.set_float32_matmul_precision("high")  # TF32 matmuls on GPUs that have them
+    if cfg.activation_checkpointing:
+        checkpoint_activations(model)
+    if ddp and cfg.fsdp:
+        shard(model, device, dtype)  # before the optimizer: it must hold the shards
+    scaler = torch.amp.GradScaler(device.type, enabled=(dtype == torch.float16))
+    return dtype, make_optimizer(model, cfg), scaler
+
+
 def make_optimizer(model: GPT, cfg: TrainConfig) -> torch.optim.Optimizer:
     try:
         return model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2),
@@ -385,15 +399,8 @@ def train(cfg: TrainConfig) -> dict:
         raw_model = build_model(cfg, meta, ckpt).to(device)
         if finished(cfg, ckpt, master):
             return {"iter_num": ckpt["iter_num"], "best_val_loss": ckpt["best_val_loss"]}
-        dtype = resolve_dtype(cfg.dtype, device, raw_model.config.n_embd)
+        dtype, optimizer, scaler = prepare(raw_model, cfg, device, ddp)
         ctx = autocast(device, dtype)
-        torch.set_float32_matmul_precision("high")  # TF32 matmuls on GPUs that have them
-        if cfg.activation_checkpointing:
-            checkpoint_activations(raw_model)
-        if ddp and cfg.fsdp:
-            shard(raw_model, device, dtype)
-        optimizer = make_optimizer(raw_model, cfg)
-        scaler = torch.amp.GradScaler(device.type, enabled=(dtype == torch.float16))
         iter_num, best_val_loss = (restore(ckpt, cfg, raw_model, optimizer, scaler) if ckpt
                                    else (0, float("inf")))
         del ckpt  # free it
