@@ -410,14 +410,14 @@ def train(cfg: TrainConfig) -> dict:
         model = wrap(raw_model, cfg.compile, ddp and not cfg.fsdp, example, ctx)
         evaluate = Evaluator(cfg, data, meta, device, ctx, rank, world, raw_model.config.vocab_size,
                              signalled)
+        if cfg.eval_only:  # writes nothing
+            losses = evaluate(model, raw_model)
+            print_eval(f"eval at iter {iter_num}", losses, master)
+            return {"iter_num": iter_num, "best_val_loss": best_val_loss, **losses}
         if master:  # the first write into out_dir, now that every check has passed
             prepare_out_dir(cfg, iter_num)
         log = stack.enter_context(contextlib.closing(MetricsLog(cfg, master)))
         peak = peak_flops(device, cfg.peak_tflops)
-        if cfg.eval_only:
-            losses = evaluate(model, raw_model)
-            print_eval(f"eval at iter {iter_num}", losses, master)
-            return {"iter_num": iter_num, "best_val_loss": best_val_loss, **losses}
 
         def save(path: str) -> None:  # the current state, written by the master process
             if master or is_sharded(raw_model):

@@ -97,8 +97,12 @@ def test_resume_errors_and_eval_only(tiny):
     before = load_checkpoint(ckpt_path)
     with pytest.raises(UsageError, match="n_embd=64 but the checkpoint has 32"):
         train.train(replace(tiny, init_from="resume", n_embd=64))
+    files = lambda: {n: open(os.path.join(tiny.out_dir, n), "rb").read()  # noqa: E731
+                     for n in sorted(os.listdir(tiny.out_dir))}
+    run_files = files()
     result = train.train(replace(tiny, init_from="resume", eval_only=True))
     assert result["iter_num"] == 10 and result["val_loss"] > 0
+    assert files() == run_files  # evaluating writes nothing: checkpoints, metrics and config as they were
     after = load_checkpoint(ckpt_path)
     assert torch.equal(after["model"]["lm_head.weight"], before["model"]["lm_head.weight"])
     with pytest.raises(UsageError, match="no checkpoint at"):
