@@ -452,8 +452,10 @@ def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(tiny):
     train.train(cfg)
     path = os.path.join(cfg.out_dir, "ckpt.pt")
     before = open(path, "rb").read()
-    with pytest.raises(UsageError, match=r"loss is (nan|inf) at iter \d+: the run diverged and stopped"):
+    diverged = r"^loss is (nan|inf) at iter \d+: the run diverged and stopped"
+    with pytest.raises(UsageError, match=diverged) as e:
         train.train(replace(cfg, init_from="resume", learning_rate=1e12, warmup_iters=0, max_iters=40,
                             eval_interval=20))
+    assert int(str(e.value).split("at iter ")[1].split(":")[0]) < 20  # the step's loss, before any eval
     assert open(path, "rb").read() == before
     assert all(torch.isfinite(w).all() for w in load_checkpoint(path)["model"].values())
