@@ -271,3 +271,20 @@ def test_truncate_metrics_keeps_whole_lines_before_the_resume_point(tmp_path):
         {"iter": 4, "loss": 2.5}]
     core.truncate_metrics(str(path), 2)  # the eval at the resume point is replayed: it goes
     assert [json.loads(line) for line in path.read_text().splitlines()] == records[:3]
+
+
+def test_clock_reads_hours_minutes_seconds():
+    seconds = (0, 59.9, 61, 3723.5, 7261)
+    assert [core.clock(s) for s in seconds] == ["0:00:00", "0:00:59", "0:01:01", "1:02:03", "2:01:01"]
+
+
+def test_an_hf_dir_with_padded_rows_never_samples_them(make_hf_dir):
+    """A GPT-2 BPE model with more rows than the tokenizer has ids (a padded vocab, as from the hub's
+    finetunes) samples only ids the tokenizer can decode."""
+    model, tokenizer, _ = core.load_model(make_hf_dir(vocab_size=50304, n_positions=16))
+    assert tokenizer.vocab_size == 50257 and model.config.real_vocab_size == 50257
+    with torch.no_grad():
+        model.lm_head.weight[50257:] = 100.0  # the padded rows would win every draw
+        out = model.generate(torch.zeros(2, 1, dtype=torch.long), 8, temperature=1.0, top_k=None,
+                             generator=torch.Generator().manual_seed(0))
+    assert out.max() < 50257
