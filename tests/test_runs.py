@@ -107,6 +107,10 @@ def test_a_new_run_never_replaces_another(tiny):
     assert core.load_checkpoint(os.path.join(first.out_dir, "ckpt.pt"))["iter_num"] == 4
     assert core.load_checkpoint(os.path.join(first.out_dir, "best.pt"))["config"]["max_iters"] == 4
     assert json.load(open(os.path.join(first.out_dir, "config.json")))["max_iters"] == 4
+    train.train(replace(first, max_iters=0, overwrite=True))  # saves no checkpoint: none of the old is left
+    assert not os.path.exists(os.path.join(first.out_dir, "ckpt.pt"))
+    assert not os.path.exists(os.path.join(first.out_dir, "best.pt"))
+    assert iters(first.out_dir) == ([], [0])
 
 
 def test_a_run_that_saved_no_checkpoint_still_owns_its_metrics(tiny):
@@ -115,6 +119,10 @@ def test_a_run_that_saved_no_checkpoint_still_owns_its_metrics(tiny):
         f.write('{"iter": 1, "loss": 3.0}\n')
     with pytest.raises(UsageError, match="metrics.jsonl of a run that saved no checkpoint"):
         train.train(tiny)
+    os.remove(os.path.join(tiny.out_dir, "metrics.jsonl"))
+    with open(os.path.join(tiny.out_dir, "config.json"), "w") as f:  # a run that died before its first step
+        f.write("{}\n")
+    assert train.train(replace(tiny, max_iters=2))["iter_num"] == 2
 
 
 def test_one_run_per_out_dir_at_a_time(tiny):
