@@ -3,7 +3,7 @@ Mutation testing by hand, for what mutmut 3 does not reach: functions decorated 
 code that runs only under DDP (in torchrun's processes). Each line below is broken on its own in a copy of the
 repository, and the tests that guard it must fail.
 
-    python tests/mutate_by_hand.py        # about 3 minutes on 2 cores; exit status 1 if a mutant survives
+    python tests/mutate_by_hand.py        # about 10 minutes on 2 cores; exit status 1 if one survives
     python tests/mutate_by_hand.py test_runs.py   # only the mutations that file guards
 
 Not collected by pytest (its name does not start with test_). See tests/mutants.md.
