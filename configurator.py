@@ -17,6 +17,7 @@ import dataclasses
 import difflib
 import os
 import re
+import shutil
 import sys
 import traceback
 import types
@@ -66,9 +67,12 @@ def key(default: Any, check: Check) -> Any:
     return dataclasses.field(default=default, metadata={"check": check})
 
 
+MIN_FREE_BYTES = 2**26  # 64 MiB: less cannot hold a checkpoint of even a small model
+
+
 def unwritable(path: str) -> str | None:
     """Why the directory path cannot be used to write into (it is a file, or it or the folder it would be
-    made in is not writable), or None. Nothing is created."""
+    made in is not writable, or its disk is full), or None. Nothing is created."""
     existing = os.path.abspath(path)
     while not os.path.exists(existing):  # the first thing that exists up the path is where makedirs starts
         existing = os.path.dirname(existing)
@@ -76,6 +80,10 @@ def unwritable(path: str) -> str | None:
         return f"{existing} is a file, not a directory: choose another path"
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"{existing} is not writable: choose another path, or make it writable"
+    free = shutil.disk_usage(existing).free
+    if free < MIN_FREE_BYTES:
+        return (f"the disk of {existing} is full ({free / 2**20:.0f} MiB free): make room or choose another "
+                f"path")
     return None
 
 

@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -351,6 +351,18 @@ def clear_run(out_dir: str) -> None:
             os.remove(os.path.join(out_dir, name))
 
 
+def metric_records(lines: Iterable[str]) -> Iterator[tuple[str, dict]]:
+    """(line, record) for each line of a metrics.jsonl that holds a record with an int iter; a line that is
+    not one (being written right now, or cut by a crash) is skipped."""
+    for line in lines:
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(r, dict) and isinstance(r.get("iter"), int):
+            yield line, r
+
+
 def truncate_metrics(path: str, iter_num: int) -> None:
     """Keep what a run resumed at iter_num does not log again: records before it, and its train record (the
     eval at iter_num is replayed). Lines that are not JSON records (cut by a crash) go too."""
@@ -358,28 +370,17 @@ def truncate_metrics(path: str, iter_num: int) -> None:
         return
     with open(path, encoding="utf-8") as f:
         lines = f.readlines()
-    kept = []
-    for line in lines:
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(r, dict) and isinstance(r.get("iter"), int) and (
-                r["iter"] < iter_num or (r["iter"] == iter_num and "val_loss" not in r)):
-            kept.append(line if line.endswith("\n") else line + "\n")
+    kept = [line if line.endswith("\n") else line + "\n" for line, r in metric_records(lines)
+            if r["iter"] < iter_num or (r["iter"] == iter_num and "val_loss" not in r)]
     if kept != lines:
         with atomic_write(path, "w", encoding="utf-8") as f:
             f.writelines(kept)
 
 
-# -----------------------------------------------------------------------------
-# a training run's metrics.jsonl (and wandb), its processes (torchrun) and its stop signals
-
 def prepare_out_dir(cfg, iter_num: int) -> None:
     """Make out_dir ready for this run's writes (under its lock): a resumed run drops the metrics it will log
     again; --overwrite=True clears the old run as a whole. Then the resolved config goes to config.json.
     cfg: train.py's TrainConfig."""
-    os.makedirs(cfg.out_dir, exist_ok=True)
     if cfg.init_from == "resume":
         truncate_metrics(os.path.join(cfg.out_dir, "metrics.jsonl"), iter_num)
     elif cfg.overwrite:
@@ -387,6 +388,9 @@ def prepare_out_dir(cfg, iter_num: int) -> None:
     with atomic_write(os.path.join(cfg.out_dir, "config.json"), "w", encoding="utf-8") as f:
         json.dump(dataclasses.asdict(cfg), f, indent=1)
 
+
+# -----------------------------------------------------------------------------
+# a training run's metrics.jsonl (and wandb), its processes (torchrun) and its stop signals
 
 def clock(seconds: float) -> str:
     """h:mm:ss"""
@@ -401,9 +405,9 @@ class MetricsLog:
     def __init__(self, cfg, master: bool):
         """cfg: train.py's TrainConfig (out_dir, wandb_log, wandb_project, wandb_run_name)."""
         path = os.path.join(cfg.out_dir, "metrics.jsonl")
-        # a resumed run appends (truncate_metrics dropped what it replays); a new one starts the file afresh
-        mode = "a" if cfg.init_from == "resume" else "w"
-        self.file = open(path, mode, encoding="utf-8") if master else None
+        # appends: a resumed run's file lost what it replays (truncate_metrics); a new run has none, or
+        # cleared it (--overwrite)
+        self.file = open(path, "a", encoding="utf-8") if master else None
         self.wandb, self.wandb_run = None, None
         if cfg.wandb_log and master:
             import wandb  # optional dependency, imported only when asked for
@@ -462,7 +466,7 @@ def shard(model: GPT, device: torch.device, dtype: torch.dtype) -> None:
 
 def checkpoint_activations(model: GPT) -> None:
     """In place: each block recomputes its activations in the backward pass instead of keeping them from the
-    forward, for about a third more compute; losses and gradients are the same."""
+    forward, at the cost of running each block's forward again; losses and gradients are the same."""
     for block in model.transformer.h:
         block.forward = functools.partial(torch.utils.checkpoint.checkpoint, block.forward,
                                           use_reentrant=False)
@@ -561,13 +565,7 @@ def read_metrics(path: str) -> tuple[list[dict], list[dict]]:
         raise UsageError(f"{path} not found: train.py writes it into out_dir")
     runs = {"train": {}, "eval": {}}
     with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if not isinstance(r, dict) or not isinstance(r.get("iter"), int):
-                continue
+        for _, r in metric_records(f):
             # a resume point: what the earlier run logged after it is superseded
             for records in runs.values():
                 for it in [it for it in records if it > r["iter"]]:

@@ -207,3 +207,15 @@ def test_rules_across_keys_are_checked_by_check_and_unreadable_files_are_named(t
     latin.write_bytes(b"tag = '\xe9'\n")  # not UTF-8
     with pytest.raises(UsageError, match=r"cannot read config file .*latin.py: .*codec can't decode"):
         configure(Limits, [str(latin)])
+
+
+def test_a_full_disk_is_refused_up_front(tmp_path, monkeypatch):
+    import collections
+    import shutil
+    from configurator import unwritable
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(2**30, 2**30 - 2**20, 2**20))
+    assert unwritable(str(tmp_path / "run")) == (f"the disk of {tmp_path} is full (1 MiB free): make room or "
+                                                 f"choose another path")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(2**30, 0, 2**30))
+    assert unwritable(str(tmp_path / "run")) is None
