@@ -16,6 +16,8 @@ import json
 import os
 import signal
 import sys
+import threading
+import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 
@@ -205,7 +207,7 @@ def save_checkpoint(obj: dict, path: str) -> None:
     intact."""
     obj = {k: v for k, v in obj.items() if k != "checksum"}
     obj["checksum"] = checksum(obj)
-    with atomic_write(path) as f:
+    with long_call(f"writing {path}"), atomic_write(path) as f:
         torch.save(obj, f)
 
 
@@ -215,7 +217,8 @@ def load_checkpoint(path: str, device: torch.device | str = "cpu", verify: bool 
     if not os.path.isfile(path):
         raise UsageError(f"no checkpoint at {path}: train one first, or point out_dir at the run to load")
     try:
-        ckpt = torch.load(path, map_location=device, weights_only=True, mmap=not verify)
+        with long_call(f"reading {path}"):
+            ckpt = torch.load(path, map_location=device, weights_only=True, mmap=not verify)
     except Exception as e:
         reason = f"{type(e).__name__}: {str(e).splitlines()[0]}"
         raise UsageError(f"checkpoint {path} is unreadable ({reason})") from None
@@ -223,7 +226,9 @@ def load_checkpoint(path: str, device: torch.device | str = "cpu", verify: bool 
     if missing:
         raise UsageError(f"{path} is not a checkpoint of this codebase: it lacks {sorted(missing)}")
     stored = ckpt.pop("checksum")
-    if verify and checksum(ckpt) != stored:
+    with long_call(f"checking {path}"):
+        intact = not verify or checksum(ckpt) == stored
+    if not intact:
         raise UsageError(f"checkpoint {path} is damaged (its contents do not match their checksum): "
                          f"use best.pt or a copy")
     return ckpt
@@ -238,7 +243,8 @@ def model_from_checkpoint(ckpt: dict) -> GPT:
 def load_pretrained(init_from: str, dropout: float | None = None) -> GPT:
     """OpenAI's GPT-2 by name or a local HF directory; a bad name, directory or download is a UsageError."""
     try:
-        return GPT.from_pretrained(init_from, None if dropout is None else {"dropout": dropout})
+        with long_call(f"loading {init_from}"):
+            return GPT.from_pretrained(init_from, None if dropout is None else {"dropout": dropout})
     except (ValueError, RuntimeError) as e:
         raise UsageError(f"init_from='{init_from}': {e}") from None
 
@@ -555,6 +561,34 @@ def progress(iterable, desc: str, total: int | None = None, enabled: bool = True
     enabled = enabled and os.environ.get("RANK", "0") == "0"
     return tqdm(iterable, desc=desc, total=total, disable=not enabled, delay=2, leave=False,
                 mininterval=0.5 if sys.stderr.isatty() else 10)
+
+
+def _report_while(desc: str, start: float, done: threading.Event, delay: float, every: float) -> None:
+    wait = delay
+    while not done.wait(wait):
+        print(f"{desc}: {time.perf_counter() - start:.0f} s so far", file=sys.stderr, flush=True)
+        wait = every
+
+
+@contextlib.contextmanager
+def long_call(desc: str, delay: float = 2.0, every: float = 10.0) -> Iterator[None]:
+    """Progress for one long call that has no steps to count (a checkpoint write, loading or exporting GPT-2):
+    quiet if it ends within delay seconds, else a line on stderr then and every `every` seconds after, and
+    one with the total at the end. Rank 0 only, like progress()."""
+    if os.environ.get("RANK", "0") != "0":
+        yield
+        return
+    start, done = time.perf_counter(), threading.Event()
+    reporter = threading.Thread(target=_report_while, args=(desc, start, done, delay, every), daemon=True)
+    reporter.start()
+    try:
+        yield
+    finally:
+        done.set()
+        reporter.join()
+        elapsed = time.perf_counter() - start
+        if elapsed > delay:
+            print(f"{desc}: done in {elapsed:.1f} s", file=sys.stderr, flush=True)
 
 
 def read_metrics(path: str) -> tuple[list[dict], list[dict]]:

@@ -23,8 +23,8 @@ import torch
 
 from configurator import (UsageError, cli, configure, device_name, dtype_name, key, one_of, positive,
                           unwritable)
-from core import (autocast, check_tokenizer, device_problems, hellaswag_accuracy, load_model, read_metrics,
-                  resolve_device, resolve_dtype)
+from core import (autocast, check_tokenizer, device_problems, hellaswag_accuracy, load_model, long_call,
+                  read_metrics, resolve_device, resolve_dtype)
 from data.common import Tokenizer, atomic_write, load_hellaswag
 from model import GPT, HF_TRANSPOSED
 
@@ -243,7 +243,8 @@ def main(argv: list[str]):
     model, tokenizer, _ = load_model(cfg.init_from, cfg.out_dir)
     model.to(device)
     if cfg.mode == "export":
-        export_hf(model, output, tokenizer)
+        with long_call(f"exporting to {output}"):
+            export_hf(model, output, tokenizer)
         print(f"wrote {output}: load it with GPT2LMHeadModel.from_pretrained('{output}')")
         return output
     if cfg.mode == "attention":

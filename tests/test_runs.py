@@ -4,6 +4,7 @@ answers signals at once, and refuses a damaged checkpoint."""
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -211,6 +212,7 @@ def test_a_signal_during_an_eval_answers_at_once(tiny):
     cfg = replace(tiny, max_iters=100, eval_iters=10 ** 5)  # the eval at iter 0 would take minutes
     with Background("train.py", *cli_args(cfg)) as run:
         wait_for_file(os.path.join(cfg.out_dir, "config.json"))  # written just before the eval at iter 0
+        run.wait_for("eval train:", where="err", timeout=10)  # its progress bar, shown after 2 s
         run.proc.send_signal(signal.SIGINT)
         assert run.wait_for("SIGINT", where="err", timeout=10) < 2
         assert run.proc.wait(timeout=30) == 0, "".join(run.err)
@@ -296,3 +298,35 @@ def test_an_hf_dir_with_padded_rows_never_samples_them(make_hf_dir):
         out = model.generate(torch.zeros(2, 1, dtype=torch.long), 8, temperature=1.0, top_k=None,
                              generator=torch.Generator().manual_seed(0))
     assert out.max() < 50257
+
+
+def test_a_long_call_reports_on_stderr_and_a_short_one_is_quiet(capsys, monkeypatch):
+    with core.long_call("slow work", delay=0.05, every=0.1):
+        time.sleep(0.4)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "slow work: 0 s so far" and len(lines) >= 4  # at 0.05, 0.15, 0.25 (, 0.35) s
+    assert lines[-1].startswith("slow work: done in 0.4 s")
+    with core.long_call("quick work", delay=0.5):
+        time.sleep(0.05)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("RANK", "1")  # under torchrun, rank 0 alone reports
+    with core.long_call("slow work", delay=0.01):
+        time.sleep(0.1)
+    assert capsys.readouterr().err == ""
+
+
+def test_checkpoints_gpt2_loading_and_exports_report_progress(make_hf_dir, tmp_path, capsys,
+                                                        monkeypatch):
+    """Each long call is wrapped: with the 2 s delay set to 0, each one reports."""
+    real = core.long_call
+    monkeypatch.setattr(core, "long_call", lambda desc: real(desc, delay=0.0))
+    monkeypatch.setattr(ev, "long_call", lambda desc: real(desc, delay=0.0))
+    path = str(tmp_path / "ckpt.pt")
+    model = core.load_pretrained(make_hf_dir())
+    core.save_checkpoint({k: None for k in core.CHECKPOINT_KEYS} | {"model": model.state_dict()}, path)
+    core.load_checkpoint(path)
+    ev.main([f"--init_from={make_hf_dir()}", "--mode=export", f"--output={tmp_path / 'hf'}"])
+    err = capsys.readouterr().err
+    for desc in ("loading ", f"writing {path}", f"reading {path}", f"checking {path}",
+                 f"exporting to {tmp_path / 'hf'}"):
+        assert re.search(re.escape(desc) + r"[^\n]*: done in ", err), desc
