@@ -15,6 +15,8 @@ Train mode prints ms/iter, tokens/s, achieved TFLOP/s, MFU against the device's 
 --peak_tflops on CPUs) and peak memory.
 """
 import contextlib
+import copy
+import functools
 import os
 import subprocess
 import sys
@@ -62,6 +64,7 @@ class BenchConfig:
     prompt_len: int = key(32, positive)
     max_new_tokens: int = key(200, positive)
     hf: bool = True  # also time HF transformers' generate on the same weights
+    gen_batch: int = key(8, positive)  # the batch size timed besides 1
     # system
     device: str = key("auto", device_name)
     dtype: str = key("auto", dtype_name)
@@ -297,45 +300,136 @@ def bench_speedrun(cfg: BenchConfig, device: torch.device) -> dict:
     return results
 
 
-def bench_generate(cfg: BenchConfig, device: torch.device) -> dict:
-    """Greedy decoding of max_new_tokens after a random prompt, batch 1, on one set of random GPT-2 weights.
-    Methods take turns, three rounds; each reports its best round, so a busy moment hurts no single method."""
+def read_bandwidth(device: torch.device, mib: int = 256) -> float:
+    """Bytes per second this device reads memory at: the best of five sums over a tensor far larger than any
+    cache. Batch-1 decoding reads every weight once a token, so this sets its limit."""
+    x = torch.ones(mib * 2 ** 20 // 4, device=device)
+    best = float("inf")
+    for _ in range(5):
+        sync(device)
+        t0 = time.perf_counter()
+        x.sum()
+        sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return x.numel() * 4 / best
+
+
+def decode_bytes(model: GPT) -> int:
+    """Bytes of weights one decode step reads: all of them but the position and token embeddings, of which it
+    reads a row (the token embedding is also the output layer, read whole there)."""
+    wpe = model.transformer.wpe.weight
+    return sum(p.numel() * p.element_size() for p in model.parameters()) - wpe.numel() * wpe.element_size()
+
+
+def generate_models(cfg: BenchConfig, device: torch.device) -> tuple[torch.nn.Module, dict[str, GPT]]:
+    """HF's GPT-2 with random weights, and ours loaded from it (the very same weights) in the variants timed:
+    fp32 and bf16, each eager and (with cfg.compile) with compiled decoding."""
     from transformers import GPT2Config, GPT2LMHeadModel
     torch.manual_seed(cfg.seed)
     hf_config = GPT2Config(n_positions=cfg.block_size, n_embd=cfg.n_embd, n_layer=cfg.n_layer,
                            n_head=cfg.n_head, vocab_size=50257, bos_token_id=None, eos_token_id=None)
     hf = GPT2LMHeadModel(hf_config).eval()
-    with tempfile.TemporaryDirectory() as d:  # load ours through from_pretrained: the very same weights
+    with tempfile.TemporaryDirectory() as d:
         hf.save_pretrained(d)
-        model = GPT.from_pretrained(d).eval().to(device)
-    hf = hf.to(device)
-    prompt = torch.randint(0, 50257, (1, cfg.prompt_len), device=device)
-    n = cfg.max_new_tokens
-    runs = {"cached": lambda: model.generate(prompt, n, temperature=0),
-            "uncached": lambda: model.generate(prompt, n, temperature=0, use_cache=False)}
-    if cfg.hf:
-        runs["HF generate"] = lambda: hf.generate(prompt, attention_mask=torch.ones_like(prompt),
-                                                  do_sample=False, max_new_tokens=n, min_new_tokens=n,
-                                                  pad_token_id=0)
+        fp32 = GPT.from_pretrained(d).eval().to(device)
+    models = {"eager fp32": fp32, "eager bf16": copy.deepcopy(fp32).to(torch.bfloat16)}
+    for dtype in ("fp32", "bf16") if cfg.compile else ():
+        models[f"compiled {dtype}"] = copy.deepcopy(models[f"eager {dtype}"])
+        models[f"compiled {dtype}"].compile_decoding()
+    return hf.to(device), models
+
+
+def time_generation(runs: dict, rounds: int, n_tokens: dict, device: torch.device) -> tuple[dict, dict]:
+    """(best tokens/s, last output) of each run, taking turns for rounds rounds."""
     best, outputs = {name: 0.0 for name in runs}, {}
-    with torch.no_grad():
+    for _ in progress(range(rounds), "generate rounds"):
         for name, run in runs.items():
-            run()  # warm-up
-        for _ in progress(range(3), "generate rounds"):
-            for name, run in runs.items():
-                sync(device)
-                t0 = time.perf_counter()
-                outputs[name] = run()
-                sync(device)
-                best[name] = max(best[name], n / (time.perf_counter() - t0))
-    same = all(torch.equal(o, outputs["cached"]) for o in outputs.values())
-    print(f"generate: {model.get_num_params() / 1e6:.0f}M params, batch 1, prompt {cfg.prompt_len}, "
-          f"{n} new tokens, greedy, {device}, float32, {torch.get_num_threads()} threads")
-    print("| method | tokens/s | vs uncached |\n|---|---|---|")
-    for name, tps in best.items():
-        print(f"| {name} | {tps:.1f} | {tps / best['uncached']:.2f}x |")
-    print(f"identical tokens from every method: {same}")
-    return {**best, "identical": same}
+            sync(device)
+            t0 = time.perf_counter()
+            outputs[name] = run()
+            sync(device)
+            best[name] = max(best[name], n_tokens[name] / (time.perf_counter() - t0))
+    return best, outputs
+
+
+def bench_generate(cfg: BenchConfig, device: torch.device) -> dict:
+    """Greedy decoding of max_new_tokens after a random prompt, at batch 1 and gen_batch, on one set of random
+    GPT-2 weights: ours eager and compiled (compile=True) in fp32 and bf16, uncached, and HF's generate.
+    Methods take turns, three rounds; each reports its best round, so a busy moment hurts no single method.
+    Also the machine's read bandwidth, and what share of its limit each run reaches."""
+    hf, models = generate_models(cfg, device)
+    n, batches = cfg.max_new_tokens, sorted({1, cfg.gen_batch})
+    prompts = {b: torch.randint(0, 50257, (b, cfg.prompt_len), device=device) for b in batches}
+    runs, n_tokens = {}, {}
+    for b in batches:
+        for name, model in models.items():
+            runs[name, b] = functools.partial(model.generate, prompts[b], n, temperature=0)
+        if b == 1:
+            runs["uncached fp32", b] = functools.partial(models["eager fp32"].generate, prompts[b], n,
+                                                         temperature=0, use_cache=False)
+        if cfg.hf:
+            runs["HF generate fp32", b] = functools.partial(
+                hf.generate, prompts[b], attention_mask=torch.ones_like(prompts[b]), do_sample=False,
+                max_new_tokens=n, min_new_tokens=n, pad_token_id=0)
+        n_tokens |= {(name, bb): n * bb for name, bb in runs if bb == b}
+    with torch.no_grad():
+        compile_s = warm_up(runs, device)
+        best, outputs = time_generation(runs, 3, n_tokens, device)
+        agree = bf16_agreement(models, outputs[("eager fp32", 1)], cfg.prompt_len)
+    bandwidth = read_bandwidth(device)
+    limits = {dtype: bandwidth / decode_bytes(models[f"eager {dtype}"]) for dtype in ("fp32", "bf16")}
+    fp32_same = all(torch.equal(outputs[key], outputs[("eager fp32", key[1])]) for key in outputs
+                    if "bf16" not in key[0])
+    bf16_same = torch.equal(outputs.get(("compiled bf16", 1), outputs[("eager bf16", 1)]),
+                            outputs[("eager bf16", 1)])
+    print_generate(cfg, models["eager fp32"], device, best, limits, bandwidth)
+    for dtype, seconds in compile_s.items():
+        gain = 1 / best[(f"eager {dtype}", 1)] - 1 / best[(f"compiled {dtype}", 1)]  # s saved per token
+        pays = f"pays after {seconds / gain:,.0f} tokens" if gain > 0 else "never pays: no faster per token"
+        print(f"compiling the {dtype} decode step: {seconds:.1f} s, {pays} (batch 1)")
+    print(f"identical tokens from every fp32 method: {fp32_same}; compiled bf16 = eager bf16: {bf16_same}")
+    print(f"bf16's greedy choice agrees with fp32's at {agree:.1%} of positions (fed fp32's tokens)")
+    return {"tokens_per_s": {f"{name}, batch {b}": v for (name, b), v in best.items()},
+            "compile_s": compile_s, "bandwidth": bandwidth, "identical": fp32_same,
+            "bf16_compiled_same": bf16_same, "bf16_agreement": agree}
+
+
+def warm_up(runs: dict, device: torch.device) -> dict[str, float]:
+    """Run each once; the compiled runs compile here. Returns each dtype's compile time: its compiled
+    warm-up's time less the eager run's for the same tokens."""
+    seconds = {}
+    for name, run in runs.items():
+        sync(device)
+        t0 = time.perf_counter()
+        run()
+        sync(device)
+        seconds[name] = time.perf_counter() - t0
+    return {dtype: seconds[(f"compiled {dtype}", 1)] - seconds[(f"eager {dtype}", 1)]
+            for dtype in ("fp32", "bf16") if (f"compiled {dtype}", 1) in seconds}
+
+
+def bf16_agreement(models: dict, tokens: torch.Tensor, prompt_len: int) -> float:
+    """The share of fp32's greedy tokens that the bf16 model also ranks first, fed fp32's tokens, so that an
+    early disagreement does not decide every later position."""
+    tokens = tokens[:, :models["eager bf16"].config.block_size + 1]  # what fits in one forward
+    logits, _ = models["eager bf16"](tokens[:, :-1], all_logits=True)
+    picks = logits[:, prompt_len - 1:].argmax(dim=-1)
+    return (picks == tokens[:, prompt_len:]).float().mean().item()
+
+
+def print_generate(cfg: BenchConfig, model: GPT, device: torch.device, best: dict, limits: dict,
+                   bandwidth: float) -> None:
+    print(f"generate: {model.get_num_params() / 1e6:.0f}M params, prompt {cfg.prompt_len}, "
+          f"{cfg.max_new_tokens} new tokens, greedy, {device}, {torch.get_num_threads()} threads")
+    print(f"memory read bandwidth: {bandwidth / 1e9:.1f} GB/s (sum over 256 MiB); weights read per token: "
+          f"{decode_bytes(model) / 1e6:.0f} MB in fp32, half in bf16")
+    hf = {b: best.get(("HF generate fp32", b)) for b in (1, cfg.gen_batch)}
+    print("| method | batch | tokens/s | vs HF generate fp32 | share of the bandwidth limit |")
+    print("|---|---|---|---|---|")
+    for (name, b), tps in best.items():
+        vs_hf = f"{tps / hf[b]:.2f}x" if hf[b] else "-"
+        limit = limits["bf16" if "bf16" in name else "fp32"] * b  # a step reads the weights once for b rows
+        print(f"| {name} | {b} | {tps:.1f} | {vs_hf} | {tps / limit:.0%} |")
 
 
 def main(argv: list[str]) -> dict:

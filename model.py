@@ -50,25 +50,37 @@ def padded_vocab(vocab_size: int) -> int:
 
 class KVCache:
     """Keys and values of every token seen so far, so generation feeds only the newest token through the
-    model."""
+    model. The buffers have a fixed length, max_len. While pos is an int, attention reads the pos tokens
+    cached so far. Once pos is a 0-d tensor (generate does that after the prompt), every step reads the whole
+    buffer with the slots past pos masked: one shape at every position, so one compiled decode graph serves
+    them all (a Python int would be baked into the graph and recompile it each step)."""
 
     def __init__(self, n_layer: int, max_len: int):
         # each (2, B, nh, max_len, hs), made on first use
         self.layers: list[torch.Tensor | None] = [None] * n_layer
         self.max_len = max_len
-        self.pos = 0  # number of tokens cached; GPT.forward advances it
+        self.pos: int | torch.Tensor = 0  # number of tokens cached; GPT.forward advances it
 
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store the new tokens' k, v (B, nh, T, hs) and return those of all tokens so far (B, nh, pos+T,
-        hs)."""
+    def update(self, layer: int, k: torch.Tensor,
+               v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Store the new tokens' k, v (B, nh, T, hs); return the keys and values to attend to and the mask
+        that says which of them query i may see (None: the plain causal mask, or all of them for T = 1)."""
         # allocated here so it takes k's dtype: attention's, under autocast too
         if self.layers[layer] is None:
             B, nh, _, hs = k.shape
-            self.layers[layer] = k.new_empty(2, B, nh, self.max_len, hs)
-        buf, end = self.layers[layer], self.pos + k.size(2)
-        buf[0, :, :, self.pos:end] = k
-        buf[1, :, :, self.pos:end] = v
-        return buf[0, :, :, :end], buf[1, :, :, :end]
+            self.layers[layer] = k.new_zeros(2, B, nh, self.max_len, hs)
+        buf, pos, T = self.layers[layer], self.pos, k.size(2)
+        if isinstance(pos, int):
+            buf[0, :, :, pos:pos + T] = k
+            buf[1, :, :, pos:pos + T] = v
+            mask = None  # the causal mask, or none for one token after the cache: it sees every key
+            if pos > 0 and T > 1:  # a chunk after cached tokens: query i sees keys 0..pos+i
+                mask = torch.ones(T, pos + T, dtype=torch.bool, device=k.device).tril(pos)
+            return buf[0, :, :, :pos + T], buf[1, :, :, :pos + T], mask  # (B, nh, pos+T, hs)
+        slots = pos + torch.arange(T, device=k.device)  # (T,)
+        buf.index_copy_(3, slots, torch.stack((k, v)))
+        mask = torch.arange(self.max_len, device=k.device) <= slots[:, None]  # (T, max_len)
+        return buf[0], buf[1], mask  # (B, nh, max_len, hs)
 
 
 class CausalSelfAttention(nn.Module):
@@ -89,15 +101,11 @@ class CausalSelfAttention(nn.Module):
         dtype = torch.float32 if fp32_attn else q.dtype
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2).to(dtype)
                    for t in (q, k, v))  # (B, nh, T, hs)
-        pos, mask = 0, None
+        mask = None
         if cache is not None:
-            pos = cache.pos
-            k, v = cache.update(self.layer_idx, k, v)  # (B, nh, pos+T, hs)
-            if pos > 0 and T > 1:  # a chunk after cached tokens: query i sees keys 0..pos+i
-                mask = torch.ones(T, pos + T, dtype=torch.bool, device=x.device).tril(diagonal=pos)
-        # one new token after the cache may see every cached key, so it needs no mask at all
+            k, v, mask = cache.update(self.layer_idx, k, v)
         with torch.autocast("cpu", enabled=False) if fp32_attn else contextlib.nullcontext():
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=(pos == 0 and T > 1),
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None and T > 1,
                                                dropout_p=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble the heads side by side
         return self.resid_dropout(self.c_proj(y))
@@ -180,11 +188,12 @@ class GPT(nn.Module):
         cached."""
         B, T = idx.size()
         start = cache.pos if cache is not None else 0
-        if start + T > self.config.block_size:
+        limit = min(cache.max_len, self.config.block_size) if cache is not None else self.config.block_size
+        if isinstance(start, int) and start + T > limit:  # a tensor start is a decode step's: generate's care
             raise ValueError(f"sequence of {start + T} tokens is longer than "
-                             f"block_size={self.config.block_size}: crop it to the last "
-                             f"{self.config.block_size} tokens")
-        pos = torch.arange(start, start + T, dtype=torch.long, device=idx.device)
+                             f"{'block_size' if limit == self.config.block_size else 'the cache'}={limit}: "
+                             f"crop it to the last {limit} tokens")
+        pos = start + torch.arange(T, dtype=torch.long, device=idx.device)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
         for block in self.transformer.h:
             x = block(x, cache)
@@ -278,6 +287,17 @@ class GPT(nn.Module):
         achieved = self.flops_per_token(seq_len) * tokens_per_sec
         return achieved, (achieved / peak_flops if peak_flops else None)
 
+    def decode(self, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """One generation step: the logits (B, 1, V) of the tokens idx (B, 1) that follow those cached."""
+        return self(idx, cache=cache)[0]
+
+    def compile_decoding(self, **compile_args) -> None:
+        """Make generate's one-token steps run as one compiled graph. The cache's fixed shapes and tensor
+        position give every step the same graph, so it compiles once per batch size and cache length (prompt
+        + new tokens, rounded up to 64). The prompt runs eagerly. compile_args go to torch.compile, e.g.
+        mode='reduce-overhead' for CUDA graphs. It pays only over enough tokens: README, Generation."""
+        self.decode = torch.compile(GPT.decode.__get__(self), fullgraph=True, dynamic=False, **compile_args)
+
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None,
@@ -301,15 +321,18 @@ class GPT(nn.Module):
         """generate() one step at a time: yields each new (B, 1) column as soon as it exists, for
         streaming."""
         bs, cache = self.config.block_size, None
+        # as long as this call needs, up to block_size; rounded up, so that compiled decoding sees few lengths
+        cache_len = min(bs, (idx.size(1) + max_new_tokens + 63) // 64 * 64)
         done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
         for _ in range(max_new_tokens):
             if not use_cache or idx.size(1) > bs:
                 logits, _ = self(idx[:, -bs:])
             elif cache is None:
-                cache = KVCache(self.config.n_layer, bs)
+                cache = KVCache(self.config.n_layer, cache_len)
                 logits, _ = self(idx, cache=cache)
+                cache.pos = torch.tensor(cache.pos, device=idx.device)  # from here on: one shape per step
             else:
-                logits, _ = self(idx[:, -1:], cache=cache)
+                logits = self.decode(nxt, cache)  # the last step's token (B, 1), always of one stride
             # padding rows are never sampled; cut off, so that a padded model samples as its unpadded export
             logits = logits[:, -1, :self.config.real_vocab_size].float()
             nxt = sample_next(logits, temperature, top_k, top_p, generator)  # (B, 1)

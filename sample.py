@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from configurator import check, cli, configure, device_name, dtype_name, fraction, key, non_negative, positive
-from core import (SEPARATOR, autocast, device_problems, encode_prompt, load_model, resolve_device,
+from core import (SEPARATOR, device_problems, encode_prompt, load_model, resolve_device,
                   resolve_dtype)
 from data.common import Tokenizer, read_text
 
@@ -40,11 +40,11 @@ class SampleConfig:
     stop_at_eot: bool = False  # BPE: end a sample at <|endoftext|> (the end of a document); char: no effect
     seed: int = 1337
     device: str = key("auto", device_name)  # 'auto' picks cuda > mps > cpu; or 'cpu', 'cuda', 'cuda:1', 'mps'
-    dtype: str = key("auto", dtype_name)  # 'float32', 'bfloat16', 'float16' (CUDA only) or 'auto' (as train)
-    # torch.compile the model's forward. No win for generation: the KV cache's growing length and per-layer
-    # Python state make dynamo recompile (measured on CPU, torch 2.13, 4 layers x 128 wide, 4 x 100 new
-    # tokens: eager 0.16 s; compiled 66 s for the first call, 13 s for the second, hitting dynamo's recompile
-    # limit)
+    # the weights' dtype: 'float32', 'bfloat16' (half the bytes to read per token), 'float16' (CUDA only) or
+    # 'auto' (bf16 or fp16 on a GPU, fp32 on a CPU)
+    dtype: str = key("auto", dtype_name)
+    # compile the one-token decode step (model.compile_decoding): pays only over many tokens (README,
+    # Generation)
     compile: bool = False
 
     def problems(self) -> list[str]:
@@ -93,33 +93,32 @@ def sample(cfg: SampleConfig, out=None) -> list[str]:
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)
     model, tokenizer, source = load_model(cfg.init_from, cfg.out_dir, cfg.ckpt)
-    model.to(device)
+    model.to(device, dtype)  # not autocast: that would read the fp32 weights at every step
     ids, hidden = encode_prompt(tokenizer, read_prompt(cfg.start), model.config.vocab_size)
     stop = tokenizer.eot_token if cfg.stop_at_eot else None  # None for char: it has no such token
     print(f"sampling {cfg.num_samples} x {cfg.max_new_tokens} tokens after a {len(ids)}-token prompt "
           f"from {source} on {device} ({str(dtype).removeprefix('torch.')})", file=sys.stderr)
     if cfg.compile:
-        model.compile()  # in place: generate's self(...) calls go through the compiled forward
+        model.compile_decoding()
     generator = torch.Generator(device=device).manual_seed(cfg.seed)  # the only randomness: seed decides
     idx = torch.tensor([ids] * cfg.num_samples, dtype=torch.long, device=device)
     kwargs = dict(temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p, stop_token=stop,
                   generator=generator)
-    with autocast(device, dtype):
-        if cfg.num_samples == 1:  # stream: print each piece of text as soon as its tokens exist
-            stream, new = TextStream(tokenizer), []
-            out.write(stream.push(ids[hidden:]))
+    if cfg.num_samples == 1:  # stream: print each piece of text as soon as its tokens exist
+        stream, new = TextStream(tokenizer), []
+        out.write(stream.push(ids[hidden:]))
+        out.flush()
+        for nxt in model.generate_iter(idx, cfg.max_new_tokens, **kwargs):
+            token = nxt[0, 0].item()
+            if token == stop:
+                break
+            new.append(token)
+            out.write(stream.push([token]))
             out.flush()
-            for nxt in model.generate_iter(idx, cfg.max_new_tokens, **kwargs):
-                token = nxt[0, 0].item()
-                if token == stop:
-                    break
-                new.append(token)
-                out.write(stream.push([token]))
-                out.flush()
-            out.write(stream.flush() + "\n" + SEPARATOR + "\n")
-            out.flush()
-            return [tokenizer.decode(ids[hidden:] + new)]
-        rows = model.generate(idx, cfg.max_new_tokens, **kwargs).tolist()
+        out.write(stream.flush() + "\n" + SEPARATOR + "\n")
+        out.flush()
+        return [tokenizer.decode(ids[hidden:] + new)]
+    rows = model.generate(idx, cfg.max_new_tokens, **kwargs).tolist()
     texts = [tokenizer.decode(ids[hidden:] + cut_at_stop(row[len(ids):], stop)) for row in rows]
     for text in texts:
         out.write(text + "\n" + SEPARATOR + "\n")

@@ -45,13 +45,21 @@ def test_bench_compare(capsys):
 
 def test_bench_generate(capsys):
     gen = ["--mode=generate", "--device=cpu", "--n_layer=2", "--n_head=2", "--n_embd=32", "--prompt_len=8"]
-    r = bench.main(gen + ["--block_size=64", "--max_new_tokens=50"])
+    r = bench.main(gen + ["--block_size=64", "--max_new_tokens=50", "--gen_batch=1"])
     out = capsys.readouterr().out
-    assert r["identical"] and r["cached"] > 0 and r["uncached"] > 0 and r["HF generate"] > 0
-    assert "| cached |" in out and "identical tokens from every method: True" in out
-    # past block_size: HF can't
-    r = bench.main(gen + ["--block_size=32", "--max_new_tokens=40", "--hf=False"])
-    assert r["identical"] and "HF generate" not in r
+    rows = {"eager fp32", "compiled fp32", "eager bf16", "compiled bf16", "uncached fp32", "HF generate fp32"}
+    assert set(r["tokens_per_s"]) == {f"{name}, batch 1" for name in rows}
+    assert r["identical"] and r["bf16_compiled_same"] and all(v > 0 for v in r["tokens_per_s"].values())
+    assert min(r["compile_s"].values()) > 0.1  # really compiled: eager takes ~0.02 s, compiling > 0.2 s
+    assert 1e9 < r["bandwidth"] < 1e13 and 0.5 < r["bf16_agreement"] <= 1
+    assert "| compiled bf16 | 1 |" in out and "identical tokens from every fp32 method: True" in out
+    assert "compiling the fp32 decode step:" in out and "memory read bandwidth:" in out
+    # past block_size, where HF can't go; a larger batch; no compiling
+    r = bench.main(gen + ["--block_size=32", "--max_new_tokens=40", "--hf=False", "--gen_batch=3",
+                          "--compile=False"])
+    assert r["identical"] and r["compile_s"] == {}
+    assert set(r["tokens_per_s"]) == {"eager fp32, batch 1", "eager bf16, batch 1", "uncached fp32, batch 1",
+                                      "eager fp32, batch 3", "eager bf16, batch 3"}
 
 
 def test_muon_grouping():

@@ -1,5 +1,6 @@
 """model.py against independent references: HF transformers' GPT-2, plain masked-softmax attention, uncached
 decoding."""
+import copy
 import math
 
 import pytest
@@ -87,6 +88,85 @@ def test_cached_generation_equals_uncached(prompt_len, new):
     # and the samples really are samples: another seed gives another continuation
     c = model.generate(idx, new, generator=torch.Generator().manual_seed(8))
     assert not torch.equal(c, model.generate(idx, new, generator=torch.Generator().manual_seed(7)))
+
+
+def test_a_fixed_shape_cache_gives_the_full_forwards_logits():
+    """The decode path: after the prompt the cache position is a tensor and every step attends over the whole
+    buffer, later slots masked; one token at a time and a chunk alike give the plain forward's logits."""
+    model = small_model().double()
+    idx = torch.randint(0, 80, (2, 20))
+    full = model(idx, all_logits=True)[0]
+    cache = KVCache(model.config.n_layer, 24)
+    chunks = [model(idx[:, :5], all_logits=True, cache=cache)[0]]
+    cache.pos = torch.tensor(cache.pos)
+    for t in range(5, 17):
+        chunks.append(model(idx[:, t:t + 1], all_logits=True, cache=cache)[0])
+    chunks.append(model(idx[:, 17:20], all_logits=True, cache=cache)[0])
+    torch.testing.assert_close(torch.cat(chunks, dim=1), full, atol=1e-10, rtol=0)
+    assert cache.pos.item() == 20 and cache.layers[0].shape == (2, 2, 2, 24, 16)  # (2, B, nh, max_len, hs)
+    with pytest.raises(ValueError, match="sequence of 25 tokens is longer than the cache=24"):
+        model(torch.zeros(2, 25, dtype=torch.long), cache=KVCache(model.config.n_layer, 24))
+
+
+class CountingBackend:
+    """A torch.compile backend that runs the captured graph as it is and counts the graphs: every compile
+    and recompile of the decode step makes one."""
+
+    def __init__(self):
+        self.graphs = 0
+
+    def __call__(self, gm, example_inputs):
+        self.graphs += 1
+        return gm.forward
+
+
+def test_compiled_decoding_compiles_once_per_shape():
+    model = small_model().eval()
+    backend = CountingBackend()
+    model.compile_decoding(backend=backend)
+    idx = torch.randint(0, 80, (2, 5))
+    eager = small_model().eval().generate(idx, 40, temperature=0)  # the same weights (seeded), uncompiled
+    assert torch.equal(model.generate(idx, 40, temperature=0), eager)  # 5 + 40 > block_size 32
+    assert backend.graphs == 1  # not one per position
+    model.generate(idx, 40, generator=torch.Generator().manual_seed(1))  # sampling: the same step
+    model.generate(idx[:, :3], 30, temperature=0)  # 33 tokens: a cache of the same length (rounded up)
+    assert backend.graphs == 1
+    model.generate(idx[:1], 10, temperature=0)  # another batch size: a second graph
+    assert backend.graphs == 2
+
+
+def test_compiled_decoding_equals_uncached():
+    """inductor's compiled decode step, greedy and seeded sampling, for a batch, across block_size."""
+    model = small_model().double().eval()
+    idx = torch.randint(0, 80, (3, 6))
+    uncached = [model.generate(idx, 40, temperature=0, use_cache=False),
+                model.generate(idx, 40, temperature=0.9, top_k=20, use_cache=False,
+                               generator=torch.Generator().manual_seed(3))]
+    model.compile_decoding()
+    seeded = torch.Generator().manual_seed(3)
+    compiled = [model.generate(idx, 40, temperature=0),
+                model.generate(idx, 40, temperature=0.9, top_k=20, generator=seeded)]
+    assert torch.equal(compiled[0], uncached[0]) and torch.equal(compiled[1], uncached[1])
+
+
+def test_bf16_weights_generate_within_bf16_tolerance():
+    """model.to(bfloat16) runs in bf16 (half the bytes a token) and its logits, cached decode steps included,
+    stay within bf16's precision of fp32's."""
+    model = small_model().eval()
+    idx = torch.randint(0, 80, (2, 12))
+    ref = model(idx, all_logits=True)[0]
+    bf16 = copy.deepcopy(model).to(torch.bfloat16)
+    cache = KVCache(model.config.n_layer, 16)
+    logits = [bf16(idx[:, :6], all_logits=True, cache=cache)[0]]
+    cache.pos = torch.tensor(cache.pos)
+    logits += [bf16(idx[:, t:t + 1], cache=cache)[0] for t in range(6, 12)]
+    logits = torch.cat(logits, dim=1)
+    assert logits.dtype == torch.bfloat16 and cache.layers[0].dtype == torch.bfloat16
+    scale = ref.abs().max().item()
+    assert (logits.float() - ref).abs().max().item() < 0.05 * scale
+    assert (logits.float() - ref).abs().max().item() > 1e-4 * scale  # really computed in bf16
+    out = bf16.generate(idx, 30, temperature=0)
+    assert out.shape == (2, 42) and torch.equal(out, bf16.generate(idx, 30, temperature=0, use_cache=False))
 
 
 def test_cache_logits_equal_full_forward():
