@@ -333,9 +333,12 @@ def generate_models(cfg: BenchConfig, device: torch.device) -> tuple[torch.nn.Mo
         hf.save_pretrained(d)
         fp32 = GPT.from_pretrained(d).eval().to(device)
     models = {"eager fp32": fp32, "eager bf16": copy.deepcopy(fp32).to(torch.bfloat16)}
-    for dtype in ("fp32", "bf16") if cfg.compile else ():
-        models[f"compiled {dtype}"] = copy.deepcopy(models[f"eager {dtype}"])
-        models[f"compiled {dtype}"].compile_decoding()
+    for dtype in ("fp32", "bf16"):
+        layout = models[f"eager {dtype}"].choose_weight_layout()
+        print(f"{dtype} weights stored as {layout}, the faster layout here")
+        if cfg.compile:
+            models[f"compiled {dtype}"] = copy.deepcopy(models[f"eager {dtype}"])
+            models[f"compiled {dtype}"].compile_decoding()
     return hf.to(device), models
 
 

@@ -94,6 +94,7 @@ def sample(cfg: SampleConfig, out=None) -> list[str]:
     dtype = resolve_dtype(cfg.dtype, device)
     model, tokenizer, source = load_model(cfg.init_from, cfg.out_dir, cfg.ckpt)
     model.to(device, dtype)  # not autocast: that would read the fp32 weights at every step
+    model.choose_weight_layout()
     ids, hidden = encode_prompt(tokenizer, read_prompt(cfg.start), model.config.vocab_size)
     stop = tokenizer.eot_token if cfg.stop_at_eot else None  # None for char: it has no such token
     print(f"sampling {cfg.num_samples} x {cfg.max_new_tokens} tokens after a {len(ids)}-token prompt "
