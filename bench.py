@@ -334,8 +334,10 @@ def generate_models(cfg: BenchConfig, device: torch.device) -> tuple[torch.nn.Mo
         fp32 = GPT.from_pretrained(d).eval().to(device)
     models = {"eager fp32": fp32, "eager bf16": copy.deepcopy(fp32).to(torch.bfloat16)}
     for dtype in ("fp32", "bf16"):
-        layout = models[f"eager {dtype}"].choose_weight_layout()
-        print(f"{dtype} weights stored as {layout}, the faster layout here")
+        layout, seconds = models[f"eager {dtype}"].choose_weight_layout()
+        times = ", ".join(f"{name} {1000 * t:.2f} ms" for name, t in seconds.items())
+        print(f"{dtype} weights stored as {layout}, the faster layout here (one token through the head: "
+              f"{times})")
         if cfg.compile:
             models[f"compiled {dtype}"] = copy.deepcopy(models[f"eager {dtype}"])
             models[f"compiled {dtype}"].compile_decoding()
@@ -401,7 +403,7 @@ def warm_up(runs: dict, device: torch.device) -> dict[str, float]:
     """Run each once; the compiled runs compile here. Returns each dtype's compile time: its compiled
     warm-up's time less the eager run's for the same tokens."""
     seconds = {}
-    for name, run in runs.items():
+    for name, run in progress(runs.items(), "warm-up and compiling", total=len(runs)):
         sync(device)
         t0 = time.perf_counter()
         run()
