@@ -497,8 +497,7 @@ def load_dataset(name_or_path: str, config: str | None = None, split: str | None
         raise
 
 
-def train_val_splits(ds, val_fraction: float = 0.0005, seed: int = 2357,
-                     val_split: str = "validation") -> dict:
+def train_val_splits(ds, val_fraction: float, seed: int, val_split: str = "validation") -> dict:
     """{"train": Dataset, "val": Dataset}: the dataset's own val_split when it has one, else a random
     val_fraction of the train documents held out. Both keep the documents' original order."""
     import datasets
@@ -523,7 +522,7 @@ def check_column(ds, text_column: str) -> None:
         raise DataError(f"no column {text_column!r}: the dataset has {', '.join(map(repr, ds.column_names))}")
 
 
-def char_vocab(datasets_: Iterable, text_column: str = "text") -> list[str]:
+def char_vocab(datasets_: Iterable, text_column: str) -> list[str]:
     """The sorted unique characters of a text column over several datasets (the char tokenizer's
     vocabulary)."""
     chars: set[str] = set()

@@ -1,4 +1,5 @@
 """bench.py runs on CPU and reports its figures; the Muon option groups parameters right and trains."""
+import io
 import os
 from dataclasses import replace
 
@@ -158,3 +159,20 @@ def test_memory_mode_counts_what_a_step_holds(capsys):
     assert r["optimizer"] == pytest.approx(2 * r["params"], rel=1e-3)  # exp_avg, exp_avg_sq (+ step counts)
     assert r["activations_checkpointed"] < 0.6 * r["activations"]
     assert "| one process |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flags,native", [("fpu avx512f avx512_bf16 sse", True),
+                                          ("fpu amx_bf16 amx_tile", True), ("fpu avx512f avx2", False),
+                                          (None, False)])
+def test_cpu_has_bf16_reads_the_cpu_flags(monkeypatch, flags, native):
+    """AVX512-BF16 or AMX: either one is native bf16; a CPU with neither, or no /proc/cpuinfo, is not."""
+    real_open = open
+
+    def fake_open(path, *args, **kwargs):
+        if path != "/proc/cpuinfo":
+            return real_open(path, *args, **kwargs)
+        if flags is None:
+            raise FileNotFoundError(path)
+        return io.StringIO(f"processor\t: 0\nflags\t\t: {flags}\n")
+    monkeypatch.setattr("builtins.open", fake_open)
+    assert core.cpu_has_bf16() is native

@@ -516,3 +516,82 @@ def test_hub_offline_error_is_clear(tmp_path):
         owt_main([f"--out_dir={tmp_path}"])
     assert "\n" not in str(e.value)
     assert not any(tmp_path.glob("*.bin")) and not (tmp_path / "meta.json").exists()
+
+
+def _error_from(module: str) -> Exception:
+    return type("Failure", (Exception,), {"__module__": module})("no route")
+
+
+@pytest.mark.parametrize("error,network", [
+    (ConnectionError("refused"), True), (TimeoutError("slow"), True),
+    *[(_error_from(m), True) for m in ("httpx._exceptions", "httpx2", "httpcore._exceptions",
+                                        "requests.exceptions", "urllib3.exceptions", "aiohttp.client")],
+    (_error_from("datasets.exceptions"), False), (ValueError("bad value"), False)])
+def test_network_errors_are_told_from_others(error, network):
+    assert common._network_error(error) is network
+
+
+@pytest.mark.parametrize("name,local", [("./x", True), ("/abs/x", True), ("~/x", True), ("a/b/c", True),
+                                        ("x.json", True), ("x.JSONL", True), ("owner/name", False),
+                                        ("name", False), (".hidden", True)])
+def test_a_missing_local_path_is_told_from_a_hub_id(name, local):
+    assert common._looks_local(name) is local
+
+
+def test_a_folder_is_a_snapshot_when_every_glob_matches(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train-0.parquet").write_bytes(b"x")
+    globs = "train=data/train-*.parquet,validation=data/val-*.parquet"
+    assert not common._is_snapshot(str(tmp_path), globs)
+    (tmp_path / "data" / "val-0.parquet").write_bytes(b"x")
+    assert common._is_snapshot(str(tmp_path), globs) and common._is_snapshot(str(tmp_path), "data/*.parquet")
+    assert not common._is_snapshot(str(tmp_path / "data" / "val-0.parquet"), "*")  # a file, not a folder
+
+
+def test_a_folder_without_txt_files_is_a_hf_source(tmp_path):
+    (tmp_path / "shard.parquet").write_bytes(b"x")
+    assert common.is_hf_source(str(tmp_path))
+    (tmp_path / "notes.txt").write_text("hi")
+    assert not common.is_hf_source(str(tmp_path))
+
+
+def test_the_prepare_hint_names_the_dataset_script(tmp_path):
+    custom = f"run python data/custom/prepare.py --input=... --out_dir={tmp_path}"
+    assert common._prepare_hint(tmp_path) == custom
+    (tmp_path / "prepare.py").write_text("")
+    assert common._prepare_hint(tmp_path) == f"run python {tmp_path / 'prepare.py'}"
+
+
+def test_read_text_names_a_file_that_is_not_utf8(tmp_path):
+    (tmp_path / "latin1.txt").write_bytes("café".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1.txt is not UTF-8 text \(.*codec can't decode"):
+        common.read_text(tmp_path / "latin1.txt")
+
+
+def test_download_copies_a_url_to_the_path_and_says_so(tmp_path, capsys):
+    src = tmp_path / "src.txt"
+    src.write_bytes(b"x" * (3 << 20))  # over one read block
+    dest = common.download(src.as_uri(), tmp_path / "sub" / "dest.txt")
+    assert dest.read_bytes() == src.read_bytes()
+    assert capsys.readouterr().out == f"downloading {src.as_uri()} to {dest}\n"
+    assert common.download("file:///nonexistent", dest) == dest  # there already: not downloaded again
+
+
+def test_a_text_file_preparer_downloads_when_no_input_is_given(tmp_path, monkeypatch, capsys):
+    """prepare_text_file: --help shows the preparer's description and the --input default; without --input it
+    downloads the url into its folder; --val_fraction reaches the split."""
+    with pytest.raises(SystemExit):
+        common.prepare_text_file(["--help"], "Prepares a thing.", tmp_path, "https://x/input.txt",
+                                 Tokenizer.from_text)
+    help_text = "".join(capsys.readouterr().out.split())  # argparse wraps long lines, paths too
+    assert "Preparesathing." in help_text and f"(default:{tmp_path}/input.txt,downloaded" in help_text
+    fetched = []
+
+    def fake_download(url, path):
+        fetched.append(url)
+        Path(path).write_text("abcdefghij" * 100)
+        return Path(path)
+    monkeypatch.setattr(common, "download", fake_download)
+    meta = common.prepare_text_file(["--val_fraction=0.3"], "", tmp_path, "https://x/input.txt",
+                                    Tokenizer.from_text)
+    assert fetched == ["https://x/input.txt"] and meta["val_tokens"] == 300 and meta["train_tokens"] == 700

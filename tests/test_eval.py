@@ -418,3 +418,8 @@ def test_plots_draw_the_data(monkeypatch, tmp_path):
             assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c", "d"]
         if head == 0:
             assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c", "d"]
+
+
+def test_attention_labels_show_whitespace_and_dollars_literally():
+    tok = Tokenizer.char(["\n", "\t", "$", "a"])
+    assert ev.token_labels(tok, [0, 1, 2, 3]) == ["\\n", "\\t", r"\$", "a"]  # $ would start mathtext

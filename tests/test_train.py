@@ -459,3 +459,25 @@ def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(tiny):
     assert int(str(e.value).split("at iter ")[1].split(":")[0]) < 20  # the step's loss, before any eval
     assert open(path, "rb").read() == before
     assert all(torch.isfinite(w).all() for w in load_checkpoint(path)["model"].values())
+
+
+def test_maybe_compile_compiles_or_falls_back_with_the_reason(no_compiler_or_not, recwarn):
+    model = GPT(GPTConfig(block_size=8, vocab_size=32, n_layer=1, n_head=2, n_embd=16))
+    x = torch.randint(0, 32, (2, 8))
+    got = core.maybe_compile(model, (x, x), contextlib.nullcontext())
+    assert all(p.grad is None for p in model.parameters())  # the trial step leaves no gradient behind
+    if no_compiler_or_not:
+        assert got is model
+        assert "torch.compile failed, training eagerly instead (RuntimeError: no compiler here)" in \
+            str(recwarn.pop(UserWarning).message)
+    else:
+        assert got is not model and got._orig_mod is model
+        assert not [w for w in recwarn.list if "compile failed" in str(w.message)]
+        torch.testing.assert_close(got(x, x)[1], model(x, x)[1])
+
+
+@pytest.fixture(params=[False, True], ids=["compiler", "no compiler"])
+def no_compiler_or_not(request):
+    if request.param:
+        request.getfixturevalue("no_compiler")
+    return request.param
