@@ -10,6 +10,7 @@ import contextlib
 import math
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -319,8 +320,18 @@ class GPT(nn.Module):
         """Make generate's one-token steps run as one compiled graph. The cache's fixed shapes and tensor
         position give every step the same graph, so it compiles once per batch size and cache length (prompt
         + new tokens, rounded up to 64). The prompt runs eagerly. compile_args go to torch.compile, e.g.
-        mode='reduce-overhead' for CUDA graphs. It pays only over enough tokens: README, Generation."""
-        self.decode = torch.compile(GPT.decode.__get__(self), fullgraph=True, dynamic=False, **compile_args)
+        mode='reduce-overhead' for CUDA graphs. It pays only over enough tokens: README, Generation. Where
+        compiling fails (no C++ compiler, say), it warns once and decodes eagerly."""
+        compiled = torch.compile(GPT.decode.__get__(self), fullgraph=True, dynamic=False, **compile_args)
+
+        def decode(idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
+            try:
+                return compiled(idx, cache)
+            except Exception as e:  # compiling fails before the step runs: the cache is as it was
+                warnings.warn(f"compiling the decode step failed, decoding eagerly ({type(e).__name__}: {e})")
+                del self.decode  # back to the method
+                return self.decode(idx, cache)
+        self.decode = decode
 
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,

@@ -547,3 +547,14 @@ def test_weights_take_the_layout_that_measures_faster(monkeypatch):
     monkeypatch.undo()
     choice, seconds = model.choose_weight_layout()  # the real timing
     assert seconds[choice] == min(seconds.values()) > 0
+
+
+def test_compiled_decoding_falls_back_to_eager_where_compiling_fails(no_compiler):
+    model = small_model().eval()
+    idx = torch.randint(0, 80, (2, 5))
+    eager = model.generate(idx, 20, temperature=0)
+    model.compile_decoding()
+    with pytest.warns(UserWarning, match="compiling the decode step failed, decoding eagerly "
+                                         r"\(RuntimeError: no compiler here\)"):
+        assert torch.equal(model.generate(idx, 20, temperature=0), eager)
+    assert "decode" not in vars(model)  # warned once: the method is back
