@@ -219,7 +219,51 @@ def test_split_over_ranks_adds_up(memorizer, monkeypatch):
     assert core.hellaswag_accuracy(model, examples, tok, "cpu", NULL, rank=0, world=2) == whole
     model.train()
     core.hellaswag_accuracy(model, examples[:1], tok, "cpu", NULL)
-    assert model.training  # the caller's mode comes back
+    assert model.training is True  # the caller's mode comes back
+
+
+class FakeBar:
+    """What hellaswag_accuracy asks of its progress bar, recorded."""
+
+    def __init__(self, iterable, desc, total=None, enabled=True):
+        self.items, self.desc, self.enabled, self.postfixes = list(iterable), desc, enabled, []
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def set_postfix(self, refresh=True, **values):
+        self.postfixes.append((values, refresh))
+
+
+def test_hellaswag_shows_its_running_accuracy_and_runs_the_forward_in_ctx(monkeypatch):
+    monkeypatch.setattr(core, "score_endings", lambda model, ex, tok, device, ctx: entered(ctx))
+    bars = []
+    monkeypatch.setattr(core, "progress", lambda *a, **k: bars.append(FakeBar(*a, **k)) or bars[-1])
+
+    class Counting:  # a reusable context manager that counts its entries
+        n = 0
+
+        def __enter__(self):
+            Counting.n += 1
+
+        def __exit__(self, *exc):
+            return False
+
+    def entered(ctx):
+        with ctx:
+            return torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([4.0, 1.0, 3.0, 4.0])
+
+    class Model(torch.nn.Module):
+        config = GPTConfig(vocab_size=50304)
+    examples = [{"ctx": "c", "endings": ["a"] * 4, "label": label} for label in (0, 1, 0)]
+    for show in (False, True):
+        core.hellaswag_accuracy(Model(), examples, Tokenizer.gpt2(), "cpu", Counting(), show_progress=show)
+        assert bars[-1].desc == "hellaswag" and bars[-1].enabled is show
+    assert Counting.n == 6  # every forward pass inside ctx
+    assert [values for values, _ in bars[-1].postfixes] == [  # acc: lowest sum (0); acc_norm: lowest mean (1)
+        {"acc": "1.0000", "acc_norm": "0.0000"}, {"acc": "0.5000", "acc_norm": "0.5000"},
+        {"acc": "0.6667", "acc_norm": "0.3333"}]
+    assert not any(refresh for _, refresh in bars[-1].postfixes)  # drawn at the bar's own pace
 
 
 def test_hellaswag_clear_errors(char_runs, tmp_path):
