@@ -176,3 +176,17 @@ def test_cpu_has_bf16_reads_the_cpu_flags(monkeypatch, flags, native):
         return io.StringIO(f"processor\t: 0\nflags\t\t: {flags}\n")
     monkeypatch.setattr("builtins.open", fake_open)
     assert core.cpu_has_bf16() is native
+
+
+@pytest.mark.parametrize("available,count,built,device,problem", [
+    (False, 2, "12.4", "cuda", "device='cuda': CUDA is not available here (no CUDA GPU found): use --device=cpu "
+                               "or auto"),
+    (False, 0, None, "cuda:0", "device='cuda:0': CUDA is not available here (this torch is built without "
+                               "CUDA): use --device=cpu or auto"),
+    (True, 2, "12.4", "cuda:2", "device='cuda:2': this machine has 2 CUDA device(s): use cuda:0 to cuda:1"),
+    (True, 2, "12.4", "cuda:1", None), (True, 1, "12.4", "cuda", None)])
+def test_device_problems_name_the_fix(monkeypatch, available, count, built, device, problem):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    monkeypatch.setattr(torch.version, "cuda", built)
+    assert core.device_problems(device, "float32") == ([problem] if problem else [])

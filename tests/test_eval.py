@@ -467,3 +467,21 @@ def test_plots_draw_the_data(monkeypatch, tmp_path):
 def test_attention_labels_show_whitespace_and_dollars_literally():
     tok = Tokenizer.char(["\n", "\t", "$", "a"])
     assert ev.token_labels(tok, [0, 1, 2, 3]) == ["\\n", "\\t", r"\$", "a"]  # $ would start mathtext
+
+
+def test_a_tokenizer_fits_a_model_of_its_vocab_or_more():
+    tok = Tokenizer.char(list("abc"))
+    core.check_tokenizer(GPT(GPTConfig(block_size=8, vocab_size=3, n_layer=1, n_head=1, n_embd=8)), tok)
+    with pytest.raises(UsageError, match="the tokenizer's 3 ids do not fit the model's vocab of 2: this is not "
+                                         "the model's tokenizer"):
+        core.check_tokenizer(GPT(GPTConfig(block_size=8, vocab_size=2, n_layer=1, n_head=1, n_embd=8)), tok)
+
+
+def test_a_literal_endoftext_in_an_example_is_text():
+    """HellaSwag text that spells <|endoftext|> is scored as the text it is, not as the document separator."""
+    tok = Tokenizer.gpt2()
+    example = {"ctx": "a <|endoftext|> b", "endings": ["<|endoftext|>", "c", "d", "e"], "label": 0}
+    x, y = core.candidate_batch(example, tok, 64)
+    assert tok.eot_token not in x.tolist()[0] + y.tolist()[0]
+    with pytest.raises(UsageError, match="a HellaSwag example has an empty context"):
+        core.candidate_batch({**example, "ctx": ""}, tok, 64)
