@@ -179,8 +179,8 @@ def test_cpu_has_bf16_reads_the_cpu_flags(monkeypatch, flags, native):
 
 
 @pytest.mark.parametrize("available,count,built,device,problem", [
-    (False, 2, "12.4", "cuda", "device='cuda': CUDA is not available here (no CUDA GPU found): use --device=cpu "
-                               "or auto"),
+    (False, 2, "12.4", "cuda",
+     "device='cuda': CUDA is not available here (no CUDA GPU found): use --device=cpu or auto"),
     (False, 0, None, "cuda:0", "device='cuda:0': CUDA is not available here (this torch is built without "
                                "CUDA): use --device=cpu or auto"),
     (True, 2, "12.4", "cuda:2", "device='cuda:2': this machine has 2 CUDA device(s): use cuda:0 to cuda:1"),

@@ -472,8 +472,8 @@ def test_attention_labels_show_whitespace_and_dollars_literally():
 def test_a_tokenizer_fits_a_model_of_its_vocab_or_more():
     tok = Tokenizer.char(list("abc"))
     core.check_tokenizer(GPT(GPTConfig(block_size=8, vocab_size=3, n_layer=1, n_head=1, n_embd=8)), tok)
-    with pytest.raises(UsageError, match="the tokenizer's 3 ids do not fit the model's vocab of 2: this is not "
-                                         "the model's tokenizer"):
+    with pytest.raises(UsageError, match="the tokenizer's 3 ids do not fit the model's vocab of 2: this is "
+                                         "not the model's tokenizer"):
         core.check_tokenizer(GPT(GPTConfig(block_size=8, vocab_size=2, n_layer=1, n_head=1, n_embd=8)), tok)
 
 
