@@ -595,3 +595,23 @@ def test_a_text_file_preparer_downloads_when_no_input_is_given(tmp_path, monkeyp
     meta = common.prepare_text_file(["--val_fraction=0.3"], "", tmp_path, "https://x/input.txt",
                                     Tokenizer.from_text)
     assert fetched == ["https://x/input.txt"] and meta["val_tokens"] == 300 and meta["train_tokens"] == 700
+
+
+def test_train_val_splits_takes_the_datasets_own_or_holds_out_a_fraction():
+    import datasets
+    docs = datasets.Dataset.from_dict({"text": [f"doc {i}" for i in range(10)]})
+    other = datasets.Dataset.from_dict({"text": ["x", "y"]})
+    own = common.train_val_splits(datasets.DatasetDict(train=docs, validation=other), 0.2, 0)
+    assert list(own["val"]["text"]) == ["x", "y"] and len(own["train"]) == 10
+    for dd in (datasets.DatasetDict(train=docs), datasets.DatasetDict(only=docs),
+               datasets.DatasetDict(train=docs, test=other), docs):
+        split = common.train_val_splits(dd, 0.2, 0)
+        assert (len(split["train"]), len(split["val"])) == (8, 2)
+        assert sorted([*split["train"]["text"], *split["val"]["text"]]) == sorted(docs["text"])
+    with pytest.raises(DataError, match="no 'train' split among a, b"):
+        common.train_val_splits(datasets.DatasetDict(a=docs, b=other), 0.2, 0)
+    for bad in (0.0, 1.0):
+        with pytest.raises(DataError, match=f"val_fraction must be between 0 and 1, not {bad}"):
+            common.train_val_splits(docs, bad, 0)
+    with pytest.raises(DataError, match="2 documents are too few to hold out 2 for val"):
+        common.train_val_splits(other, 0.9, 0)
