@@ -152,6 +152,19 @@ def test_wandb_gets_every_metrics_record(tiny_config, monkeypatch):
     assert fake.calls[-1] == ("finish",) and len(fake.calls) > 4
 
 
+@pytest.mark.parametrize("wandb_log,master", [(False, True), (True, False)])
+def test_no_wandb_run_unless_asked_for_and_the_master(tiny_config, monkeypatch, wandb_log, master):
+    fake = FakeWandb()
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    cfg = tiny_config(wandb_log=wandb_log)
+    os.makedirs(cfg.out_dir)
+    log = core.MetricsLog(cfg, master)
+    log({"iter": 1, "loss": 2.0})
+    log.close()
+    assert fake.calls == []
+    assert os.path.exists(os.path.join(cfg.out_dir, "metrics.jsonl")) is master  # other ranks write nothing
+
+
 def test_wandb_offline_run_is_written(tiny_config, tmp_path):
     """The real wandb package, offline (README: WANDB_MODE=offline works), writes its run to WANDB_DIR."""
     cfg = tiny_config(wandb_log=True, max_iters=2, eval_interval=2, eval_samples=1, eval_sample_prompt="A",
