@@ -416,3 +416,13 @@ def test_sample_config_checks(char_run):
     assert e.value.problems == [problems["num_samples"][1], problems["top_k"][1]]
     check(SampleConfig(max_new_tokens=0, temperature=0, top_k=1, top_p=1.0))
     assert run_char(char_run, start="ROMEO:", num_samples=2, max_new_tokens=0) == ["ROMEO:", "ROMEO:"]
+
+
+@pytest.mark.slow  # compiling costs ~5 s
+def test_compile_flag_compiles_the_decode_step_and_samples_the_same(char_run, monkeypatch):
+    kw = dict(start="ROMEO:", num_samples=2, max_new_tokens=30, temperature=0)
+    eager = run_char(char_run, **kw)
+    compiled = []
+    real = GPT.compile_decoding
+    monkeypatch.setattr(GPT, "compile_decoding", lambda self, **a: compiled.append(self) or real(self, **a))
+    assert run_char(char_run, compile=True, **kw) == eager and len(compiled) == 1
