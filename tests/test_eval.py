@@ -256,10 +256,12 @@ def test_hellaswag_shows_its_running_accuracy_and_runs_the_forward_in_ctx(monkey
     class Model(torch.nn.Module):
         config = GPTConfig(vocab_size=50304)
     examples = [{"ctx": "c", "endings": ["a"] * 4, "label": label} for label in (0, 1, 0)]
+    core.hellaswag_accuracy(Model(), examples, Tokenizer.gpt2(), "cpu", Counting())
+    assert bars[-1].enabled is False  # no bar unless asked for
     for show in (False, True):
         core.hellaswag_accuracy(Model(), examples, Tokenizer.gpt2(), "cpu", Counting(), show_progress=show)
         assert bars[-1].desc == "hellaswag" and bars[-1].enabled is show
-    assert Counting.n == 6  # every forward pass inside ctx
+    assert Counting.n == 9  # every forward pass inside ctx
     assert [values for values, _ in bars[-1].postfixes] == [  # acc: lowest sum (0); acc_norm: lowest mean (1)
         {"acc": "1.0000", "acc_norm": "0.0000"}, {"acc": "0.5000", "acc_norm": "0.5000"},
         {"acc": "0.6667", "acc_norm": "0.3333"}]
