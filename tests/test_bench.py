@@ -178,15 +178,21 @@ def test_cpu_has_bf16_reads_the_cpu_flags(monkeypatch, flags, native):
     assert core.cpu_has_bf16() is native
 
 
-@pytest.mark.parametrize("available,count,built,device,problem", [
-    (False, 2, "12.4", "cuda",
+@pytest.mark.parametrize("available,count,built,device,dtype,problem", [
+    (False, 2, "12.4", "cuda", "float32",
      "device='cuda': CUDA is not available here (no CUDA GPU found): use --device=cpu or auto"),
-    (False, 0, None, "cuda:0", "device='cuda:0': CUDA is not available here (this torch is built without "
-                               "CUDA): use --device=cpu or auto"),
-    (True, 2, "12.4", "cuda:2", "device='cuda:2': this machine has 2 CUDA device(s): use cuda:0 to cuda:1"),
-    (True, 2, "12.4", "cuda:1", None), (True, 1, "12.4", "cuda", None)])
-def test_device_problems_name_the_fix(monkeypatch, available, count, built, device, problem):
+    (False, 0, None, "cuda:0", "float32", "device='cuda:0': CUDA is not available here (this torch is built "
+                                          "without CUDA): use --device=cpu or auto"),
+    (True, 2, "12.4", "cuda:2", "float32",
+     "device='cuda:2': this machine has 2 CUDA device(s): use cuda:0 to cuda:1"),
+    (True, 2, "12.4", "cuda:1", "float16", None), (True, 1, "12.4", "cuda", "float32", None),
+    (False, 0, None, "mps", "float32",
+     "device='mps': MPS is not available here (it needs Apple silicon): use --device=cpu or auto"),
+    (False, 0, None, "cpu", "float16",
+     "dtype='float16': needs a CUDA device (it trains with a GradScaler): use bfloat16 or float32")])
+def test_device_problems_name_the_fix(monkeypatch, available, count, built, device, dtype, problem):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
     monkeypatch.setattr(torch.version, "cuda", built)
-    assert core.device_problems(device, "float32") == ([problem] if problem else [])
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert core.device_problems(device, dtype) == ([problem] if problem else [])

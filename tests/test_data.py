@@ -531,7 +531,7 @@ def test_network_errors_are_told_from_others(error, network):
     assert common._network_error(error) is network
 
 
-@pytest.mark.parametrize("name,local", [("./x", True), ("/abs/x", True), ("~/x", True), ("a/b/c", True),
+@pytest.mark.parametrize("name,local", [("./x", True), ("/abs", True), ("~/x", True), ("a/b/c", True),
                                         ("x.json", True), ("x.JSONL", True), ("owner/name", False),
                                         ("name", False), (".hidden", True)])
 def test_a_missing_local_path_is_told_from_a_hub_id(name, local):
@@ -585,6 +585,9 @@ def test_a_text_file_preparer_downloads_when_no_input_is_given(tmp_path, monkeyp
                                  Tokenizer.from_text)
     help_text = "".join(capsys.readouterr().out.split())  # argparse wraps long lines, paths too
     assert "Preparesathing." in help_text and f"(default:{tmp_path}/input.txt,downloaded" in help_text
+    with pytest.raises(SystemExit):  # the description's own line breaks are kept
+        common.prepare_text_file(["--help"], "Line one.\nLine two.", tmp_path, "", Tokenizer.from_text)
+    assert "\nLine one.\nLine two.\n" in capsys.readouterr().out
     fetched = []
 
     def fake_download(url, path):

@@ -217,9 +217,13 @@ def test_split_over_ranks_adds_up(memorizer, monkeypatch):
     monkeypatch.setattr(dist, "is_initialized", lambda: True)
     monkeypatch.setattr(dist, "all_reduce", lambda t, *a, **k: t.add_(rank1))
     assert core.hellaswag_accuracy(model, examples, tok, "cpu", NULL, rank=0, world=2) == whole
+    monkeypatch.undo()
     model.train()
-    core.hellaswag_accuracy(model, examples[:1], tok, "cpu", NULL)
-    assert model.training is True  # the caller's mode comes back
+    one = core.hellaswag_accuracy(model, examples[:1], tok, "cpu", NULL)
+    assert model.training is True and (one["acc"], one["acc_norm"]) == (1.0, 1.0)  # the caller's mode back
+    with pytest.raises(core.Interrupted):  # also when stopped
+        core.hellaswag_accuracy(model, examples, tok, "cpu", NULL, should_stop=lambda: True)
+    assert model.training is True
 
 
 class FakeBar:
