@@ -607,7 +607,7 @@ def test_train_val_splits_takes_the_datasets_own_or_holds_out_a_fraction():
     own = common.train_val_splits(datasets.DatasetDict(train=docs, validation=other), 0.2, 0)
     assert list(own["val"]["text"]) == ["x", "y"] and len(own["train"]) == 10
     for dd in (datasets.DatasetDict(train=docs), datasets.DatasetDict(only=docs),
-               datasets.DatasetDict(train=docs, test=other), docs):
+               datasets.DatasetDict(test=other, train=docs), docs):  # train not first: still train
         split = common.train_val_splits(dd, 0.2, 0)
         assert (len(split["train"]), len(split["val"])) == (8, 2)
         assert sorted([*split["train"]["text"], *split["val"]["text"]]) == sorted(docs["text"])
