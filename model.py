@@ -67,7 +67,8 @@ class KVCache:
                v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Store the new tokens' k, v (B, nh, T, hs); return the keys and values to attend to and the mask
         that says which of them query i may see (None: the plain causal mask, or all of them for T = 1)."""
-        # allocated here so it takes k's dtype: attention's, under autocast too
+        # allocated here so it takes k's dtype: attention's, under autocast too. Zeros, not garbage: masked
+        # slots still meet their zero weights in attention, and 0 x NaN would be NaN
         if self.layers[layer] is None:
             B, nh, _, hs = k.shape
             self.layers[layer] = k.new_zeros(2, B, nh, self.max_len, hs)
@@ -293,10 +294,10 @@ class GPT(nn.Module):
     def choose_weight_layout(self) -> tuple[str, dict[str, float]]:
         """Store every Linear weight in the memory layout that decodes faster here; return its name and each
         layout's time (s) for one token through the head.
-        Decoding multiplies one token by each weight, and the speed of that depends on the layout in ways
-        that differ by CPU and dtype (MKL on an AMD EPYC, the 50304 x 768 head: 12.6 ms in nn.Linear's
-        (out, in), 7.7 ms stored as (in, out), HF's Conv1D layout; in bf16 the other way round). So the
-        head is timed both ways, here. Values, names and tying stay as they are; only strides change."""
+        Decoding multiplies one token by each weight, and how fast that runs depends on the layout in ways
+        that differ by CPU and dtype (on an AMD EPYC, fp32 ran faster stored as (in, out), HF's Conv1D
+        layout, and bf16 in nn.Linear's (out, in); bench.py --mode=generate prints both times). So the head
+        is timed both ways, here. Values, names and tying stay as they are; only strides change."""
         head = self.lm_head.weight
         x = torch.randn(1, head.size(1), dtype=head.dtype, device=head.device)
         layouts = {"(out, in)": head.contiguous(), "(in, out)": head.t().contiguous().t()}
