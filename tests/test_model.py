@@ -121,15 +121,15 @@ class CountingBackend:
 
 
 def test_compiled_decoding_compiles_once_per_shape():
-    model = small_model().eval()
+    model = small_model(block_size=128).eval()
     backend = CountingBackend()
     model.compile_decoding(backend=backend)
     idx = torch.randint(0, 80, (2, 5))
-    eager = small_model().eval().generate(idx, 40, temperature=0)  # the same weights (seeded), uncompiled
-    assert torch.equal(model.generate(idx, 40, temperature=0), eager)  # 5 + 40 > block_size 32
+    eager = small_model(block_size=128).eval().generate(idx, 40, temperature=0)  # same weights (seeded)
+    assert torch.equal(model.generate(idx, 40, temperature=0), eager)
     assert backend.graphs == 1  # not one per position
     model.generate(idx, 40, generator=torch.Generator().manual_seed(1))  # sampling: the same step
-    model.generate(idx[:, :3], 30, temperature=0)  # 33 tokens: a cache of the same length (rounded up)
+    model.generate(idx[:, :3], 30, temperature=0)  # 33 tokens: a cache of the same length (64, rounded up)
     assert backend.graphs == 1
     model.generate(idx[:1], 10, temperature=0)  # another batch size: a second graph
     assert backend.graphs == 2
