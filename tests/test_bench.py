@@ -1,4 +1,5 @@
 """bench.py runs on CPU and reports its figures; the Muon option groups parameters right and trains."""
+import contextlib
 import io
 import os
 from dataclasses import replace
@@ -196,3 +197,22 @@ def test_device_problems_name_the_fix(monkeypatch, available, count, built, devi
     monkeypatch.setattr(torch.version, "cuda", built)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     assert core.device_problems(device, dtype) == ([problem] if problem else [])
+
+
+def test_named_dtypes_and_their_errors():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert core.resolve_dtype("float16", cuda) == torch.float16
+    assert core.resolve_dtype("float32", cpu) == torch.float32
+    with pytest.raises(UsageError, match="dtype 'fp8' is not one of auto, float32, bfloat16, float16$"):
+        core.resolve_dtype("fp8", cpu)
+    with pytest.raises(UsageError, match=r"^dtype=float16 needs a CUDA device \(it trains with a "
+                                         r"GradScaler\); use bfloat16 or float32$"):
+        core.resolve_dtype("float16", cpu)
+
+
+def test_autocast_computes_in_the_dtype_asked_for_and_fp32_is_no_autocast():
+    a = torch.randn(4, 4)
+    assert isinstance(core.autocast(torch.device("cpu"), torch.float32), contextlib.nullcontext)
+    for dtype in (torch.bfloat16, torch.float16):  # fp16 is not CPU autocast's default
+        with core.autocast(torch.device("cpu"), dtype):
+            assert (a @ a).dtype == dtype
