@@ -330,3 +330,15 @@ def test_checkpoints_gpt2_loading_and_exports_report_progress(make_hf_dir, tmp_p
     for desc in ("loading ", f"writing {path}", f"reading {path}", f"checking {path}",
                  f"exporting to {tmp_path / 'hf'}"):
         assert re.search(re.escape(desc) + r"[^\n]*: done in ", err), desc
+
+
+def test_the_checksum_covers_every_key_value_and_container():
+    base = {"model": {"w": torch.ones(2, 3)}, "iter_num": 5, "config": {"betas": [0.9, 0.95]}, "meta": None}
+    changed = [{**base, "iter_num": 6}, {**base, "config": {"Betas": [0.9, 0.95]}},
+               {**base, "config": {"betas": (0.9, 0.95)}}, {**base, "config": {"betas": [0.9, 0.96]}},
+               {**base, "model": {"w": torch.ones(3, 2)}}, {**base, "model": {"w": 2 * torch.ones(2, 3)}},
+               {**base, "model": {"w": torch.ones(2, 3).double()}}, {**base, "meta": {}}]
+    sums = {core.checksum(obj) for obj in [base, *changed]}
+    assert len(sums) == 1 + len(changed)  # every change is seen
+    same = {**base, "model": {"w": torch.ones(2, 3)}}
+    assert core.checksum(base) == core.checksum(same)  # and only changes

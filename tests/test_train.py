@@ -481,3 +481,12 @@ def no_compiler_or_not(request):
     if request.param:
         request.getfixturevalue("no_compiler")
     return request.param
+
+
+def test_open_data_maps_read_only_and_needs_one_token_past_a_block(tmp_path):
+    path = write_dataset(tmp_path / "data", n_train=100, n_val=16)
+    data, meta = core.open_data(path, block_size=15)
+    assert [len(data["train"]), len(data["val"])] == [100, 16] and meta["vocab_size"] == 23
+    assert not data["train"].flags.writeable  # a run never writes into its dataset
+    with pytest.raises(UsageError, match=r"val.bin holds 16 tokens, too few for block_size=16: lower"):
+        core.open_data(path, block_size=16)  # a block's targets need one token more
