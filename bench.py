@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -86,6 +87,15 @@ class BenchConfig:
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def timed(run: Callable[[], object], device: torch.device) -> tuple[object, float]:
+    """(run(), the seconds it took), the device's queue drained before and after."""
+    sync(device)
+    t0 = time.perf_counter()
+    result = run()
+    sync(device)
+    return result, time.perf_counter() - t0
 
 
 def make_step(cfg: BenchConfig, device: torch.device) -> tuple:
@@ -304,13 +314,7 @@ def read_bandwidth(device: torch.device, mib: int = 256) -> float:
     """Bytes per second this device reads memory at: the best of five sums over a tensor far larger than any
     cache. Batch-1 decoding reads every weight once a token, so this sets its limit."""
     x = torch.ones(mib * 2 ** 20 // 4, device=device)
-    best = float("inf")
-    for _ in range(5):
-        sync(device)
-        t0 = time.perf_counter()
-        x.sum()
-        sync(device)
-        best = min(best, time.perf_counter() - t0)
+    best = min(timed(x.sum, device)[1] for _ in range(5))
     return x.numel() * 4 / best
 
 
@@ -349,11 +353,8 @@ def time_generation(runs: dict, rounds: int, n_tokens: dict, device: torch.devic
     best, outputs = {name: 0.0 for name in runs}, {}
     for _ in progress(range(rounds), "generate rounds"):
         for name, run in runs.items():
-            sync(device)
-            t0 = time.perf_counter()
-            outputs[name] = run()
-            sync(device)
-            best[name] = max(best[name], n_tokens[name] / (time.perf_counter() - t0))
+            outputs[name], seconds = timed(run, device)
+            best[name] = max(best[name], n_tokens[name] / seconds)
     return best, outputs
 
 
@@ -402,13 +403,8 @@ def bench_generate(cfg: BenchConfig, device: torch.device) -> dict:
 def warm_up(runs: dict, device: torch.device) -> dict[str, float]:
     """Run each once; the compiled runs compile here. Returns each dtype's compile time: its compiled
     warm-up's time less the eager run's for the same tokens."""
-    seconds = {}
-    for name, run in progress(runs.items(), "warm-up and compiling", total=len(runs)):
-        sync(device)
-        t0 = time.perf_counter()
-        run()
-        sync(device)
-        seconds[name] = time.perf_counter() - t0
+    seconds = {name: timed(run, device)[1]
+               for name, run in progress(runs.items(), "warm-up and compiling", total=len(runs))}
     return {dtype: seconds[(f"compiled {dtype}", 1)] - seconds[(f"eager {dtype}", 1)]
             for dtype in ("fp32", "bf16") if (f"compiled {dtype}", 1) in seconds}
 

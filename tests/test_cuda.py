@@ -13,7 +13,7 @@ from transformers import GPT2LMHeadModel
 
 import core
 import train
-from conftest import ROOT, cli_args, metrics, python, run, small_model
+from conftest import cli_args, metrics, python, run, small_model
 from model import GPT
 
 pytestmark = pytest.mark.cuda
@@ -139,8 +139,3 @@ def test_flash_attention_is_selected_for_training_shapes():
         torch.cuda.synchronize()
     names = " ".join(e.key for e in prof.key_averages()).lower()
     assert "flash" in names, names[:2000]
-
-
-def test_the_readme_gpu_check_command_is_documented():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert "python -m pytest -m cuda tests && python bench.py" in readme

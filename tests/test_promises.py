@@ -193,3 +193,10 @@ def test_speedrun_mode_times_both_runs_and_judges_them(tmp_path, monkeypatch, ca
         assert 0 < r["full_val_loss"] < 5
         assert f"| {name} | 4 | {r['wall_s']:.1f} s |" in out
     assert "| reference recipe | 4 |" in out and "| 1.00x |" in out
+
+
+def test_the_readme_gives_the_gpu_check_command():
+    """README, Performance: GPU: the one command that checks a machine with a CUDA GPU, and its test file."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "python -m pytest -m cuda tests && python bench.py" in readme
+    assert (ROOT / "tests" / "test_cuda.py").exists()
