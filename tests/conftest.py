@@ -1,12 +1,17 @@
 """Shared test setup: the repo on sys.path, offline HF/tiktoken, small random-weight HF GPT-2 directories, the
 one tiny training config, a small model, and the one way to run a command line (with a deadline, never
 orphaned)."""
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -186,6 +191,21 @@ def kill_group(proc: subprocess.Popen) -> None:
 def python(*args: str, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     """run() of this Python on args, e.g. python("train.py", "--help")."""
     return run([sys.executable, *args], timeout=timeout, env=env)
+
+
+def in_process(main: Callable[[list[str]], Any], *args: str) -> subprocess.CompletedProcess:
+    """What python(script, *args) returns, with the script's main run in this process through
+    configurator.cli, as its __main__ runs it: a second faster, for a command line whose start as a real
+    process other tests already cover (test_bad_input's subprocess cases, test_layout)."""
+    from configurator import cli
+    out, err = io.StringIO(), io.StringIO()
+    with mock.patch.object(sys, "argv", ["script", *args]), redirect_stdout(out), redirect_stderr(err):
+        try:
+            cli(main)
+            status = 0
+        except SystemExit as e:
+            status = e.code
+    return subprocess.CompletedProcess(list(args), status, out.getvalue(), err.getvalue())
 
 
 # gloo, torch's CPU backend, now and then aborts a process while it tears down, after all the work is done

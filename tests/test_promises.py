@@ -12,9 +12,10 @@ import torch
 import bench
 import core
 import eval as ev
+import sample
 import train
 from configurator import configure
-from conftest import ROOT, cli_args, metrics, python, tiny_train_config, write_dataset
+from conftest import ROOT, cli_args, in_process, metrics, python, tiny_train_config, write_dataset
 from sample import SampleConfig
 from train import TrainConfig
 
@@ -91,7 +92,9 @@ def test_every_config_file_loads_and_trains(path, tmp_path, make_hf_dir):
 @pytest.mark.parametrize("script,config", [("train.py", TrainConfig), ("sample.py", SampleConfig),
                                            ("eval.py", ev.EvalConfig), ("bench.py", bench.BenchConfig)])
 def test_help_lists_every_key_with_its_default(script, config):
-    r = python(script, "--help", timeout=120)
+    """In-process, through the scripts' cli(); test_layout runs train.py --help as a real command line."""
+    r = in_process({"train.py": train.main, "sample.py": sample.main, "eval.py": ev.main,
+                    "bench.py": bench.main}[script], "--help")
     assert r.returncode == 0 and r.stderr == ""
     lines = r.stdout.splitlines()
     assert len(lines) == 1 + len(dataclasses.fields(config))

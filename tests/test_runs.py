@@ -1,13 +1,17 @@
 """A run's out_dir and the user's everyday workflow around it (train.py, sample.py and eval.py as
 subprocesses on a tiny model): a run never destroys another run's files, resumes from its checkpoint alone,
 answers signals at once, and refuses a damaged checkpoint."""
+import fcntl
 import io
 import json
 import os
+import pty
 import re
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from dataclasses import replace
@@ -19,7 +23,7 @@ import core
 import eval as ev
 import sample
 import train
-from conftest import ROOT, cli_args, kill_group, python
+from conftest import ROOT, cli_args, in_process, kill_group, python
 from configurator import UsageError
 
 
@@ -47,27 +51,45 @@ def iters(out_dir) -> tuple[list[int], list[int]]:
 
 class Background:
     """A script running in a process group of its own; its stdout and stderr are collected by threads, so
-    that waiting for a line has a deadline. Killed with its group on exit."""
+    that waiting for a line has a deadline. Killed with its group on exit. tty=True gives it a terminal
+    (a pty) for stderr, as a user at one has: tqdm then draws its bars every 0.5 s, not every 10 s."""
 
-    def __init__(self, *args: str):
+    def __init__(self, *args: str, tty: bool = False):
+        master, terminal = pty.openpty() if tty else (None, None)
+        if tty:  # 24 x 100 characters: a new pty is 0 x 0, where tqdm's bar would be empty
+            fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
         self.proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, start_new_session=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                     stderr=terminal if tty else subprocess.PIPE, text=True,
+                                     start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        if tty:
+            os.close(terminal)  # the child holds its own copy
+        err = open(master, encoding="utf-8", errors="replace") if tty else self.proc.stderr
         self.out, self.err = [], []
-        for stream, into in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
-            threading.Thread(target=self._read, args=(stream, into), daemon=True).start()
+        self.readers = [threading.Thread(target=self._read, args=(stream, into), daemon=True)
+                        for stream, into in ((self.proc.stdout, self.out), (err, self.err))]
+        for reader in self.readers:
+            reader.start()
 
     @staticmethod
     def _read(stream, into: list) -> None:
-        while ch := stream.read(1):  # by character: tqdm's bars end in '\r', not '\n'
-            into.append(ch)
+        try:
+            while ch := stream.read(1):  # by character: tqdm's bars end in '\r', not '\n'
+                into.append(ch)
+        except OSError:  # a pty's end: EIO once the child closed it
+            pass
+        finally:
+            stream.close()
 
     def wait_for(self, text: str, where: str = "out", timeout: float = 120) -> float:
-        """Seconds until text appeared in stdout ("out") or stderr ("err"); fails after timeout."""
+        """Seconds until text appeared in stdout ("out") or stderr ("err"); fails after timeout, or once the
+        process ended without it (after reading all it wrote)."""
         t0 = time.monotonic()
         while text not in "".join(getattr(self, where)):
-            assert self.proc.poll() is None or text in "".join(getattr(self, where)), \
-                f"exited {self.proc.returncode} before {text!r}:\n{''.join(self.err)[-2000:]}"
+            if self.proc.poll() is not None:
+                for reader in self.readers:
+                    reader.join(timeout=10)
+                assert text in "".join(getattr(self, where)), \
+                    f"exited {self.proc.returncode} before {text!r}:\n{''.join(self.err)[-2000:]}"
             assert time.monotonic() - t0 < timeout, \
                 f"no {text!r} within {timeout} s:\n{''.join(self.err)[-2000:]}"
             time.sleep(0.02)
@@ -93,7 +115,7 @@ def test_a_new_run_never_replaces_another(tiny):
     assert f"python sample.py --out_dir={tiny.out_dir}" in r.stdout
     assert "elapsed, eta 0:00:00" in r.stdout
     before = snapshot(first.out_dir)
-    r = python("train.py", *cli_args(replace(first, max_iters=4)))
+    r = in_process(train.main, *cli_args(replace(first, max_iters=4)))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.count("error:") == 1
     assert "holds another run (ckpt.pt at iter 6, best val loss" in r.stderr
@@ -102,7 +124,7 @@ def test_a_new_run_never_replaces_another(tiny):
     with pytest.raises(UsageError, match="holds another run"):  # in-process too, eval_only as well
         train.train(replace(first, eval_only=True))
     second = replace(first, max_iters=4, eval_interval=2, overwrite=True)
-    r = python("train.py", *cli_args(second))
+    r = in_process(train.main, *cli_args(second))
     assert r.returncode == 0, r.stderr
     assert iters(first.out_dir) == ([1, 2, 3, 4], [0, 2, 4])  # only the new run's records
     assert core.load_checkpoint(os.path.join(first.out_dir, "ckpt.pt"))["iter_num"] == 4
@@ -132,11 +154,12 @@ def test_one_run_per_out_dir_at_a_time(tiny):
     cfg = replace(tiny, max_iters=100000, lr_decay_iters=100000, eval_interval=5, log_interval=1)
     with Background("train.py", *cli_args(cfg)) as first:
         first.wait_for("iter 6: loss")
-        r = python("train.py", *cli_args(replace(cfg, init_from="resume")))
+        r = in_process(train.main, *cli_args(replace(cfg, init_from="resume")))
         assert r.returncode == 2 and "Traceback" not in r.stderr
         assert f"is in use by another run (PID {first.proc.pid})" in r.stderr
         first.proc.send_signal(signal.SIGTERM)
         assert first.proc.wait(timeout=60) == 0, "".join(first.err)
+        first.wait_for("stopped by a signal: checkpoint of iter")
     ckpt = core.load_checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"))
     train_iters, eval_iters = iters(cfg.out_dir)
     assert train_iters == list(range(1, ckpt["iter_num"] + 1))
@@ -174,12 +197,12 @@ def test_resume_from_the_checkpoint_alone_is_exact(tiny, tmp_path):
     assert losses(part.out_dir) == losses(straight.out_dir)  # each iter once, the same values
 
     before = snapshot(part.out_dir)
-    r = python("train.py", "--init_from=resume", f"--out_dir={part.out_dir}")
+    r = in_process(train.main, "--init_from=resume", f"--out_dir={part.out_dir}")
     assert r.returncode == 0, r.stderr
     assert f"{part.out_dir} is finished at iter 8 >= max_iters=8; raise --max_iters to train on" in r.stdout
     assert snapshot(part.out_dir) == before
-    r = python("train.py", "--init_from=resume", f"--out_dir={part.out_dir}", "--n_layer=3", "--max_iters=9",
-               f"--dataset={tmp_path}")
+    r = in_process(train.main, "--init_from=resume", f"--out_dir={part.out_dir}", "--n_layer=3",
+                   "--max_iters=9", f"--dataset={tmp_path}")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "cannot resume with a different n_layer (3; the checkpoint has 2), dataset" in r.stderr
     assert snapshot(part.out_dir) == before
@@ -201,7 +224,7 @@ def test_sigkill_then_resume_logs_each_iter_once(tiny):
         run.proc.wait()
     assert core.load_checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"))["iter_num"] == 50
     assert iters(cfg.out_dir)[0][-1] >= 55  # steps past the checkpoint were logged, then lost
-    r = python("train.py", "--init_from=resume", f"--out_dir={cfg.out_dir}", "--max_iters=60")
+    r = in_process(train.main, "--init_from=resume", f"--out_dir={cfg.out_dir}", "--max_iters=60")
     assert r.returncode == 0, r.stderr
     assert iters(cfg.out_dir) == (list(range(1, 61)), [0, 50, 60])
 
@@ -210,7 +233,7 @@ def test_a_signal_during_an_eval_answers_at_once(tiny):
     """SIGINT in the middle of a long evaluation: acknowledged on stderr within 2 s, the evaluation is
     abandoned, the checkpoint of the current step saved, exit 0."""
     cfg = replace(tiny, max_iters=100, eval_iters=10 ** 5)  # the eval at iter 0 would take minutes
-    with Background("train.py", *cli_args(cfg)) as run:
+    with Background("train.py", *cli_args(cfg), tty=True) as run:
         wait_for_file(os.path.join(cfg.out_dir, "config.json"))  # written just before the eval at iter 0
         run.wait_for("eval train:", where="err", timeout=10)  # its progress bar, shown after 2 s
         run.proc.send_signal(signal.SIGINT)
@@ -250,7 +273,7 @@ def test_a_damaged_checkpoint_is_refused(tiny):
     open(path, "wb").write(bytes(raw))
     with pytest.raises(UsageError, match="ckpt.pt is damaged"):
         core.load_checkpoint(path)
-    r = python("sample.py", f"--out_dir={cfg.out_dir}", "--device=cpu", "--max_new_tokens=3")
+    r = in_process(sample.main, f"--out_dir={cfg.out_dir}", "--device=cpu", "--max_new_tokens=3")
     assert r.returncode == 2 and "is damaged" in r.stderr and "Traceback" not in r.stderr
 
 

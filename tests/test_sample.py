@@ -13,11 +13,11 @@ import eval as ev
 import sample
 import train
 from configurator import UsageError, check
-from conftest import ROOT, python, tiny_train_config
+from conftest import ROOT, in_process, python, tiny_train_config
 from data.common import Tokenizer, prepare_documents
-from model import GPT, GPTConfig
+from model import GPT
 from sample import SEPARATOR, SampleConfig, TextStream
-from core import load_checkpoint, model_from_checkpoint, save_checkpoint
+from core import load_checkpoint, save_checkpoint
 from train import TrainConfig
 
 
@@ -222,7 +222,7 @@ def test_cli_output_and_one_line_error(char_run):
     assert r.returncode == 0, r.stderr
     expected = reference(char_run["ckpt"], "ROMEO:", 1, 40, seed=11, temperature=0.9, top_k=200)
     assert r.stdout == printed(expected)
-    r = run_cli(args(**{**kw, "start": "ROMEO: €@"}))
+    r = in_process(sample.main, *args(**{**kw, "start": "ROMEO: €@"}))
     assert r.returncode == 2 and r.stdout == ""
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot encode the prompt")
