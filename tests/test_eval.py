@@ -1,6 +1,7 @@
 """eval.py: HellaSwag scoring against HF transformers and on memorized text, loss and attention PNGs, HF
 export."""
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -397,6 +398,9 @@ def test_export_loads_in_hf_with_our_logits(char_runs, tmp_path, bias):
     assert (cfg.vocab_size, cfg.n_positions, cfg.n_embd, cfg.n_layer, cfg.n_head) == (23, 16, 32, 2, 2)
     assert cfg.activation_function == "gelu_new" and cfg.layer_norm_epsilon == 1e-5
     assert cfg.bos_token_id is None and cfg.eos_token_id is None
+    assert model.config.dropout == 0.0  # HF's default is 0.1: the run's own rate is written
+    assert (cfg.resid_pdrop, cfg.embd_pdrop, cfg.attn_pdrop) == (0.0, 0.0, 0.0)
+    assert hf.lm_head.weight is hf.transformer.wte.weight  # tied, as in this codebase, for finetuning in HF
     with open(os.path.join(out, "meta.json")) as f:
         assert Tokenizer.from_meta(json.load(f)).chars == tok.chars
     if not bias:
@@ -450,24 +454,165 @@ def test_plots_draw_the_data(monkeypatch, tmp_path):
     evals = [{"iter": i, "tokens": 64 * i, "train_loss": 4.0 - i / 9, "val_loss": 4.2 - i / 9}
              for i in (0, 5)]
     ev.plot_losses(train_records, evals, str(tmp_path / "loss.png"))
-    for ax, x in zip(figures[-1].axes, ("iter", "tokens")):
+    assert len(figures[-1].axes) == 2
+    for column, (ax, x, xlabel) in enumerate(zip(figures[-1].axes, ("iter", "tokens"), ("step", "tokens"))):
+        assert ax.get_subplotspec().get_geometry() == (1, 2, column, column)  # side by side
+        assert (ax.get_xlabel(), ax.get_ylabel()) == (xlabel, "loss")
+        assert ax.xaxis.get_gridlines()[0].get_visible() and ax.yaxis.get_gridlines()[0].get_visible()
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == \
+            ["train loss", "train loss (eval)", "val loss"]
         lines = {line.get_label(): line for line in ax.get_lines()}
         for label, records, y in (("train loss", train_records, "loss"), ("val loss", evals, "val_loss"),
                                   ("train loss (eval)", evals, "train_loss")):
             assert list(lines[label].get_xdata()) == [r[x] for r in records]
             assert list(lines[label].get_ydata()) == [r[y] for r in records]
+        # the three curves look different: a plain line, dashed squares, solid circles
+        assert [(lines[k].get_linestyle(), lines[k].get_marker()) for k in lines] == \
+            [("-", "None"), ("--", "s"), ("-", "o")]
     maps = torch.rand(2, 3, 4, 4)
     ev.plot_attention(maps, ["a", "b", "c", "d"], str(tmp_path / "attn.png"), dpi=20)
-    axes = figures[-1].axes
-    assert len(axes) == 6
-    for i, ax in enumerate(axes):
+    fig = figures[-1]
+    assert len(fig.axes) == 6 and fig.dpi == 20
+    for i, ax in enumerate(fig.axes):
         layer, head = divmod(i, 3)
-        assert np.array_equal(ax.get_images()[0].get_array(), maps[layer, head].numpy())
+        image = ax.get_images()[0]
+        assert np.array_equal(image.get_array(), maps[layer, head].numpy())
+        assert image.get_clim() == (0, 1)  # one colour scale for every map: probabilities
         assert ax.get_title() == f"layer {layer} head {head}"
-        if layer == 1:  # token names on the outer axes only
+        if layer == 1:
             assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c", "d"]
+            assert all(t.get_rotation() == 90 for t in ax.get_xticklabels())  # long tokens do not overlap
         if head == 0:
             assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c", "d"]
+        # token names on the outer axes only: the bottom row and the left column
+        assert ax.xaxis.get_major_ticks()[0].label1.get_visible() == (layer == 1)
+        assert ax.yaxis.get_major_ticks()[0].label1.get_visible() == (head == 0)
+    for T, inches in ((4, 1.5), (20, 0.12 * 20 + 0.6)):  # heatmaps grow with the tokens, from 1.5 inches
+        ev.plot_attention(torch.rand(2, 3, T, T), ["a"] * T, str(tmp_path / "attn.png"), dpi=10)
+        assert tuple(figures[-1].get_size_inches()) == pytest.approx((3 * inches + 1, 2 * inches + 1))
+
+
+def test_plot_mode_draws_whatever_records_there_are(tmp_path, monkeypatch, capsys):
+    """--mode=plot: train records alone, or eval records alone, are plotted; none at all is an error."""
+    figures = []
+    monkeypatch.setattr(ev, "save_png", lambda fig, path: figures.append(fig))
+    train_only = [{"iter": i, "tokens": 64 * i, "loss": 5.0 - i / 10} for i in (1, 2)]
+    eval_only = [{"iter": 0, "tokens": 0, "train_loss": 5.0, "val_loss": 5.1}]
+    for records, labels in ((train_only, ["train loss"]), (eval_only, ["train loss (eval)", "val loss"]),
+                            (eval_only + train_only, ["train loss", "train loss (eval)", "val loss"])):
+        with open(tmp_path / "metrics.jsonl", "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in records)
+        out = ev.main(["--mode=plot", f"--out_dir={tmp_path}"])
+        assert capsys.readouterr().out == f"wrote {out}\n"
+        assert [line.get_label() for line in figures[-1].axes[0].get_lines()] == labels
+    open(tmp_path / "metrics.jsonl", "w").close()
+    with pytest.raises(UsageError, match=f"^{tmp_path}/metrics.jsonl has no records yet$"):
+        ev.main(["--mode=plot", f"--out_dir={tmp_path}"])
+
+
+def test_eval_config_checks_what_each_mode_needs(tmp_path, monkeypatch):
+    """HellaSwag checks the device and dtype but writes nothing, so its output folder is not checked; plot
+    needs no device; a bare file name is written into the working directory."""
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    assert ev.EvalConfig(mode="hellaswag", device="cpu", out_dir=str(a_file)).problems() == []
+    assert ev.EvalConfig(mode="hellaswag", device="cpu", dtype="float16").problems() == \
+        ["dtype='float16': needs a CUDA device (it trains with a GradScaler): use bfloat16 or float32"]
+    assert ev.EvalConfig(mode="plot", device="cpu", dtype="float16").problems() == []
+    assert ev.EvalConfig(mode="plot", out_dir=str(a_file)).problems() == \
+        [f"output='{a_file}/loss.png': {a_file} is a file, not a directory: choose another path"]
+    monkeypatch.chdir(tmp_path)
+    assert ev.EvalConfig(mode="plot", output="loss.png").problems() == []
+
+
+def test_attention_needs_a_prompt(char_runs):
+    with pytest.raises(UsageError, match="^start is empty: give a prompt$"):
+        ev.main(["--mode=attention", f"--out_dir={char_runs[True]}", "--start=", "--device=cpu"])
+
+
+def test_tiktoken_cache_is_found_where_tiktoken_keeps_it(tmp_path, monkeypatch):
+    """tiktoken's own order: TIKTOKEN_CACHE_DIR, else DATA_GYM_CACHE_DIR, else <tmp>/data-gym-cache."""
+    def cache_in(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        for url in ev.TIKTOKEN_GPT2_FILES.values():
+            (folder / hashlib.sha1(url.encode()).hexdigest()).write_text("")
+        return {name: str(folder / hashlib.sha1(url.encode()).hexdigest())
+                for name, url in ev.TIKTOKEN_GPT2_FILES.items()}
+    monkeypatch.delenv("TIKTOKEN_CACHE_DIR", raising=False)
+    monkeypatch.delenv("DATA_GYM_CACHE_DIR", raising=False)
+    monkeypatch.setattr(ev.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    assert ev.tiktoken_gpt2_files() is None  # nothing cached: None, not paths to missing files
+    default = cache_in(tmp_path / "tmp" / "data-gym-cache")
+    assert ev.tiktoken_gpt2_files() == default
+    os.remove(default["merges.txt"])
+    assert ev.tiktoken_gpt2_files() is None  # both files or none
+    monkeypatch.setenv("DATA_GYM_CACHE_DIR", str(tmp_path / "gym"))
+    gym = cache_in(tmp_path / "gym")
+    assert ev.tiktoken_gpt2_files() == gym
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "tk"))
+    assert ev.tiktoken_gpt2_files() is None  # the first variable set wins, even over a full cache
+    tk = cache_in(tmp_path / "tk")
+    assert ev.tiktoken_gpt2_files() == tk
+
+
+def test_export_runs_on_the_cpu_whatever_the_device(char_runs, tmp_path, capsys):
+    """--mode=export ignores --device (it always runs on the CPU), so --device=cuda works on any machine."""
+    out = ev.main(["--mode=export", f"--out_dir={char_runs[True]}", f"--output={tmp_path / 'hf'}",
+                   "--device=cuda"])
+    assert capsys.readouterr().out == f"wrote {out}: load it with GPT2LMHeadModel.from_pretrained('{out}')\n"
+    assert os.path.isfile(os.path.join(out, "config.json"))
+
+
+def test_export_carries_only_the_models_tokenizer(char_runs, tmp_path):
+    """meta.json is written for the model's own tokenizer only: none given, or one of another vocab size
+    (not this model's), writes none."""
+    model, tok, _ = load_model("resume", char_runs[True])
+    for name, tokenizer in (("none", None), ("other", Tokenizer.char(list("abc"))), ("own", tok)):
+        out = ev.export_hf(model, str(tmp_path / name), tokenizer)
+        assert os.path.isfile(os.path.join(out, "config.json"))
+        assert os.path.isfile(os.path.join(out, "meta.json")) == (name == "own")
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_export_refuses_a_model_that_lacks_a_weight(char_runs, tmp_path, monkeypatch, bias):
+    """Only missing biases (bias=False) are written as zeros; any other weight HF's GPT-2 has is an error."""
+    model, _, _ = load_model("resume", char_runs[bias])
+    full = model.state_dict()
+    monkeypatch.setattr(model, "state_dict", lambda: {k: v for k, v in full.items() if "wpe" not in k})
+    with pytest.raises(RuntimeError, match="^export: HF's GPT-2 has transformer.wpe.weight, which this model "
+                                           "lacks$"):
+        ev.export_hf(model, str(tmp_path / "hf"))
+
+
+def test_attention_mode_prints_what_it_drew(make_hf_dir, tmp_path, capsys):
+    hf_dir = make_hf_dir(vocab_size=50257, n_layer=1, n_head=2, n_embd=16)
+    out = str(tmp_path / "attention.png")
+    maps = ev.main(["--mode=attention", f"--init_from={hf_dir}", "--start=Hello world", "--device=cpu",
+                    f"--output={out}", "--dpi=30"])
+    assert maps.shape == (1, 2, 2, 2)
+    assert capsys.readouterr().out == f"wrote {out} (1 layers x 2 heads, 2 tokens)\n"
+    # sized to the content at --dpi: two heatmaps of 1.5 inches side by side, plus an inch each way
+    assert png_size(out) == (4 * 30, int(2.5 * 30))
+
+
+def test_hellaswag_mode_scores_on_its_device_in_its_dtype(char_runs, tmp_path, monkeypatch, capsys):
+    """What eval.py hands the scorer (core's hellaswag_accuracy, tested against HF above), and what it
+    prints."""
+    path = write_jsonl(tmp_path / "val.jsonl", fact_examples())
+    seen = {}
+    monkeypatch.setattr(ev, "autocast", lambda device, dtype: seen.update(autocast=(device, dtype)) or NULL)
+
+    def accuracy(model, examples, tokenizer, device, ctx, show_progress=False):
+        seen.update(device=device, examples=len(examples), ctx=ctx, show_progress=show_progress)
+        return {"examples": 8, "correct": 3, "correct_norm": 5, "acc": 0.375, "acc_norm": 0.625}
+    monkeypatch.setattr(ev, "hellaswag_accuracy", accuracy)
+    ev.main(["--mode=hellaswag", f"--out_dir={char_runs[True]}", f"--hellaswag_path={path}", "--device=cpu",
+             "--dtype=bfloat16"])
+    cpu = torch.device("cpu")
+    assert seen == {"autocast": (cpu, torch.bfloat16), "device": cpu, "examples": 8, "ctx": NULL,
+                    "show_progress": True}
+    assert capsys.readouterr().out == ("hellaswag: 8 examples, acc 0.3750 (lowest summed loss), "
+                                       "acc_norm 0.6250 (lowest mean loss per token)\n")
 
 
 def test_attention_labels_show_whitespace_and_dollars_literally():
