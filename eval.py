@@ -85,9 +85,10 @@ def save_png(fig, path: str) -> None:
         fig.savefig(f, format="png", dpi=fig.dpi)  # no bbox_inches="tight": the size stays figsize * dpi
 
 
-def plot_losses(train: list[dict], evals: list[dict], path: str, figsize=(12.0, 4.5), dpi: int = 100) -> None:
-    """Train and val loss against steps (left) and tokens seen (right)."""
-    fig = new_figure(figsize, dpi)
+def plot_losses(train: list[dict], evals: list[dict], path: str, figsize: tuple[float, float] | None,
+                dpi: int) -> None:
+    """Train and val loss against steps (left) and tokens seen (right); figsize None: 12 x 4.5 inches."""
+    fig = new_figure(figsize or (12.0, 4.5), dpi)
     for ax, x, label in zip(fig.subplots(1, 2), ("iter", "tokens"), ("step", "tokens")):
         if train:
             ax.plot([r[x] for r in train], [r["loss"] for r in train], lw=1, alpha=0.8, label="train loss")
@@ -133,8 +134,10 @@ def token_labels(tokenizer: Tokenizer, ids: list[int]) -> list[str]:
     return [tokenizer.decode([i]).replace("\n", "\\n").replace("\t", "\\t").replace("$", r"\$") for i in ids]
 
 
-def plot_attention(maps: torch.Tensor, labels: list[str], path: str, figsize=None, dpi: int = 100) -> None:
-    """One heatmap per layer (rows) and head (columns), the tokens on the outer axes."""
+def plot_attention(maps: torch.Tensor, labels: list[str], path: str, figsize: tuple[float, float] | None,
+                   dpi: int) -> None:
+    """One heatmap per layer (rows) and head (columns), the tokens on the outer axes; figsize None: sized to
+    the tokens."""
     L, H, T, _ = maps.shape
     cell = max(1.5, 0.12 * T + 0.6)  # inches per heatmap: room for T tick labels
     fig = new_figure(figsize or (H * cell + 1, L * cell + 1), dpi)
@@ -234,7 +237,7 @@ def main(argv: list[str]):
         train_records, eval_records = read_metrics(os.path.join(cfg.out_dir, "metrics.jsonl"))
         if not train_records and not eval_records:
             raise UsageError(f"{cfg.out_dir}/metrics.jsonl has no records yet")
-        plot_losses(train_records, eval_records, output, figsize or (12.0, 4.5), cfg.dpi)
+        plot_losses(train_records, eval_records, output, figsize, cfg.dpi)
         print(f"wrote {output}")
         return output
     # fail early

@@ -208,6 +208,25 @@ def test_failed_write_leaves_previous_files_intact(tmp_path):
     assert files_in(tmp_path) == before  # same files, same bytes, no temp files left
 
 
+def test_prepare_documents_splits_or_says_why_not(tmp_path, capsys):
+    tok = Tokenizer.char(list("ab"))
+    for bad in (0, 1, 1.5):
+        with pytest.raises(DataError, match=f"^val_fraction must be between 0 and 1, not {bad}$"):
+            prepare_documents(["abab"], tok, tmp_path, val_fraction=bad)
+    for docs, fraction, n in (([], 0.1, 0), (["a"], 0.1, 1), (["ab"] * 5, 1e-20, 10)):  # nothing in val
+        with pytest.raises(DataError, match=f"^{n} tokens are too few to split into train and val with "
+                                            f"val_fraction={fraction}$"):
+            prepare_documents(docs, tok, tmp_path, val_fraction=fraction)
+    assert not os.listdir(tmp_path)
+    meta = prepare_documents(["ab"], tok, tmp_path, val_fraction=0.5)  # the fewest tokens that split
+    assert (meta["train_tokens"], meta["val_tokens"]) == (1, 1)
+    prepare_documents(["ab"] * 999, tok, tmp_path)
+    assert capsys.readouterr().err == ""  # a bar only for 1000 documents or more
+    prepare_documents(["ab"] * 1000, tok, tmp_path)
+    bar = capsys.readouterr().err
+    assert "tokenizing: 100%" in bar and "1000/1000" in bar and "doc/s" in bar
+
+
 def test_load_meta_errors(tmp_path):
     with pytest.raises(DataError, match="meta.json not found: run python .*prepare.py"):
         load_meta(tmp_path)
@@ -223,6 +242,69 @@ def test_load_meta_errors(tmp_path):
     (tmp_path / "meta.json").write_text(json.dumps({**meta, "train_tokens": 8}), encoding="utf-8")
     with pytest.raises(DataError, match="train.bin has 18 bytes, meta says 16"):
         load_meta(tmp_path)
+    (tmp_path / "meta.json").write_text(json.dumps({**meta, "val_tokens": 2}), encoding="utf-8")
+    with pytest.raises(DataError, match="val.bin has 2 bytes, meta says 4"):
+        load_meta(tmp_path)
+    (tmp_path / "meta.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(DataError) as e:
+        load_meta(tmp_path)
+    assert str(e.value).startswith(f"{tmp_path / 'meta.json'} is malformed (Expecting property name")
+    assert str(e.value).endswith(f"): run python data/custom/prepare.py --input=... --out_dir={tmp_path} again")
+
+
+def test_write_bins_refuses_an_empty_split_and_shows_progress_on_big_ones(tmp_path, capsys):
+    tok = Tokenizer.char(list("ab"))
+    with pytest.raises(DataError, match="^the val split is empty$"):
+        write_bins(tmp_path, tok, {"train": (2, [np.array([0, 1])]), "val": (0, [])})
+    assert not os.listdir(tmp_path)
+    n = common.CHUNK_TOKENS  # a bar from this many tokens on
+    write_bins(tmp_path, tok, {"train": (n, [np.zeros(n, dtype=np.uint16)]), "val": (1, [np.array([1])])})
+    err = capsys.readouterr().err
+    assert "writing train.bin: 100%" in err and "writing val.bin" not in err
+
+
+GOOD_META = {"tokenizer": "char", "vocab_size": 3, "dtype": "uint16", "eot_token": None, "train_tokens": 9,
+             "val_tokens": 1, "chars": ["a", "b", "c"]}
+
+
+@pytest.mark.parametrize("meta,problem", [
+    ([1, 2], "not a JSON object"),
+    ({"tokenizer": "char", "dtype": "uint16"}, "missing vocab_size, eot_token, train_tokens, val_tokens"),
+    ({**GOOD_META, "tokenizer": "bpe"}, "unknown tokenizer 'bpe'"),
+    ({**GOOD_META, "vocab_size": 0, "chars": []}, "vocab_size must be a positive integer, not 0"),
+    ({**GOOD_META, "train_tokens": -1}, "train_tokens must be a positive integer, not -1"),
+    ({**GOOD_META, "val_tokens": 2.0}, "val_tokens must be a positive integer, not 2.0"),
+    ({**GOOD_META, "val_tokens": True}, "val_tokens must be a positive integer, not True"),
+    ({**GOOD_META, "dtype": "uint32"}, "dtype 'uint32' does not fit vocab_size 3 (expected 'uint16')"),
+    ({**GOOD_META, "chars": ["a", "b"]}, "char meta needs 'chars', a list of vocab_size characters"),
+    ({**GOOD_META, "chars": "abc"}, "char meta needs 'chars', a list of vocab_size characters"),
+])
+def test_a_malformed_meta_json_is_named_exactly(tmp_path, meta, problem):
+    (tmp_path / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    hint = "run python data/custom/prepare.py --input=... --out_dir="
+    with pytest.raises(DataError) as e:
+        load_meta(tmp_path)
+    assert str(e.value) == f"{tmp_path / 'meta.json'} is malformed ({problem}): {hint}{tmp_path} again"
+    (tmp_path / "meta.json").write_text(json.dumps(GOOD_META), encoding="utf-8")
+    assert load_meta(tmp_path) == GOOD_META  # and the one it was made from is fine
+
+
+def test_characters_outside_the_vocabulary_are_listed():
+    tok = Tokenizer.char(list("ab"))
+    with pytest.raises(DataError, match=r"^2 character\(s\) not in the vocabulary: '\?', 'c'$"):
+        tok.encode("abc?c")
+    unknown = [chr(0x100 + i) for i in range(51)]  # 50 are shown, then how many more
+    with pytest.raises(DataError) as e:
+        tok.encode("".join(unknown))
+    assert str(e.value) == (f"51 character(s) not in the vocabulary: {', '.join(map(repr, unknown[:50]))} "
+                            f"and 1 more")
+    with pytest.raises(DataError) as e:
+        tok.encode("".join(unknown[:50]))
+    assert str(e.value) == f"50 character(s) not in the vocabulary: {', '.join(map(repr, unknown[:50]))}"
+    with pytest.raises(DataError, match="and 1 more$"):
+        tok.encode("".join(unknown[:50]) + "\ud800")  # a lone surrogate (as file names can hold) is reported
+    lone = Tokenizer.char(["a", "\ud800"])  # and can even be a vocabulary character
+    assert lone.encode("a\ud800") == [0, 1]
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path):

@@ -379,7 +379,7 @@ def test_attention_png(char_runs, tmp_path):
     ids = tok.encode("costs $5 or $6\n\tnow")
     labels = ev.token_labels(tok, ids)
     assert "\\n" in labels and all("$" not in l.replace("\\$", "") for l in labels)
-    ev.plot_attention(torch.rand(1, 2, len(ids), len(ids)), labels, out, dpi=20)
+    ev.plot_attention(torch.rand(1, 2, len(ids), len(ids)), labels, out, None, dpi=20)
     assert png_size(out)[0] > 0
 
 
@@ -423,9 +423,21 @@ def test_export_gpt2_bpe_with_tokenizer(make_hf_dir, tmp_path):
     text = "Hello world, <|endoftext|> ünïcödé  spaces\n\nand more."
     hf_tok = AutoTokenizer.from_pretrained(out)
     assert hf_tok(text)["input_ids"] == tok.encode(text) and hf_tok.eos_token_id == 50256
+    assert hf_tok.model_max_length == 32  # the model's block_size, so HF warns past it
     idx = torch.tensor([tok.encode(text)])
     with torch.no_grad():
         torch.testing.assert_close(hf(idx).logits, model(idx, all_logits=True)[0], atol=1e-5, rtol=0)
+
+
+def test_export_without_cached_bpe_files_leaves_a_note(make_hf_dir, tmp_path, monkeypatch):
+    """Offline, with no copy of GPT-2's BPE files in tiktoken's cache, the export says where to get them."""
+    model, tok, _ = load_model(make_hf_dir(seed=5, vocab_size=50257, n_positions=32))
+    monkeypatch.setattr(ev, "tiktoken_gpt2_files", lambda: None)
+    out = ev.export_hf(model, str(tmp_path / "hf"), tok)
+    assert not {"vocab.json", "merges.txt", "tokenizer.json"} & set(os.listdir(out))
+    with open(os.path.join(out, "TOKENIZER.txt"), encoding="utf-8") as f:
+        assert f.read() == ("GPT-2's BPE: use AutoTokenizer.from_pretrained('gpt2'); tiktoken's cache had no "
+                            "copy\n")
 
 
 def test_train_py_periodic_hellaswag(memorizer, tmp_path, monkeypatch):
@@ -453,7 +465,8 @@ def test_plots_draw_the_data(monkeypatch, tmp_path):
     train_records = [{"iter": i, "tokens": 64 * i, "loss": 5.0 - i / 10} for i in range(1, 6)]
     evals = [{"iter": i, "tokens": 64 * i, "train_loss": 4.0 - i / 9, "val_loss": 4.2 - i / 9}
              for i in (0, 5)]
-    ev.plot_losses(train_records, evals, str(tmp_path / "loss.png"))
+    ev.plot_losses(train_records, evals, str(tmp_path / "loss.png"), None, dpi=30)
+    assert tuple(figures[-1].get_size_inches()) == (12.0, 4.5) and figures[-1].dpi == 30
     assert len(figures[-1].axes) == 2
     for column, (ax, x, xlabel) in enumerate(zip(figures[-1].axes, ("iter", "tokens"), ("step", "tokens"))):
         assert ax.get_subplotspec().get_geometry() == (1, 2, column, column)  # side by side
@@ -470,7 +483,7 @@ def test_plots_draw_the_data(monkeypatch, tmp_path):
         assert [(lines[k].get_linestyle(), lines[k].get_marker()) for k in lines] == \
             [("-", "None"), ("--", "s"), ("-", "o")]
     maps = torch.rand(2, 3, 4, 4)
-    ev.plot_attention(maps, ["a", "b", "c", "d"], str(tmp_path / "attn.png"), dpi=20)
+    ev.plot_attention(maps, ["a", "b", "c", "d"], str(tmp_path / "attn.png"), None, dpi=20)
     fig = figures[-1]
     assert len(fig.axes) == 6 and fig.dpi == 20
     for i, ax in enumerate(fig.axes):
@@ -488,7 +501,7 @@ def test_plots_draw_the_data(monkeypatch, tmp_path):
         assert ax.xaxis.get_major_ticks()[0].label1.get_visible() == (layer == 1)
         assert ax.yaxis.get_major_ticks()[0].label1.get_visible() == (head == 0)
     for T, inches in ((4, 1.5), (20, 0.12 * 20 + 0.6)):  # heatmaps grow with the tokens, from 1.5 inches
-        ev.plot_attention(torch.rand(2, 3, T, T), ["a"] * T, str(tmp_path / "attn.png"), dpi=10)
+        ev.plot_attention(torch.rand(2, 3, T, T), ["a"] * T, str(tmp_path / "attn.png"), None, dpi=10)
         assert tuple(figures[-1].get_size_inches()) == pytest.approx((3 * inches + 1, 2 * inches + 1))
 
 
@@ -587,10 +600,10 @@ def test_export_refuses_a_model_that_lacks_a_weight(char_runs, tmp_path, monkeyp
 def test_attention_mode_prints_what_it_drew(make_hf_dir, tmp_path, capsys):
     hf_dir = make_hf_dir(vocab_size=50257, n_layer=1, n_head=2, n_embd=16)
     out = str(tmp_path / "attention.png")
-    maps = ev.main(["--mode=attention", f"--init_from={hf_dir}", "--start=Hello world", "--device=cpu",
+    maps = ev.main(["--mode=attention", f"--init_from={hf_dir}", "--start=Hello world again", "--device=cpu",
                     f"--output={out}", "--dpi=30"])
-    assert maps.shape == (1, 2, 2, 2)
-    assert capsys.readouterr().out == f"wrote {out} (1 layers x 2 heads, 2 tokens)\n"
+    assert maps.shape == (1, 2, 3, 3)
+    assert capsys.readouterr().out == f"wrote {out} (1 layers x 2 heads, 3 tokens)\n"
     # sized to the content at --dpi: two heatmaps of 1.5 inches side by side, plus an inch each way
     assert png_size(out) == (4 * 30, int(2.5 * 30))
 

@@ -323,6 +323,34 @@ def test_an_hf_dir_with_padded_rows_never_samples_them(make_hf_dir):
     assert out.max() < 50257
 
 
+def test_progress_bars_wait_2_s_and_spare_log_files(monkeypatch):
+    """core.progress: a tqdm bar that shows after 2 s, redrawn every 0.5 s on a terminal but every 10 s in a
+    log file, gone when done; none on ranks other than 0, or when not wanted."""
+    for tty, every in ((True, 0.5), (False, 10)):
+        monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
+        bar = core.progress(range(3), "work")
+        assert (bar.desc, bar.total, bar.delay, bar.mininterval, bar.leave, bar.disable) == \
+            ("work", 3, 2, every, False, False)
+        assert list(bar) == [0, 1, 2]
+    assert core.progress(iter("ab"), "work", total=2).total == 2
+    assert core.progress(range(3), "work", enabled=False).disable
+    monkeypatch.setenv("RANK", "1")
+    assert core.progress(range(3), "work").disable
+
+
+def test_any_process_is_the_flag_of_one_process_alone():
+    """Outside torchrun the flag itself; in a process group of one, the same through an all-reduce (the
+    torchrun tests stop several processes together with it)."""
+    assert core.any_process(True, torch.device("cpu")) and not core.any_process(False, torch.device("cpu"))
+    store = torch.distributed.HashStore()
+    torch.distributed.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        assert core.any_process(True, torch.device("cpu")) is True
+        assert core.any_process(False, torch.device("cpu")) is False
+    finally:
+        torch.distributed.destroy_process_group()
+
+
 def test_a_long_call_reports_on_stderr_and_a_short_one_is_quiet(capsys, monkeypatch):
     with core.long_call("slow work", delay=0.05, every=0.1):
         time.sleep(0.4)
