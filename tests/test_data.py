@@ -249,7 +249,8 @@ def test_load_meta_errors(tmp_path):
     with pytest.raises(DataError) as e:
         load_meta(tmp_path)
     assert str(e.value).startswith(f"{tmp_path / 'meta.json'} is malformed (Expecting property name")
-    assert str(e.value).endswith(f"): run python data/custom/prepare.py --input=... --out_dir={tmp_path} again")
+    hint = f"run python data/custom/prepare.py --input=... --out_dir={tmp_path} again"
+    assert str(e.value).endswith(f"): {hint}")
 
 
 def test_write_bins_refuses_an_empty_split_and_shows_progress_on_big_ones(tmp_path, capsys):
