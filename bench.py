@@ -28,7 +28,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.distributed.tensor import DTensor
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import (UsageError, cli, configure, device_name, dtype_name, key, non_negative, one_of,
@@ -172,7 +171,7 @@ def bench_train(cfg: BenchConfig, device: torch.device) -> dict:
 
 def local_bytes(tensors) -> int:
     """Bytes these tensors take in this process: a sharded (DTensor) one counts its own shard only."""
-    tensors = [t.to_local() if isinstance(t, DTensor) else t for t in tensors if t is not None]
+    tensors = [t.to_local() if hasattr(t, "to_local") else t for t in tensors if t is not None]
     return sum(t.numel() * t.element_size() for t in tensors)
 
 

@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.distributed.tensor import DTensor
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import (UsageError, check, cli, configure, device_name, dtype_name, key, non_negative,
@@ -363,7 +362,7 @@ def train_step(model: torch.nn.Module, raw_model: GPT, optimizer, scaler: torch.
     scaler.unscale_(optimizer)
     params = [p for group in optimizer.param_groups for p in group["params"]]
     grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip or float("inf"))
-    if isinstance(grad_norm, DTensor):  # sharded gradients: the norm over all of them
+    if hasattr(grad_norm, "full_tensor"):  # a DTensor under FSDP: the norm over all the shards
         grad_norm = grad_norm.full_tensor()
     scaler.step(optimizer)
     scaler.update()

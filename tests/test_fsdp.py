@@ -43,6 +43,10 @@ def test_fsdp_equals_one_process_and_its_checkpoints_go_anywhere(tiny, tmp_path)
     assert_same_weights(weights(one), weights(whole), atol=1e-5)
     loss = lambda c: [r["loss"] for r in metrics(c) if "loss" in r]  # noqa: E731
     np.testing.assert_allclose(loss(whole), loss(one), atol=1e-5)
+    # the logged gradient norm is the whole model's, not one process's shard of it
+    norm = lambda c: [r["grad_norm"] for r in metrics(c) if "grad_norm" in r]  # noqa: E731
+    assert len(norm(one)) == 6 and min(norm(one)) > 0.5  # above grad_clip: clipping acted
+    np.testing.assert_allclose(norm(whole), norm(one), rtol=1e-5)
 
     part = replace(cfg, out_dir=str(tmp_path / "part"), max_iters=3)
     assert torchrun_ok(python(*TORCHRUN, *cli_args(part)))
