@@ -142,6 +142,39 @@ def test_tokenizer_pickles_as_its_definition():  # datasets.map sends it to work
         assert again.meta() == tok.meta() and again.encode("xyyx") == tok.encode("xyyx")
 
 
+def test_tokenizer_meta_and_its_checks():
+    assert Tokenizer.gpt2().meta() == {"tokenizer": "gpt2", "vocab_size": 50257, "dtype": "uint16",
+                                       "eot_token": 50256}
+    assert Tokenizer.char(list("ba")).meta() == {"tokenizer": "char", "vocab_size": 2, "dtype": "uint16",
+                                                 "chars": ["b", "a"], "eot_token": None}
+    with pytest.raises(DataError, match=r"^meta vocab_size 5 != 2 of its char tokenizer$"):
+        Tokenizer.from_meta({"tokenizer": "char", "vocab_size": 5, "chars": ["b", "a"]})
+    doc = Tokenizer.gpt2().encode_document("hi")
+    assert doc.dtype == np.uint16 and doc.tolist() == [50256, *Tokenizer.gpt2().encode("hi")]  # as stored
+    char = Tokenizer.char(list("ab"))
+    assert char.decode(i for i in (1, 0, 7, -1)) == "ba"  # any iterable; ids outside the vocab skipped
+
+
+def test_tiktoken_failure_says_how_to_fix_it(monkeypatch):
+    import tiktoken
+
+    def offline(name):
+        raise ConnectionError("no network")
+    monkeypatch.setattr(tiktoken, "get_encoding", offline)
+    with pytest.raises(DataError) as e:
+        common._tiktoken_gpt2()
+    assert str(e.value) == ("could not load tiktoken's gpt2 BPE files (ConnectionError: no network); connect "
+                            "once to cache them, or set TIKTOKEN_CACHE_DIR to a folder that holds them")
+
+
+def test_hellaswag_file_with_blank_lines(tmp_path):
+    example = {"ctx": "A", "endings": ["a", "b", "c", "d"], "label": 2}
+    line = json.dumps(example)
+    (tmp_path / "h.jsonl").write_text(f"{line}\n\n  \n{line}\n", encoding="utf-8")
+    assert common.load_hellaswag(tmp_path / "h.jsonl") == [example, example]  # blank lines are skipped
+    assert common.load_hellaswag(tmp_path / "h.jsonl", limit=1) == [example]
+
+
 def test_dtype_for_and_unknown_tokenizer():
     assert ([common.dtype_for(n) for n in (65, 50257, 65536, 65537)]
             == ["uint16", "uint16", "uint16", "uint32"])
