@@ -155,6 +155,14 @@ def test_tokenizer_meta_and_its_checks():
     assert char.decode(i for i in (1, 0, 7, -1)) == "ba"  # any iterable; ids outside the vocab skipped
 
 
+@pytest.mark.parametrize("chars,problem", [
+    ([], "a non-empty list of single characters"), (["a", "bc"], "a non-empty list of single characters"),
+    (["a", 1], "a non-empty list of single characters"), (["a", "b", "a"], "must not repeat characters")])
+def test_a_char_vocabulary_is_checked(chars, problem):
+    with pytest.raises(DataError, match=f"^a char vocabulary (must be )?{problem}$"):
+        Tokenizer.char(chars)
+
+
 def test_tiktoken_failure_says_how_to_fix_it(monkeypatch):
     import tiktoken
 
