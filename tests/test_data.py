@@ -261,6 +261,7 @@ def test_prepare_documents_splits_or_says_why_not(tmp_path, capsys):
     assert not os.listdir(tmp_path)
     meta = prepare_documents(["ab"], tok, tmp_path, val_fraction=0.5)  # the fewest tokens that split
     assert (meta["train_tokens"], meta["val_tokens"]) == (1, 1)
+    assert capsys.readouterr().out == f"wrote {tmp_path}: 1 train and 1 val tokens, char vocab 2 (uint16)\n"
     prepare_documents(["ab"] * 999, tok, tmp_path)
     assert capsys.readouterr().err == ""  # a bar only for 1000 documents or more
     prepare_documents(["ab"] * 1000, tok, tmp_path)
