@@ -418,6 +418,43 @@ def test_hf_held_out_val_in_parallel_and_in_chunks(tmp_path, monkeypatch):
         custom_main([f"--input={tmp_path / 'ds'}", f"--out_dir={tmp_path / 'out2'}"])
 
 
+def test_hf_data_file_helpers(tmp_path):
+    """A data file's builder by its extension (compressed too), patterns rooted at a dataset folder or hub id,
+    and local patterns that must match a file."""
+    for name, builder in (("a.jsonl.gz", "json"), ("a.txt.zst", "text"), ("a.json.bz2", "json"),
+                          ("a.csv.xz", "csv"), ("A.PARQUET", "parquet"), ("x/train-*.arrow", "arrow")):
+        assert common._builder(name) == builder, name
+    with pytest.raises(DataError) as e:
+        common._builder("a.gz.bin")
+    assert str(e.value) == ("can't tell the format of a.gz.bin: expected one of .parquet, .json, .jsonl, "
+                            ".txt, .csv, .arrow")
+    assert common._rooted("data/*.parquet", "/r") == ["/r/data/*.parquet"]
+    assert common._rooted(["a.json", "/abs/b.json", "hf://datasets/x/c.json"], "/r") == \
+        ["/r/a.json", "/abs/b.json", "hf://datasets/x/c.json"]
+    assert common._rooted({"train": "a.json", "validation": ["b.json", "/abs/c.json"]}, "/r") == \
+        {"train": ["/r/a.json"], "validation": ["/r/b.json", "/abs/c.json"]}
+    (tmp_path / "sub" / "deep").mkdir(parents=True)
+    (tmp_path / "sub" / "deep" / "x.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "folder.json").mkdir()
+    root = str(tmp_path)
+    common._check_matches([f"{root}/**/*.json", "hf://datasets/x/*.json"], root)  # ** spans folders
+    common._check_matches({"train": [f"{root}/sub/deep/x.json"]}, root)
+    splits = {"train": [f"{root}/sub/**/x.json"], "validation": [f"{root}/no/*.json"]}
+    for files, missing in ((splits, "no/*.json"), ([f"{root}/folder.json"], "folder.json")):  # no folders
+        with pytest.raises(DataError) as e:
+            common._check_matches(files, root)
+        assert str(e.value) == f"{root} holds no {missing}"
+
+
+def test_hf_tokens_are_read_in_chunks_of_about_chunk_tokens(monkeypatch):
+    from datasets import Dataset
+    tokenized = Dataset.from_dict({"ids": [[i, i + 1] for i in range(0, 20, 2)], "len": [2] * 10})
+    for chunk_tokens, sizes in ((2, [2] * 10), (4, [4] * 5), (100, [20])):
+        monkeypatch.setattr(common, "CHUNK_TOKENS", chunk_tokens)
+        chunks = list(common._chunks(tokenized, 20))
+        assert [len(c) for c in chunks] == sizes and np.concatenate(chunks).tolist() == list(range(20))
+
+
 def test_hf_char_tokenizer(tmp_path):
     from datasets import Dataset
     Dataset.from_dict({"text": DOCS}).to_parquet(str(tmp_path / "docs.parquet"))
