@@ -547,8 +547,8 @@ def _chunks(tokenized, n_tokens: int) -> Iterator[np.ndarray]:
         yield pc.list_flatten(table[start:start + rows]["ids"]).to_numpy()
 
 
-def prepare_hf(splits: dict, tokenizer: Tokenizer, out_dir: str | os.PathLike, text_column: str = "text",
-               num_proc: int | None = None) -> dict:
+def prepare_hf(splits: dict, tokenizer: Tokenizer, out_dir: str | os.PathLike, text_column: str,
+               num_proc: int | None) -> dict:
     """Tokenize {"train": Dataset, "val": Dataset} (one document per row) in num_proc processes, then write
     them in chunks sized by the data. Returns the meta written. datasets caches the tokenized rows, so a rerun
     after a failed write does not tokenize again."""

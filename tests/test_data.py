@@ -455,6 +455,34 @@ def test_hf_tokens_are_read_in_chunks_of_about_chunk_tokens(monkeypatch):
         assert [len(c) for c in chunks] == sizes and np.concatenate(chunks).tolist() == list(range(20))
 
 
+def test_hf_tokenizing_processes_and_a_seeded_val_split(tmp_path, monkeypatch):
+    """--num_proc processes tokenize each split of more than one document, under a 'tokenizing <split>'
+    bar; one process (no pool) otherwise. --seed picks the held-out documents: the same seed, the same
+    split."""
+    from datasets import Dataset
+    docs = [f"document {i}" for i in range(40)]
+    Dataset.from_dict({"text": docs}).save_to_disk(str(tmp_path / "ds"))
+    Dataset.from_dict({"text": docs[:2]}).save_to_disk(str(tmp_path / "two"))
+    maps, real_map = [], Dataset.map
+    monkeypatch.setattr(Dataset, "map", lambda ds, *a, **k: maps.append(
+        (len(ds), k["num_proc"], k["desc"], k["remove_columns"])) or real_map(ds, *a, **k))
+    for name, num_proc, expected in (("ds", 2, [(38, 2), (2, 2)]), ("ds", 1, [(38, None), (2, None)]),
+                                     ("two", 2, [(1, None), (1, None)])):
+        maps.clear()
+        custom_main([f"--input={tmp_path / name}", f"--num_proc={num_proc}", "--val_fraction=0.05",
+                     "--seed=7", f"--out_dir={tmp_path / f'{name}-{num_proc}'}"])
+        assert [(n, p) for n, p, _, _ in maps] == expected
+        assert [(d, c) for _, _, d, c in maps] == [("tokenizing train", ["text"]),
+                                                   ("tokenizing val", ["text"])]
+    again = tmp_path / "again"
+    custom_main([f"--input={tmp_path / 'ds'}", "--num_proc=1", "--val_fraction=0.05", "--seed=7",
+                 f"--out_dir={again}"])
+    assert decoded(again) == decoded(tmp_path / "ds-1")
+    custom_main([f"--input={tmp_path / 'ds'}", "--num_proc=1", "--val_fraction=0.05", "--seed=8",
+                 f"--out_dir={tmp_path / 'other'}"])
+    assert decoded(tmp_path / "other") != decoded(tmp_path / "ds-1")
+
+
 def test_hf_char_tokenizer(tmp_path):
     from datasets import Dataset
     Dataset.from_dict({"text": DOCS}).to_parquet(str(tmp_path / "docs.parquet"))
