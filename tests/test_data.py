@@ -483,6 +483,37 @@ def test_hf_tokenizing_processes_and_a_seeded_val_split(tmp_path, monkeypatch):
     assert decoded(tmp_path / "other") != decoded(tmp_path / "ds-1")
 
 
+def test_hf_load_dataset_passes_split_config_and_processes_on(tmp_path, monkeypatch):
+    """load_dataset over local data: a save_to_disk DatasetDict gives the split asked for (or says which
+    there are); a data file, a folder and data_files in a folder are read by datasets.load_dataset with the
+    split, config and num_proc given."""
+    import datasets
+    from datasets import Dataset, DatasetDict
+    DatasetDict({"train": Dataset.from_dict({"text": ["a", "b"]}),
+                 "validation": Dataset.from_dict({"text": ["c"]})}).save_to_disk(str(tmp_path / "saved"))
+    assert isinstance(common.load_dataset(str(tmp_path / "saved")), DatasetDict)
+    assert common.load_dataset(str(tmp_path / "saved"), split="validation")["text"] == ["c"]
+    with pytest.raises(DataError) as e:
+        common.load_dataset(str(tmp_path / "saved"), split="test")
+    assert str(e.value) == f"{tmp_path / 'saved'} has no split 'test'; it has train, validation"
+    (tmp_path / "files").mkdir()
+    for split, docs in (("train", ["a", "b"]), ("val", ["c"])):
+        with open(tmp_path / "files" / f"{split}.jsonl", "w", encoding="utf-8") as f:
+            f.writelines(json.dumps({"text": d}) + "\n" for d in docs)
+    calls, real = [], datasets.load_dataset
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: calls.append((a, k)) or real(*a, **k))
+    one = common.load_dataset(str(tmp_path / "files" / "val.jsonl"), split="train", num_proc=1)
+    assert one["text"] == ["c"] and calls[-1][1]["num_proc"] == 1
+    folder = common.load_dataset(str(tmp_path / "files"), "default", split="train", num_proc=1)
+    assert folder["text"] == ["a", "b"]  # datasets takes val.jsonl for the validation split
+    assert calls[-1] == ((str(tmp_path / "files"), "default"), {"split": "train", "num_proc": 1})
+    named = common.load_dataset(str(tmp_path / "files"),
+                                data_files={"train": "train.jsonl", "val": "val.jsonl"})
+    assert named["train"]["text"] == ["a", "b"] and named["val"]["text"] == ["c"]
+    with pytest.raises(DataError, match=r"^\./nowhere\.jsonl not found$"):
+        common.load_dataset("./nowhere.jsonl")
+
+
 def test_hf_char_tokenizer(tmp_path):
     from datasets import Dataset
     Dataset.from_dict({"text": DOCS}).to_parquet(str(tmp_path / "docs.parquet"))
