@@ -514,6 +514,44 @@ def test_hf_load_dataset_passes_split_config_and_processes_on(tmp_path, monkeypa
         common.load_dataset("./nowhere.jsonl")
 
 
+def test_hf_load_dataset_from_the_hub_and_its_errors(tmp_path, monkeypatch):
+    """A hub id goes to datasets.load_dataset as it is (here a fake: no network), data_files under
+    hf://datasets/<id>, read by the builder of the first pattern; its failures become one-line errors that
+    say what to do, and other errors are not disguised."""
+    import datasets
+    calls, raises = [], []
+
+    def fake(*args, **kwargs):
+        calls.append((args, kwargs))
+        if raises:
+            raise raises.pop()
+        return "loaded"
+    monkeypatch.setattr(datasets, "load_dataset", fake)
+    assert common.load_dataset("owner/name", "cfg", split="train", num_proc=3) == "loaded"
+    assert calls[-1] == (("owner/name", "cfg"), {"split": "train", "num_proc": 3})
+    common.load_dataset("owner/name", "cfg", split="train", num_proc=3,
+                        data_files={"train": ["data/a.parquet", "b.json"], "validation": "v.parquet"})
+    root = "hf://datasets/owner/name"
+    assert calls[-1] == (("parquet",), {"data_files": {"train": [f"{root}/data/a.parquet", f"{root}/b.json"],
+                                                        "validation": [f"{root}/v.parquet"]},
+                                         "split": "train", "num_proc": 3})
+    raises.append(datasets.exceptions.DatasetNotFoundError("no such dataset"))
+    with pytest.raises(DataError) as e:
+        common.load_dataset("owner/gone")
+    assert str(e.value).startswith("'owner/gone' is no local path and could not be loaded from the Hugging "
+                                   "Face hub (DatasetNotFoundError: no such dataset); run this where")
+    raises.append(RuntimeError("Dataset scripts are no longer supported, but found name.py"))
+    with pytest.raises(DataError, match="^'owner/name' is a script dataset, which datasets>=4 no longer"):
+        common.load_dataset("owner/name")
+    for error in (RuntimeError("something else"), ConnectionError("reset")):
+        raises.append(error)  # a local folder that exists: not a hub problem, and not hidden
+        with pytest.raises(type(error), match=str(error)):
+            common.load_dataset(str(tmp_path))
+    raises.append(ValueError("bad pattern"))
+    with pytest.raises(DataError, match=rf"^could not load '{tmp_path}' \(ValueError: bad pattern\)$"):
+        common.load_dataset(str(tmp_path))
+
+
 def test_hf_char_tokenizer(tmp_path):
     from datasets import Dataset
     Dataset.from_dict({"text": DOCS}).to_parquet(str(tmp_path / "docs.parquet"))
