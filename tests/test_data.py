@@ -552,6 +552,22 @@ def test_hf_load_dataset_from_the_hub_and_its_errors(tmp_path, monkeypatch):
         common.load_dataset(str(tmp_path))
 
 
+def test_hf_data_files_argument_is_parsed(monkeypatch):
+    """--data_files: 'a,b' is a list of patterns, 'split=glob,...' a dict (split at the first '='; a value
+    may hold '='), a mix is a list; --config and --num_proc go along."""
+    from types import SimpleNamespace
+    calls = []
+    monkeypatch.setattr(common, "load_dataset", lambda *a, **k: calls.append((a, k)))
+    args = SimpleNamespace(dataset="owner/name", config="cfg", num_proc=3, default_dataset=None,
+                           default_data_files=None, data_files=None)
+    by_split = {"train": "t/x=1.json", "validation": "v.json"}
+    for given, parsed in ((None, None), ("a/*.json,b.json", ["a/*.json", "b.json"]),
+                          ("train=t/x=1.json,validation=v.json", by_split),
+                          ("train=t.json,v.json", ["train=t.json", "v.json"])):
+        common.load_source(SimpleNamespace(**{**vars(args), "data_files": given}))
+        assert calls[-1] == (("owner/name", "cfg"), {"num_proc": 3, "data_files": parsed}), given
+
+
 def test_hf_char_tokenizer(tmp_path):
     from datasets import Dataset
     Dataset.from_dict({"text": DOCS}).to_parquet(str(tmp_path / "docs.parquet"))
