@@ -586,14 +586,14 @@ def add_hf_args(parser, out_dir: str | os.PathLike, dataset: str | None, config:
                         + (f" (default: {data_files} when --dataset is {dataset} or a local snapshot of it)"
                            if data_files else ""))
     parser.set_defaults(default_dataset=dataset, default_data_files=data_files)
-    parser.add_argument("--text_column", default="text")
+    parser.add_argument("--text_column", default="text", help="the column that holds each document's text")
     if val_fraction is not None:
         parser.add_argument("--val_fraction", type=float, default=val_fraction,
                             help="share of the data for val: of the documents of a dataset without a "
                                  "validation split (picked at random), of the tokens of a text (its end)")
         parser.add_argument("--seed", type=int, default=2357, help="seed of the held-out val documents")
     parser.add_argument("--num_proc", type=int, default=default_num_proc(), help="processes for tokenizing")
-    parser.add_argument("--out_dir", default=out_dir)
+    parser.add_argument("--out_dir", default=out_dir, help="where train.bin, val.bin and meta.json go")
 
 
 # what the preparers' numeric flags allow (parse_args checks those a parser has)

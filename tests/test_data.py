@@ -568,6 +568,24 @@ def test_hf_data_files_argument_is_parsed(monkeypatch):
         assert calls[-1] == (("owner/name", "cfg"), {"num_proc": 3, "data_files": parsed}), given
 
 
+def test_hf_arguments_each_say_what_they_are(monkeypatch):
+    """Every flag add_hf_args adds has a help text; --data_files names the default files, and
+    --num_proc defaults to half the CPUs (at least one)."""
+    import argparse
+    for cpus, procs in ((16, 8), (3, 1), (2, 1), (1, 1), (None, 1)):
+        monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+        assert common.default_num_proc() == procs, cpus
+    parser = argparse.ArgumentParser()
+    common.add_hf_args(parser, "out", "owner/name", data_files="sample/*.parquet")
+    text = " ".join(parser.format_help().split())
+    for flag, says in (("dataset", "hub id, save_to_disk folder"), ("config", "the dataset's config"),
+                       ("data_files", "data files inside the dataset"), ("text_column", "the column that"),
+                       ("val_fraction", "share of the data for val"), ("seed", "seed of the held-out"),
+                       ("num_proc", "processes for tokenizing"), ("out_dir", "where train.bin")):
+        assert f"--{flag} {flag.upper()} {says}" in text, flag
+    assert "(default: sample/*.parquet when --dataset is owner/name or a local snapshot of it)" in text
+
+
 def test_hf_char_tokenizer(tmp_path):
     from datasets import Dataset
     Dataset.from_dict({"text": DOCS}).to_parquet(str(tmp_path / "docs.parquet"))
