@@ -584,6 +584,13 @@ def test_hf_arguments_each_say_what_they_are(monkeypatch):
                        ("num_proc", "processes for tokenizing"), ("out_dir", "where train.bin")):
         assert f"--{flag} {flag.upper()} {says}" in text, flag
     assert "(default: sample/*.parquet when --dataset is owner/name or a local snapshot of it)" in text
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    parser = argparse.ArgumentParser()
+    common.add_hf_args(parser, "out", "owner/name", data_files="sample/*.parquet")
+    assert vars(parser.parse_args([])) == {  # a fixed seed: the same documents held out on every machine
+        "dataset": "owner/name", "config": None, "data_files": None, "default_dataset": "owner/name",
+        "default_data_files": "sample/*.parquet", "text_column": "text", "val_fraction": 0.0005, "seed": 2357,
+        "num_proc": 4, "out_dir": "out"}
 
 
 def test_hf_char_tokenizer(tmp_path):
