@@ -555,12 +555,14 @@ def prepare_hf(splits: dict, tokenizer: Tokenizer, out_dir: str | os.PathLike, t
     import pyarrow.compute as pc
     lengths, tokenized = {}, {}
     for split, ds in splits.items():
+        if len(ds) == 0:  # datasets' map of no rows has no columns to sum
+            raise DataError(f"the {split} split is empty (no documents)")
         check_column(ds, text_column)
         tokenized[split] = ds.map(_tokenize_batch, batched=True, remove_columns=ds.column_names,
                                   fn_kwargs={"tokenizer": tokenizer, "text_column": text_column},
                                   num_proc=num_proc if num_proc and num_proc > 1 and len(ds) > 1 else None,
                                   desc=f"tokenizing {split}")
-        lengths[split] = int(pc.sum(tokenized[split].with_format("arrow")["len"]).as_py() or 0)
+        lengths[split] = pc.sum(tokenized[split].with_format("arrow")["len"]).as_py()
     return write_bins(out_dir, tokenizer,
                       {s: (lengths[s], _chunks(t, lengths[s])) for s, t in tokenized.items()})
 

@@ -593,6 +593,17 @@ def test_hf_arguments_each_say_what_they_are(monkeypatch):
         "num_proc": 4, "out_dir": "out"}
 
 
+def test_hf_empty_split_is_refused(tmp_path):
+    from datasets import Dataset
+    splits = {"train": Dataset.from_dict({"text": ["a", "b"]}), "val": Dataset.from_dict({"text": []})}
+    with pytest.raises(DataError, match=r"^the val split is empty \(no documents\)$"):
+        common.prepare_hf(splits, Tokenizer.gpt2(), tmp_path / "out", "text", 1)
+    assert not (tmp_path / "out").exists()
+    splits["val"] = Dataset.from_dict({"text": ["", ""]})  # documents, but no characters
+    with pytest.raises(DataError, match="^the val split is empty$"):
+        common.prepare_hf(splits, Tokenizer.char(list("ab")), tmp_path / "out", "text", 1)
+
+
 def test_hf_char_tokenizer(tmp_path):
     from datasets import Dataset
     Dataset.from_dict({"text": DOCS}).to_parquet(str(tmp_path / "docs.parquet"))
