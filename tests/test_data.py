@@ -584,6 +584,9 @@ def test_hf_arguments_each_say_what_they_are(monkeypatch):
                        ("num_proc", "processes for tokenizing"), ("out_dir", "where train.bin")):
         assert f"--{flag} {flag.upper()} {says}" in text, flag
     assert "(default: sample/*.parquet when --dataset is owner/name or a local snapshot of it)" in text
+    parser = argparse.ArgumentParser()
+    common.add_hf_args(parser, "out", "owner/name")  # no default data files: none named
+    assert "'split=glob[,...]' --text_column TEXT_COLUMN" in " ".join(parser.format_help().split())
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     parser = argparse.ArgumentParser()
     common.add_hf_args(parser, "out", "owner/name", data_files="sample/*.parquet")
