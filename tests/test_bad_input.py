@@ -5,7 +5,6 @@ The table runs in-process through configurator.cli (what `python train.py ...` r
 marked SUB also run as real subprocesses, from the command line as a user types it."""
 import dataclasses
 import os
-import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,8 +16,8 @@ import core
 import eval as ev
 import sample
 import train
-from configurator import cli, configure, help_text
-from conftest import python, write_dataset
+from configurator import configure, help_text
+from conftest import in_process, python, write_dataset
 from data.custom import prepare as custom
 from data.fineweb_edu import prepare as fineweb_edu
 from data.hellaswag import prepare as hellaswag
@@ -246,18 +245,15 @@ def refused(c: Case, world: dict, run) -> None:
 
 
 @pytest.mark.parametrize("c", CASES)
-def test_refused_in_process(c, world, read_only, capsys, monkeypatch):
+def test_refused_in_process(c, world, read_only, monkeypatch):
     if "{ro}" in " ".join(c.args) and os.access(world["ro"], os.W_OK):  # root: pretend the bits hold
         access = os.access
         monkeypatch.setattr(os, "access",
                             lambda p, mode: not str(p).startswith(world["ro"]) and access(p, mode))
 
     def run(script, argv):
-        monkeypatch.setattr(sys, "argv", [script, *argv])
-        with pytest.raises(SystemExit) as e:
-            cli(MAINS[script])
-        out, err = capsys.readouterr()
-        return e.value.code, out, err
+        r = in_process(MAINS[script], *argv)
+        return r.returncode, r.stdout, r.stderr
     refused(c, world, run)
 
 

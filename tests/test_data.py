@@ -295,12 +295,13 @@ def test_load_meta_errors(tmp_path):
     assert str(e.value).endswith(f"): {hint}")
 
 
-def test_write_bins_refuses_an_empty_split_and_shows_progress_on_big_ones(tmp_path, capsys):
+def test_write_bins_refuses_an_empty_split_and_shows_progress_on_big_ones(tmp_path, capsys, monkeypatch):
     tok = Tokenizer.char(list("ab"))
     with pytest.raises(DataError, match="^the val split is empty$"):
         write_bins(tmp_path, tok, {"train": (2, [np.array([0, 1])]), "val": (0, [])})
     assert not os.listdir(tmp_path)
-    n = common.CHUNK_TOKENS  # a bar from this many tokens on
+    monkeypatch.setattr(common, "CHUNK_TOKENS", 64)  # a bar from this many tokens on
+    n = common.CHUNK_TOKENS
     write_bins(tmp_path, tok, {"train": (n, [np.zeros(n, dtype=np.uint16)]), "val": (1, [np.array([1])])})
     err = capsys.readouterr().err
     assert "writing train.bin: 100%" in err and "writing val.bin" not in err
