@@ -157,9 +157,9 @@ def build_model(cfg: TrainConfig, meta: dict, ckpt: dict | None) -> GPT:
             raise UsageError("cannot resume with a different architecture: " + ", ".join(
                 f"{k}={new!r} but the checkpoint has {old!r}" for k, (old, new) in changed.items()))
         if any(ckpt["meta"].get(k) != meta.get(k) for k in ("tokenizer", "vocab_size", "chars")):
-            raise UsageError(f"data/{cfg.dataset} has another vocabulary than the checkpoint's data: "
-                             f"{meta['vocab_size']} vs {ckpt['meta'].get('vocab_size')} tokens, or other "
-                             f"chars")
+            raise UsageError(f"{os.path.join('data', cfg.dataset)} has another vocabulary than the "
+                             f"checkpoint's data: {meta['vocab_size']} vs {ckpt['meta'].get('vocab_size')} "
+                             f"tokens, or other chars")
         model = model_from_checkpoint({**ckpt, "model_args": {**ckpt["model_args"], "dropout": cfg.dropout}})
     elif cfg.init_from == "scratch":
         model = GPT(GPTConfig(block_size=cfg.block_size, vocab_size=padded_vocab(vocab), n_layer=cfg.n_layer,

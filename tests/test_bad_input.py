@@ -88,6 +88,11 @@ CASES = [
     case("train.py", ["--device=cuda:1"], "device='cuda:1': CUDA is not available here", marks=NO_CUDA),
     case("train.py", ["--device=mps"], "device='mps': MPS is not available here", marks=NO_MPS),
     case("train.py", ["--dtype=float16"], "dtype='float16': needs a CUDA device"),
+    case("train.py", ["--fsdp=True", "--optimizer=muon"],
+         "fsdp=True: Muon orthogonalizes whole matrices, which FSDP shards; use optimizer='adamw' with FSDP, "
+         "or DDP (fsdp=False) with Muon"),
+    case("train.py", ["--overwrite=True", "--init_from=resume"],
+         "overwrite=True: starts a new run, so it cannot go with init_from='resume'"),
     # train.py: types and names
     case("train.py", ["--batch_size=x"], "config key 'batch_size' expects int, got str 'x'"),
     case("train.py", ["--batchsize=3"], "unknown config key 'batchsize' (did you mean 'batch_size'?)",
@@ -105,6 +110,9 @@ CASES = [
          "{foreign}/ckpt.pt is not a checkpoint of this codebase"),
     case("train.py", ["--init_from=resume", "--out_dir={otherarch}"],
          "cannot resume with a different architecture: n_embd=32 but the checkpoint has 64"),
+    case("train.py", ["--init_from=resume", "--out_dir={otherarch}", "--n_layer=2"],
+         "cannot resume with a different architecture: n_layer=2 but the checkpoint has 1, "
+         "n_embd=32 but the checkpoint has 64"),
     # train.py: config files
     case("train.py", ["{syntax}"], "{syntax} line 2: ", sub=SUB),
     case("train.py", ["{raises}"], "{raises} line 3: NameError: name 'batch' is not defined"),

@@ -4,7 +4,7 @@ import json
 import os
 import signal
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -86,6 +86,45 @@ def test_resume_is_exact(tiny, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     losses = lambda cfg: {r["iter"]: r["loss"] for r in metrics(cfg) if "loss" in r}
     assert losses(straight) == losses(part)
+
+
+def test_build_model_takes_the_run_dropout_and_refuses_what_does_not_fit(tiny, make_hf_dir):
+    meta = core.load_meta(tiny.dataset)
+    scratch = train.build_model(replace(tiny), meta, None)
+    ckpt = {"model": scratch.state_dict(), "model_args": asdict(scratch.config), "meta": meta}
+    resumed = train.build_model(replace(tiny, init_from="resume", dropout=0.2), meta, ckpt)
+    assert resumed.config.dropout == 0.2 and scratch.config.dropout == 0.0
+    assert all(torch.equal(v, resumed.state_dict()[k]) for k, v in scratch.state_dict().items())
+    chars = meta["chars"]
+    for other in ({"vocab_size": 24, "chars": chars + ["Z"]}, {"chars": chars[::-1]}, {"tokenizer": "gpt2"}):
+        other = {**meta, **other}
+        with pytest.raises(UsageError) as e:
+            train.build_model(replace(tiny, init_from="resume"), other, ckpt)
+        assert str(e.value) == (f"{tiny.dataset} has another vocabulary than the checkpoint's data: "
+                                f"{other['vocab_size']} vs 23 tokens, or other chars")
+    # GPT-2 weights (a local HF directory here, n_positions=64): the run's dropout, no crop at the full size
+    for dropout in (0.0, 0.2):  # HF's own default is 0.1
+        model = train.build_model(replace(tiny, init_from=make_hf_dir(vocab_size=23), block_size=64,
+                                          dropout=dropout), meta, None)
+        assert model.config.dropout == dropout and model.config.block_size == 64
+    with pytest.raises(UsageError, match=r"^the data's vocab \(23\) is larger than the model's \(22\)$"):
+        train.build_model(replace(tiny, init_from=make_hf_dir(vocab_size=22)), meta, None)
+    with pytest.raises(UsageError, match="^block_size=128 exceeds the model's 64$"):
+        train.build_model(replace(tiny, init_from=make_hf_dir(), block_size=128), meta, None)
+
+
+def test_prepare_picks_dtype_by_model_width_and_allows_tf32(tiny, monkeypatch):
+    monkeypatch.setattr(core, "cpu_has_bf16", lambda: True)  # as on a CPU with native bf16
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        for width, dtype in ((64, torch.float32), (128, torch.bfloat16)):
+            model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=width, block_size=16, vocab_size=64))
+            got, _, scaler = train.prepare(model, replace(tiny, dtype="auto"), torch.device("cpu"), False)
+            assert got == dtype and not scaler.is_enabled()
+        assert torch.get_float32_matmul_precision() == "high"
+    finally:
+        torch.set_float32_matmul_precision(previous)
 
 
 def test_resume_errors_and_eval_only(tiny):
