@@ -214,11 +214,8 @@ def prepare(model: GPT, cfg: TrainConfig, device: torch.device,
 
 
 def make_optimizer(model: GPT, cfg: TrainConfig) -> torch.optim.Optimizer:
-    try:
-        return model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2),
-                                          cfg.optimizer)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    betas = (cfg.beta1, cfg.beta2)
+    return model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, betas, cfg.optimizer)
 
 
 def restore(ckpt: dict, cfg: TrainConfig, model: GPT, optimizer,

@@ -2,6 +2,7 @@
 import contextlib
 import json
 import os
+import re
 import signal
 import time
 from dataclasses import asdict, replace
@@ -125,6 +126,48 @@ def test_prepare_picks_dtype_by_model_width_and_allows_tf32(tiny, monkeypatch):
         assert torch.get_float32_matmul_precision() == "high"
     finally:
         torch.set_float32_matmul_precision(previous)
+
+
+def test_what_a_run_prints(tiny, capsys):
+    """stdout, line by line: the config (verbose), what is about to run, each eval and logged step with the
+    numbers metrics.jsonl holds, and where the model went."""
+    cfg = replace(tiny, max_iters=4, eval_interval=2, log_interval=2, verbose=True)
+    train.train(cfg)
+    out = capsys.readouterr().out.splitlines()
+    config = json.loads("\n".join(out[:out.index("}") + 1]))
+    assert config == asdict(cfg) and len(config) > 40
+    model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=64))
+    expected = [
+        f"model: {model.get_num_params() / 1e6:.2f}M parameters, 2 layers, 2 heads, 32 wide, context 16 "
+        f"(scratch)",
+        f"data: {cfg.dataset}, 20,000 train and 3,000 val tokens; 128 tokens per step, 4 steps",
+        f"device cpu, torch.float32, compile=False, 1 process(es); writing to {cfg.out_dir}/ (the whole "
+        f"config is in config.json)"]
+    steps = [r for r in metrics(cfg) if "loss" in r]
+    evals = [r for r in metrics(cfg) if "val_loss" in r]
+    best = min(r["val_loss"] for r in evals)
+    for e, r in zip(evals, steps + [None]):
+        expected.append(f"iter {e['iter']}: train_loss {e['train_loss']:.4f}, val_loss {e['val_loss']:.4f}")
+        if r:
+            flops = model.flops_per_token(16) * r["tokens_per_s"]
+            expected.append(
+                f"iter {r['iter']}: loss {r['loss']:.4f}, lr {r['lr']:.2e}, grad norm {r['grad_norm']:.3f}, "
+                f"{r['ms_per_iter']:.1f} ms/iter, {r['tokens_per_s']:,.0f} tok/s, "
+                f"{flops / 1e12:.2f} TFLOP/s, ELAPSED elapsed, "
+                f"eta {core.clock((4 - r['iter']) * r['ms_per_iter'] / 1000)}")
+    expected += [f"done: {cfg.out_dir}/ckpt.pt holds iter 4, best val loss {best:.4f}; sample from it with",
+                 f"  python sample.py --out_dir={cfg.out_dir}"]
+    lines = out[out.index("}") + 1:]
+    assert len(lines) == len(expected) and [r["iter"] for r in steps] == [2, 4], lines
+    for line, want in zip(lines, expected):
+        assert re.fullmatch(re.escape(want).replace("ELAPSED", r"\d:\d\d:\d\d"), line), (line, want)
+
+    train.train(replace(cfg, init_from="resume", max_iters=6, peak_tflops=2.0, verbose=False))
+    out = capsys.readouterr().out
+    assert "context 16 (resume)" in out and "{" not in out
+    r = metrics(cfg)[-2]
+    assert r["iter"] == 6 and f"tok/s, mfu {100 * r['mfu']:.1f}%, " in out
+    assert r["mfu"] == pytest.approx(model.flops_per_token(16) * r["tokens_per_s"] / 2e12)
 
 
 def test_resume_errors_and_eval_only(tiny):
