@@ -3,6 +3,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import time
 from dataclasses import asdict, replace
@@ -170,6 +171,20 @@ def test_what_a_run_prints(tiny, capsys):
     assert r["mfu"] == pytest.approx(model.flops_per_token(16) * r["tokens_per_s"] / 2e12)
 
 
+def test_train_step_returns_the_mean_loss_and_frees_the_gradients(tiny):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=32, block_size=16, vocab_size=64))
+    batches = [(torch.randint(0, 64, (2, 16)), torch.randint(0, 64, (2, 16))) for _ in range(3)]
+    with torch.no_grad():
+        mean = torch.stack([model(x, y)[1] for x, y in batches]).mean()
+    optimizer = make_optimizer(model, tiny)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    loss, _ = train.train_step(model, model, optimizer, scaler, iter(batches), 3, contextlib.nullcontext(),
+                               grad_clip=1.0)
+    torch.testing.assert_close(loss, mean)
+    assert all(p.grad is None for p in model.parameters())  # no gradient memory held between steps
+
+
 def test_resume_errors_and_eval_only(tiny):
     train.train(replace(tiny, max_iters=10))
     ckpt_path = os.path.join(tiny.out_dir, "ckpt.pt")
@@ -179,6 +194,8 @@ def test_resume_errors_and_eval_only(tiny):
     files = lambda: {n: open(os.path.join(tiny.out_dir, n), "rb").read()  # noqa: E731
                      for n in sorted(os.listdir(tiny.out_dir))}
     run_files = files()
+    finished = train.train(replace(tiny, init_from="resume", max_iters=10))
+    assert finished == {"iter_num": 10, "best_val_loss": before["best_val_loss"]}
     result = train.train(replace(tiny, init_from="resume", eval_only=True))
     assert result["iter_num"] == 10 and result["val_loss"] > 0
     assert files() == run_files  # evaluating writes nothing: checkpoints, metrics and config as they were
@@ -262,7 +279,8 @@ def test_ddp_equals_one_process(tiny, tmp_path):
                   bias=False)
     one = replace(cfg, out_dir=str(tmp_path / "one"))
     train.train(one)
-    two = replace(cfg, out_dir=str(tmp_path / "two"))
+    two = replace(cfg, out_dir=str(tmp_path / "two"), overwrite=True)
+    shutil.copytree(one.out_dir, two.out_dir)  # a run it replaces: every process must let it
     r = python("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py",
                *cli_args(two))
     assert torchrun_ok(r), r.stderr[-3000:]
