@@ -185,7 +185,7 @@ def test_train_step_returns_the_mean_loss_and_frees_the_gradients(tiny):
     assert all(p.grad is None for p in model.parameters())  # no gradient memory held between steps
 
 
-def test_resume_errors_and_eval_only(tiny):
+def test_resume_errors_and_eval_only(tiny, capsys):
     train.train(replace(tiny, max_iters=10))
     ckpt_path = os.path.join(tiny.out_dir, "ckpt.pt")
     before = load_checkpoint(ckpt_path)
@@ -196,8 +196,13 @@ def test_resume_errors_and_eval_only(tiny):
     run_files = files()
     finished = train.train(replace(tiny, init_from="resume", max_iters=10))
     assert finished == {"iter_num": 10, "best_val_loss": before["best_val_loss"]}
-    result = train.train(replace(tiny, init_from="resume", eval_only=True))
-    assert result["iter_num"] == 10 and result["val_loss"] > 0
+    capsys.readouterr()
+    result = train.train(replace(tiny, init_from="resume", eval_only=True, eval_samples=1,
+                                 eval_sample_prompt="A", eval_sample_tokens=3))
+    assert result["iter_num"] == 10 and result["best_val_loss"] == before["best_val_loss"]
+    assert len(result["samples"]) == 1 and result["samples"][0].startswith("A")
+    assert (f"eval at iter 10: train_loss {result['train_loss']:.4f}, val_loss {result['val_loss']:.4f}\n"
+            f"{result['samples'][0]}\n") in capsys.readouterr().out
     assert files() == run_files  # evaluating writes nothing: checkpoints, metrics and config as they were
     after = load_checkpoint(ckpt_path)
     assert torch.equal(after["model"]["lm_head.weight"], before["model"]["lm_head.weight"])
@@ -533,6 +538,25 @@ def test_maybe_compile_compiles_or_falls_back_with_the_reason(no_compiler_or_not
         assert got is not model and got._orig_mod is model
         assert not [w for w in recwarn.list if "compile failed" in str(w.message)]
         torch.testing.assert_close(got(x, x)[1], model(x, x)[1])
+
+
+def test_compile_true_trains_and_evaluates_through_the_compiled_model(tiny, monkeypatch, recwarn):
+    calls = []
+
+    class Compiled(torch.nn.Module):  # stands for torch.compile's module: compiling takes minutes here
+        def __init__(self, model):
+            super().__init__()
+            self._orig_mod = model
+
+        def forward(self, x, y):
+            calls.append((tuple(x.shape), torch.is_autocast_enabled("cpu")))
+            return self._orig_mod(x, y)
+    monkeypatch.setattr(torch, "compile", lambda model, **kwargs: Compiled(model))
+    train.train(replace(tiny, compile=True, dtype="bfloat16", max_iters=2, eval_interval=2))
+    assert not [w for w in recwarn.list if "compile failed" in str(w.message)]
+    # the trial step, 2 steps of 2 micro-batches, 2 evals of 4 batches per split: all in bf16 autocast
+    assert calls == [((4, 16), True)] * (1 + 2 * 2 + 2 * 2 * 4)
+    assert not any(k.startswith("_orig_mod") for k in load_checkpoint(f"{tiny.out_dir}/ckpt.pt")["model"])
 
 
 @pytest.fixture(params=[False, True], ids=["compiler", "no compiler"])
