@@ -509,7 +509,7 @@ def test_bpe_training_needs_no_tokenizer_files(tiny, tmp_path, monkeypatch):
         train.train(replace(tiny, dataset=str(data), n_embd=16, max_iters=2, eval_samples=1, overwrite=True))
 
 
-def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(tiny):
+def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(tiny, monkeypatch):
     """An absurd learning rate makes the loss inf or NaN: the run stops with the step named, and ckpt.pt
     still holds the last finite weights (not overwritten by a broken model)."""
     cfg = replace(tiny, max_iters=2, eval_interval=2, log_interval=1)
@@ -523,6 +523,14 @@ def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(tiny):
     assert int(str(e.value).split("at iter ")[1].split(":")[0]) < 20  # the step's loss, before any eval
     assert open(path, "rb").read() == before
     assert all(torch.isfinite(w).all() for w in load_checkpoint(path)["model"].values())
+    # a val loss that is not finite (the step losses were) stops the run the same way, at its eval
+    nan = {"train_loss": 1.0, "val_loss": float("nan")}
+    monkeypatch.setattr(train.Evaluator, "losses", lambda self, model: dict(nan))
+    with pytest.raises(UsageError) as e:
+        train.train(replace(cfg, init_from="resume", max_iters=4))
+    assert str(e.value) == (f"val_loss is nan at iter 2: the run diverged and stopped; {cfg.out_dir} keeps "
+                            f"its last good checkpoint. Lower learning_rate, or raise warmup_iters")
+    assert open(path, "rb").read() == before
 
 
 def test_maybe_compile_compiles_or_falls_back_with_the_reason(no_compiler_or_not, recwarn):
