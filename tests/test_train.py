@@ -228,6 +228,26 @@ def test_best_val_loss_only_holds_the_best(tiny):
     assert load_checkpoint(best_path)["iter_num"] == best["iter_num"]
 
 
+def test_which_evals_save_which_checkpoint(tiny, monkeypatch):
+    """With always_save_checkpoint=False: never at iter 0 (the untrained model); best.pt and ckpt.pt when the
+    val loss improves (a tie keeps the first to reach it); ckpt.pt at the end. Eval records carry the tokens
+    seen and the learning rate."""
+    val = iter([2.0, 1.0, 1.0, 3.0])
+    monkeypatch.setattr(train.Evaluator, "losses",
+                        lambda self, model: {"train_loss": 1.5, "val_loss": next(val)})
+    saved = []
+    save = train.save_checkpoint
+    monkeypatch.setattr(train, "save_checkpoint",
+                        lambda state, path: (saved.append((os.path.basename(path), state["iter_num"])),
+                                             save(state, path)))
+    cfg = replace(tiny, eval_interval=1, max_iters=3, always_save_checkpoint=False)
+    assert train.train(cfg)["best_val_loss"] == 1.0
+    assert saved == [("best.pt", 1), ("ckpt.pt", 1), ("ckpt.pt", 3)]
+    assert [r for r in metrics(cfg) if "val_loss" in r] == [
+        {"iter": i, "tokens": 128 * i, "lr": get_lr(i, cfg), "train_loss": 1.5, "val_loss": v}
+        for i, v in enumerate([2.0, 1.0, 1.0, 3.0])]
+
+
 def test_interrupted_checkpoint_write_keeps_previous(tiny, monkeypatch):
     train.train(replace(tiny, max_iters=10))
     path = os.path.join(tiny.out_dir, "ckpt.pt")
