@@ -231,17 +231,22 @@ def test_best_val_loss_only_holds_the_best(tiny):
 def test_which_evals_save_which_checkpoint(tiny, monkeypatch):
     """With always_save_checkpoint=False: never at iter 0 (the untrained model); best.pt and ckpt.pt when the
     val loss improves (a tie keeps the first to reach it); ckpt.pt at the end. Eval records carry the tokens
-    seen and the learning rate."""
+    seen and the learning rate; eval time stays out of the steps' timing."""
     val = iter([2.0, 1.0, 1.0, 3.0])
-    monkeypatch.setattr(train.Evaluator, "losses",
-                        lambda self, model: {"train_loss": 1.5, "val_loss": next(val)})
+
+    def losses(self, model):
+        time.sleep(0.3)  # a long eval: its time stays out of the next step's ms_per_iter
+        return {"train_loss": 1.5, "val_loss": next(val)}
+    monkeypatch.setattr(train.Evaluator, "losses", losses)
     saved = []
     save = train.save_checkpoint
     monkeypatch.setattr(train, "save_checkpoint",
                         lambda state, path: (saved.append((os.path.basename(path), state["iter_num"])),
                                              save(state, path)))
-    cfg = replace(tiny, eval_interval=1, max_iters=3, always_save_checkpoint=False)
+    cfg = replace(tiny, eval_interval=1, log_interval=1, max_iters=3, always_save_checkpoint=False)
     assert train.train(cfg)["best_val_loss"] == 1.0
+    assert [r["iter"] for r in metrics(cfg) if "loss" in r] == [1, 2, 3]
+    assert all(r["ms_per_iter"] < 200 for r in metrics(cfg) if "loss" in r)
     assert saved == [("best.pt", 1), ("ckpt.pt", 1), ("ckpt.pt", 3)]
     assert [r for r in metrics(cfg) if "val_loss" in r] == [
         {"iter": i, "tokens": 128 * i, "lr": get_lr(i, cfg), "train_loss": 1.5, "val_loss": v}
