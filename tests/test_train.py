@@ -541,7 +541,8 @@ def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(tiny, monkeypa
     train.train(cfg)
     path = os.path.join(cfg.out_dir, "ckpt.pt")
     before = open(path, "rb").read()
-    diverged = r"^loss is (nan|inf) at iter \d+: the run diverged and stopped"
+    diverged = (rf"^loss is (nan|inf) at iter \d+: the run diverged and stopped; {re.escape(cfg.out_dir)} "
+                rf"keeps its last good checkpoint\. Lower learning_rate, or raise warmup_iters$")
     with pytest.raises(UsageError, match=diverged) as e:
         train.train(replace(cfg, init_from="resume", learning_rate=1e12, warmup_iters=0, max_iters=40,
                             eval_interval=20))
