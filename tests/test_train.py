@@ -163,12 +163,12 @@ def test_what_a_run_prints(tiny, capsys):
     for line, want in zip(lines, expected):
         assert re.fullmatch(re.escape(want).replace("ELAPSED", r"\d:\d\d:\d\d"), line), (line, want)
 
-    train.train(replace(cfg, init_from="resume", max_iters=6, peak_tflops=2.0, verbose=False))
+    train.train(replace(cfg, init_from="resume", max_iters=6, peak_tflops=0.01, verbose=False))
     out = capsys.readouterr().out
     assert "context 16 (resume)" in out and "{" not in out
     r = metrics(cfg)[-2]
     assert r["iter"] == 6 and f"tok/s, mfu {100 * r['mfu']:.1f}%, " in out
-    assert r["mfu"] == pytest.approx(model.flops_per_token(16) * r["tokens_per_s"] / 2e12)
+    assert r["mfu"] == pytest.approx(model.flops_per_token(16) * r["tokens_per_s"] / 1e10)
 
 
 def test_train_step_returns_the_mean_loss_and_frees_the_gradients(tiny):
