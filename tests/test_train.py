@@ -90,6 +90,15 @@ def test_resume_is_exact(tiny, tmp_path):
     assert losses(straight) == losses(part)
 
 
+def test_print_step_line_and_eta(capsys):
+    r = {"iter": 100, "loss": 2.5, "lr": 6e-4, "grad_norm": 0.5, "ms_per_iter": 250.0, "tokens_per_s": 1234.5,
+         "mfu": None}
+    train.print_step(r, 3.2e12, True, 5000, time.perf_counter() - 3725.4)
+    train.print_step(r, 3.2e12, False, 5000, time.perf_counter())  # not the master: prints nothing
+    assert capsys.readouterr().out == ("iter 100: loss 2.5000, lr 6.00e-04, grad norm 0.500, 250.0 ms/iter, "
+                                       "1,234 tok/s, 3.20 TFLOP/s, 1:02:05 elapsed, eta 0:20:25\n")
+
+
 def test_build_model_takes_the_run_dropout_and_refuses_what_does_not_fit(tiny, make_hf_dir):
     meta = core.load_meta(tiny.dataset)
     scratch = train.build_model(replace(tiny), meta, None)
