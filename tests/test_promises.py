@@ -112,13 +112,14 @@ def test_device_auto_picks_cuda_then_mps_then_cpu(monkeypatch):
     assert core.resolve_device("cuda:1") == torch.device("cuda", 1)  # any other name is taken as it is
 
 
-def test_dataset_name_is_looked_up_under_data(tmp_path, monkeypatch):
+def test_dataset_name_is_looked_up_under_data(tmp_path, monkeypatch, capsys):
     """--dataset=mine reads data/mine/ below the working directory, as in the README's custom-data example."""
     write_dataset(tmp_path / "data" / "mine", vocab=31)
     monkeypatch.chdir(tmp_path)
     cfg = tiny_train_config(tmp_path / "run", dataset="mine", max_iters=2, eval_interval=2)
     train.train(cfg)
     assert core.load_checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"))["meta"]["vocab_size"] == 31
+    assert "\ndata: data/mine, 20,000 train and 3,000 val tokens;" in capsys.readouterr().out
 
 
 # -----------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """train.py: schedule, batches, checkpoints, exact resume, DDP == one process, signals, clear errors."""
 import contextlib
+import functools
 import json
 import os
 import re
@@ -134,6 +135,9 @@ def test_prepare_picks_dtype_by_model_width_and_allows_tf32(tiny, monkeypatch):
             got, _, scaler = train.prepare(model, replace(tiny, dtype="auto"), torch.device("cpu"), False)
             assert got == dtype and not scaler.is_enabled()
         assert torch.get_float32_matmul_precision() == "high"
+        assert not any(isinstance(b.forward, functools.partial) for b in model.transformer.h)
+        train.prepare(model, replace(tiny, activation_checkpointing=True), torch.device("cpu"), False)
+        assert all(b.forward.func is torch.utils.checkpoint.checkpoint for b in model.transformer.h)
     finally:
         torch.set_float32_matmul_precision(previous)
 
