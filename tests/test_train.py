@@ -108,7 +108,7 @@ def test_build_model_takes_the_run_dropout_and_refuses_what_does_not_fit(tiny, m
     assert resumed.config.dropout == 0.2 and scratch.config.dropout == 0.0
     assert all(torch.equal(v, resumed.state_dict()[k]) for k, v in scratch.state_dict().items())
     chars = meta["chars"]
-    for other in ({"vocab_size": 24, "chars": chars + ["Z"]}, {"chars": chars[::-1]}, {"tokenizer": "gpt2"}):
+    for other in ({"vocab_size": 24}, {"chars": chars[::-1]}, {"tokenizer": "gpt2"}):  # one key at a time
         other = {**meta, **other}
         with pytest.raises(UsageError) as e:
             train.build_model(replace(tiny, init_from="resume"), other, ckpt)
