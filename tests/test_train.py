@@ -184,6 +184,18 @@ def test_what_a_run_prints(tiny, capsys):
     assert r["mfu"] == pytest.approx(model.flops_per_token(16) * r["tokens_per_s"] / 1e10)
 
 
+def test_make_optimizer_follows_the_config(tiny):
+    model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=32, block_size=16, vocab_size=64))
+    cfg = replace(tiny, learning_rate=2e-3, beta1=0.8, beta2=0.9, weight_decay=0.05)
+    adamw = make_optimizer(model, cfg)
+    assert isinstance(adamw, torch.optim.AdamW)
+    decayed, plain = adamw.param_groups
+    assert (decayed["lr"], decayed["betas"], decayed["weight_decay"], plain["weight_decay"]) == \
+        (2e-3, (0.8, 0.9), 0.05, 0.0)
+    muon = make_optimizer(model, replace(cfg, optimizer="muon"))
+    assert isinstance(muon.optimizers["muon"], torch.optim.Muon)
+
+
 def test_train_step_returns_the_mean_loss_and_frees_the_gradients(tiny):
     torch.manual_seed(0)
     model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=32, block_size=16, vocab_size=64))
