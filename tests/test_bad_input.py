@@ -92,7 +92,7 @@ CASES = [
          "fsdp=True: Muon orthogonalizes whole matrices, which FSDP shards; use optimizer='adamw' with FSDP, "
          "or DDP (fsdp=False) with Muon"),
     case("train.py", ["--overwrite=True", "--init_from=resume"],
-         "overwrite=True: starts a new run, so it cannot go with init_from='resume'"),
+         "error: overwrite=True: starts a new run, so it cannot go with init_from='resume'"),
     # train.py: types and names
     case("train.py", ["--batch_size=x"], "config key 'batch_size' expects int, got str 'x'"),
     case("train.py", ["--batchsize=3"], "unknown config key 'batchsize' (did you mean 'batch_size'?)",
