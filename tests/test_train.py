@@ -184,6 +184,24 @@ def test_what_a_run_prints(tiny, capsys):
     assert r["mfu"] == pytest.approx(model.flops_per_token(16) * r["tokens_per_s"] / 1e10)
 
 
+def test_a_signal_between_evals_stops_after_that_step(tiny, monkeypatch, capsys):
+    """SIGTERM during step 3 of a run whose next eval is far: it saves iter 3 and stops there."""
+    step = train.train_step
+    calls = []
+
+    def step_then_signal(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)  # answered by the run's handler, as from outside
+        return step(*args, **kwargs)
+    monkeypatch.setattr(train, "train_step", step_then_signal)
+    cfg = replace(tiny, max_iters=50, lr_decay_iters=50, eval_interval=100, log_interval=1)
+    assert train.train(cfg)["iter_num"] == 3
+    assert load_checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"))["iter_num"] == 3
+    out = capsys.readouterr().out
+    assert f"stopped by a signal: checkpoint of iter 3 saved to {cfg.out_dir}/ckpt.pt" in out
+
+
 def test_make_optimizer_follows_the_config(tiny):
     model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=32, block_size=16, vocab_size=64))
     cfg = replace(tiny, learning_rate=2e-3, beta1=0.8, beta2=0.9, weight_decay=0.05)
