@@ -5,6 +5,7 @@ import hashlib
 import io
 import json
 import os
+import signal
 import struct
 import urllib.request
 from dataclasses import asdict, replace
@@ -447,13 +448,39 @@ def test_train_py_periodic_hellaswag(memorizer, tmp_path, monkeypatch):
     text = " ".join(c + " " + e for c, e in FACTS)
     prepare_documents([text] * 20, Tokenizer.gpt2(), data, val_fraction=0.2)
     os.makedirs(tmp_path / "data" / "hellaswag")
-    write_jsonl(tmp_path / "data" / "hellaswag" / "hellaswag_val.jsonl", fact_examples())
+    examples = fact_examples()
+    examples[0]["label"] = (examples[0]["label"] + 1) % 4  # a wrong answer key: the model "fails" the first
+    write_jsonl(tmp_path / "data" / "hellaswag" / "hellaswag_val.jsonl", examples)
     monkeypatch.chdir(tmp_path)
     ckpt = core.load_checkpoint(os.path.join(memorizer, "ckpt.pt"))
     cfg = TrainConfig(**{**ckpt["config"], "out_dir": memorizer, "dataset": str(data), "init_from": "resume",
                          "eval_only": True, "eval_hellaswag": True})
-    assert train.train(cfg)["hellaswag_acc"] == 1.0
-    assert train.train(replace(cfg, hellaswag_limit=2))["hellaswag_acc"] == 1.0
+    shown = []
+    bar = core.progress
+
+    def progress(iterable, desc, **kwargs):
+        shown.append((desc, kwargs))
+        return bar(iterable, desc, **kwargs)
+    monkeypatch.setattr(core, "progress", progress)
+    n = len(examples)
+    result = train.train(cfg)
+    assert (result["hellaswag_acc"], result["hellaswag_acc_norm"]) == ((n - 1) / n, (n - 1) / n)
+    assert ("hellaswag", {"enabled": True}) in shown  # its progress bar, on the master process
+    result = train.train(replace(cfg, hellaswag_limit=2))
+    assert (result["hellaswag_acc"], result["hellaswag_acc_norm"]) == (0.5, 0.5)
+    # a signal during HellaSwag stops it before the next example
+    scored = []
+    score = core.score_endings
+
+    def score_then_signal(*args):
+        scored.append(1)
+        if len(scored) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # answered by the run's handler, as from outside
+        return score(*args)
+    monkeypatch.setattr(core, "score_endings", score_then_signal)
+    with pytest.raises(core.Interrupted):
+        train.train(cfg)
+    assert len(scored) == 1
 
 
 def test_plots_draw_the_data(monkeypatch, tmp_path):
