@@ -527,8 +527,9 @@ def any_process(flag: bool, device: torch.device) -> bool:
     return bool(t.item())
 
 
-class Interrupted(Exception):
-    """A stop was requested in the middle of long work (an evaluation): abandon it."""
+class Interrupted(KeyboardInterrupt):
+    """A stop was requested in the middle of long work (an evaluation): abandon it. Where nothing catches it
+    (eval_only has nothing to save), the program ends as after Ctrl-C: exit 130, no traceback."""
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ from data.hellaswag import prepare as hellaswag_prepare
 import core
 from model import GPT, GPTConfig
 from core import load_model
-from conftest import tiny_train_config, write_dataset
+from conftest import in_process, tiny_train_config, write_dataset
 from train import TrainConfig
 
 NULL = contextlib.nullcontext()
@@ -478,9 +478,8 @@ def test_train_py_periodic_hellaswag(memorizer, tmp_path, monkeypatch):
             os.kill(os.getpid(), signal.SIGTERM)  # answered by the run's handler, as from outside
         return score(*args)
     monkeypatch.setattr(core, "score_endings", score_then_signal)
-    with pytest.raises(core.Interrupted):
-        train.train(cfg)
-    assert len(scored) == 1
+    r = in_process(lambda argv: train.train(cfg))  # eval_only has nothing to save: it ends as Ctrl-C does
+    assert r.returncode == 130 and "Traceback" not in r.stderr and len(scored) == 1
 
 
 def test_plots_draw_the_data(monkeypatch, tmp_path):
