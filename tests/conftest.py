@@ -166,11 +166,12 @@ def cli_args(cfg) -> list[str]:
     return [f"--{k}={v}" for k, v in cfg.__dict__.items() if v != getattr(type(cfg), k)]
 
 
-def run(args: list[str], timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run a command in the repo root and wait for it, at most timeout seconds. It runs in a process group of
-    its own, killed as a whole when the command ends, fails or times out, so no child (torchrun's workers,
+def run(args: list[str], timeout: float = 300, env: dict | None = None,
+        cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run a command (in the repo root) and wait for it, at most timeout seconds. It runs in a process group
+    of its own, killed as a whole when the command ends, fails or times out, so no child (torchrun's workers,
     say) outlives the test."""
-    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+    proc = subprocess.Popen(args, cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -191,6 +192,17 @@ def kill_group(proc: subprocess.Popen) -> None:
 def python(*args: str, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     """run() of this Python on args, e.g. python("train.py", "--help")."""
     return run([sys.executable, *args], timeout=timeout, env=env)
+
+
+def tests_fail(copy: Path, args: list[str], env: dict | None = None, timeout: float = 1800) -> bool:
+    """Whether pytest -x on args fails in a copy of the repository: a mutant killed (the mutation scripts
+    in tests/). A run past the deadline counts as failed: the mutant made something hang."""
+    try:
+        r = run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *args], timeout, env,
+                cwd=copy)
+    except subprocess.TimeoutExpired:
+        return True
+    return r.returncode != 0
 
 
 def in_process(main: Callable[[list[str]], Any], *args: str) -> subprocess.CompletedProcess:

@@ -8,12 +8,13 @@ repository, and the tests that guard it must fail.
 
 Not collected by pytest (its name does not start with test_). See tests/mutants.md.
 """
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from conftest import SHARED, tests_fail  # tests/ is on the path: this script is run from there
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,11 +76,8 @@ MUTATIONS = [
 
 def run(copy: Path, tests: str) -> bool:
     """Whether the tests fail (the mutant is killed)."""
-    env = {**os.environ, "SHARED_DATA": os.environ.get("SHARED_DATA", str(ROOT.parent / "shared" / "data"))}
-    args = ["-x", "-q", "-p", "no:cacheprovider", "-m", "not slow", *(f"tests/{t}" for t in tests.split())]
-    r = subprocess.run([sys.executable, "-m", "pytest", *args], cwd=copy, env=env, capture_output=True,
-                       text=True, timeout=900)
-    return r.returncode != 0
+    args = ["-m", "not slow", *(f"tests/{t}" for t in tests.split())]
+    return tests_fail(copy, args, {"SHARED_DATA": str(SHARED)}, timeout=900)
 
 
 def main() -> int:

@@ -16,12 +16,13 @@ Mutants are taken from `mutmut results` (all but the killed ones) or --names. Pr
 exits 1 if one survives. Not collected by pytest (its name does not start with test_).
 """
 import fnmatch
-import os
 import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from conftest import tests_fail  # tests/ is on the path: this script is run from there
 
 ROOT = Path(__file__).resolve().parent.parent
 MUTANTS = ROOT / "mutants"
@@ -47,11 +48,8 @@ def prepare() -> None:
 
 def killed(mutant: str, tests: list[str]) -> bool:
     """Whether the tests fail with this mutant active ('' for none)."""
-    env = {**os.environ, "MUTANT_UNDER_TEST": mutant}
-    args = ["-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-m", "not slow", *tests]
-    r = subprocess.run([sys.executable, "-m", "pytest", *args], cwd=MUTANTS, env=env, capture_output=True,
-                       text=True, timeout=1800)
-    return r.returncode != 0
+    args = ["-p", "no:randomly", "-m", "not slow", *tests]
+    return tests_fail(MUTANTS, args, {"MUTANT_UNDER_TEST": mutant})
 
 
 def main(argv: list[str]) -> int:

@@ -3,6 +3,7 @@ activation checkpointing against plain backward. The torchrun runs are `slow`: ~
 import copy
 import os
 import signal
+import socket
 from dataclasses import replace
 
 import numpy as np
@@ -29,12 +30,14 @@ def assert_same_weights(a: dict, b: dict, atol: float) -> None:
 
 @pytest.mark.slow
 def test_fsdp_equals_one_process_and_its_checkpoints_go_anywhere(tiny, tmp_path):
-    """Two sharded processes train the weights one process does (AdamW, gradient accumulation, clipping);
-    an FSDP run stopped and resumed under FSDP equals the uninterrupted one; its checkpoint is the usual
-    single file, which resumes in one process and loads for sampling."""
+    """Two sharded processes train the weights one process does (AdamW, gradient accumulation, clipping)
+    and draw its eval samples (every process takes part in each forward); an FSDP run stopped and resumed
+    under FSDP equals the uninterrupted one; its checkpoint is the usual single file, which resumes in one
+    process and loads for sampling."""
     # bias=False for the reason test_ddp_equals_one_process gives
     cfg = replace(tiny, max_iters=6, eval_interval=3, log_interval=1, gradient_accumulation_steps=4,
-                  bias=False, grad_clip=0.5, fsdp=True)
+                  bias=False, grad_clip=0.5, fsdp=True, eval_samples=1, eval_sample_tokens=4,
+                  eval_sample_prompt="A")
     one = replace(cfg, out_dir=str(tmp_path / "one"))
     train.train(one)  # fsdp has no effect in one process
     whole = replace(cfg, out_dir=str(tmp_path / "whole"))
@@ -47,6 +50,8 @@ def test_fsdp_equals_one_process_and_its_checkpoints_go_anywhere(tiny, tmp_path)
     norm = lambda c: [r["grad_norm"] for r in metrics(c) if "grad_norm" in r]  # noqa: E731
     assert len(norm(one)) == 6 and min(norm(one)) > 0.5  # above grad_clip: clipping acted
     np.testing.assert_allclose(norm(whole), norm(one), rtol=1e-5)
+    samples = lambda c: [r["samples"] for r in metrics(c) if "samples" in r]  # noqa: E731
+    assert len(samples(one)) == 3 and samples(whole) == samples(one)
 
     part = replace(cfg, out_dir=str(tmp_path / "part"), max_iters=3)
     assert torchrun_ok(python(*TORCHRUN, *cli_args(part)))
@@ -78,6 +83,49 @@ def test_sigterm_under_fsdp_saves_and_exits_zero(tiny):
         assert run.proc.wait(timeout=120) == 0, "".join(run.err)[-3000:]
         assert "stopped by a signal" in "".join(run.out)
     assert core.load_checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"))["iter_num"] >= 3
+
+
+def test_fsdp_computes_in_bf16_on_cuda_only(tiny, monkeypatch):
+    """Each block, then the root, is sharded; on CUDA in bf16 FSDP gathers bf16 weights and reduces gradients
+    in fp32 over fp32 master weights, elsewhere it computes in the run's dtype. fully_shard is a stand-in
+    here: the real one needs a process group (the tests below run it)."""
+    import torch.distributed.fsdp as fsdp
+    policies = []
+    monkeypatch.setattr(fsdp, "fully_shard", lambda module, mp_policy: policies.append(mp_policy))
+    mixed = (torch.bfloat16, torch.float32)
+    for device, dtype, want in (("cuda", "bfloat16", mixed), ("cuda", "float32", (None, None)),
+                                ("cpu", "bfloat16", (None, None))):
+        policies.clear()
+        cfg = replace(tiny, fsdp=True, dtype=dtype)
+        train.prepare(small_model(n_layer=3), cfg, torch.device(device), True)
+        assert [(p.param_dtype, p.reduce_dtype) for p in policies] == [want] * 4, (device, dtype)
+
+
+def test_fsdp_in_this_process_syncs_once_a_step_and_resumes(tiny, tmp_path, monkeypatch):
+    """A one-process FSDP run in this process (torchrun's environment, world size 1): gradients stay whole
+    and local until the last micro-step of each step, then are reduce-scattered once, not once a
+    micro-step; its checkpoint, gathered from the shards, resumes under FSDP (the optimizer state cut into
+    shards again) to the weights of an uninterrupted plain run."""
+    from torch.distributed.fsdp import FSDPModule
+    cfg = replace(tiny, fsdp=True, max_iters=2, gradient_accumulation_steps=3, eval_interval=2, bias=False)
+    plain = replace(cfg, max_iters=4, out_dir=str(tmp_path / "plain"))
+    train.train(plain)  # no process group: fsdp has no effect
+    calls = []
+    sync = FSDPModule.set_requires_gradient_sync
+    monkeypatch.setattr(FSDPModule, "set_requires_gradient_sync",
+                        lambda self, on, **kw: calls.append(on) or sync(self, on, **kw))
+    for key, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1"),
+                       ("MASTER_PORT", str(free_port()))):
+        monkeypatch.setenv(key, value)
+    assert train.train(cfg)["iter_num"] == 2 and calls == [False, False, True] * 2
+    assert train.train(replace(cfg, init_from="resume", max_iters=4))["iter_num"] == 4
+    assert_same_weights(weights(plain), weights(cfg), atol=1e-6)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_fsdp_and_muon_are_refused_together():
