@@ -367,6 +367,27 @@ def test_ddp_equals_one_process(tiny, tmp_path):
     assert r.returncode != 0 and "does not divide over 2 processes" in r.stderr
 
 
+def test_each_process_joins_on_its_own_gpu_and_leaves_after_its_peers(monkeypatch):
+    """Under torchrun on CUDA each process takes the GPU of its LOCAL_RANK and joins with NCCL, on the CPU
+    with gloo; it leaves after a barrier when its run ended well (so that no process tears down while a peer
+    still writes the last checkpoint), at once when it failed (its peers may never reach a barrier). The
+    torch.distributed calls are stand-ins: a second GPU is not to be had here."""
+    import torch.distributed as dist
+    calls = []
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: calls.append(device))
+    monkeypatch.setattr(dist, "init_process_group", lambda backend: calls.append(backend))
+    monkeypatch.setattr(dist, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(dist, "destroy_process_group", lambda: calls.append("destroy"))
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert core.init_distributed(torch.device("cuda")) == torch.device("cuda", 1)
+    assert core.init_distributed(torch.device("cpu")) == torch.device("cpu")
+    assert calls == [torch.device("cuda", 1), "nccl", "gloo"]
+    calls.clear()
+    core.leave_distributed(None, None, None)
+    core.leave_distributed(RuntimeError, RuntimeError("device lost"), None)
+    assert calls == ["barrier", "destroy", "destroy"]
+
+
 @pytest.fixture(scope="session")
 def shakespeare_char_dir(tmp_path_factory, shakespeare_text):
     """data/shakespeare_char prepared from the real Tiny Shakespeare text, in a temp dir."""
