@@ -168,9 +168,9 @@ def cli_args(cfg) -> list[str]:
 
 def run(args: list[str], timeout: float = 300, env: dict | None = None,
         cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    """Run a command (in the repo root) and wait for it, at most timeout seconds. It runs in a process group
-    of its own, killed as a whole when the command ends, fails or times out, so no child (torchrun's workers,
-    say) outlives the test."""
+    """Run a command in cwd (the repo root unless given) and wait for it, at most timeout seconds. It runs
+    in a process group of its own, killed as a whole when the command ends, fails or times out, so no child
+    (torchrun's workers, say) outlives the test."""
     proc = subprocess.Popen(args, cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
