@@ -15,6 +15,7 @@ import termios
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -295,9 +296,9 @@ def test_truncate_metrics_keeps_whole_lines_before_the_resume_point(tmp_path):
     path = tmp_path / "metrics.jsonl"
     records = [{"iter": 0, "val_loss": 3.0}, {"iter": 1, "loss": 2.9}, {"iter": 2, "loss": 2.8},
                {"iter": 2, "val_loss": 2.7}, {"iter": 3, "loss": 2.6}]
-    # the last record lacks its newline, and a crash cut a line short
-    path.write_text("\n".join(json.dumps(r) for r in records[:2]) + '\n{"iter": 2, "lo\n' +
-                    "\n".join(json.dumps(r) for r in records[2:]))
+    # the last record lacks its newline, a crash cut a line short, and three lines are JSON but no record
+    path.write_text("\n".join(json.dumps(r) for r in records[:2]) + '\n{"iter": 2, "lo\n[1, 2]\n{"note": 1}\n'
+                    '{"iter": "2"}\n' + "\n".join(json.dumps(r) for r in records[2:]))
     core.truncate_metrics(str(path), 3)
     with open(path, "a") as f:
         f.write(json.dumps({"iter": 4, "loss": 2.5}) + "\n")  # the resumed run appends
@@ -305,6 +306,23 @@ def test_truncate_metrics_keeps_whole_lines_before_the_resume_point(tmp_path):
         {"iter": 4, "loss": 2.5}]
     core.truncate_metrics(str(path), 2)  # the eval at the resume point is replayed: it goes
     assert [json.loads(line) for line in path.read_text().splitlines()] == records[:3]
+
+
+def test_a_run_with_some_of_its_files_is_refused_and_replaced_all_the_same(tiny, tmp_path):
+    """An out_dir may hold only some of a run's files (one removed by hand, a run stopped before it saved):
+    a new run names the checkpoint that is there, and --overwrite removes whatever is there."""
+    train.train(replace(tiny, max_iters=2, eval_interval=2))
+    ckpt = core.load_checkpoint(os.path.join(tiny.out_dir, "ckpt.pt"))
+    for name in core.RUN_FILES:
+        alone = tmp_path / name
+        alone.mkdir()
+        (alone / name).write_bytes((Path(tiny.out_dir) / name).read_bytes())
+        if name in ("ckpt.pt", "best.pt"):
+            held = f"holds another run ({name} at iter 2, best val loss {ckpt['best_val_loss']:.4f})"
+            with pytest.raises(UsageError, match=re.escape(held)):
+                core.check_new_run(str(alone), False)
+        core.clear_run(str(alone))
+        assert os.listdir(alone) == []
 
 
 def test_clock_reads_hours_minutes_seconds():
