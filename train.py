@@ -210,12 +210,9 @@ def prepare(model: GPT, cfg: TrainConfig, device: torch.device,
     if ddp and cfg.fsdp:
         shard(model, device, dtype)  # before the optimizer: it must hold the shards
     scaler = torch.amp.GradScaler(device.type, enabled=(dtype == torch.float16))
-    return dtype, make_optimizer(model, cfg), scaler
-
-
-def make_optimizer(model: GPT, cfg: TrainConfig) -> torch.optim.Optimizer:
-    betas = (cfg.beta1, cfg.beta2)
-    return model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, betas, cfg.optimizer)
+    optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2),
+                                           cfg.optimizer)
+    return dtype, optimizer, scaler
 
 
 def restore(ckpt: dict, cfg: TrainConfig, model: GPT, optimizer,

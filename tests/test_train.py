@@ -20,7 +20,7 @@ from configurator import UsageError
 from conftest import cli_args, metrics, python, torchrun_ok, write_dataset
 from core import get_batch, load_checkpoint, read_metrics, save_checkpoint
 from model import GPT, GPTConfig
-from train import TrainConfig, batch_offsets, get_lr, make_optimizer
+from train import TrainConfig, batch_offsets, get_lr
 
 
 def test_get_lr_endpoints():
@@ -202,15 +202,19 @@ def test_a_signal_between_evals_stops_after_that_step(tiny, monkeypatch, capsys)
     assert f"stopped by a signal: checkpoint of iter 3 saved to {cfg.out_dir}/ckpt.pt" in out
 
 
-def test_make_optimizer_follows_the_config(tiny):
+def optimizer_for(model: GPT, cfg: TrainConfig) -> torch.optim.Optimizer:
+    return train.prepare(model, cfg, torch.device("cpu"), False)[1]
+
+
+def test_prepare_makes_the_optimizer_the_config_asks_for(tiny):
     model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=32, block_size=16, vocab_size=64))
     cfg = replace(tiny, learning_rate=2e-3, beta1=0.8, beta2=0.9, weight_decay=0.05)
-    adamw = make_optimizer(model, cfg)
+    adamw = optimizer_for(model, cfg)
     assert isinstance(adamw, torch.optim.AdamW)
     decayed, plain = adamw.param_groups
     assert (decayed["lr"], decayed["betas"], decayed["weight_decay"], plain["weight_decay"]) == \
         (2e-3, (0.8, 0.9), 0.05, 0.0)
-    muon = make_optimizer(model, replace(cfg, optimizer="muon"))
+    muon = optimizer_for(model, replace(cfg, optimizer="muon"))
     assert isinstance(muon.optimizers["muon"], torch.optim.Muon)
 
 
@@ -220,7 +224,7 @@ def test_train_step_returns_the_mean_loss_and_frees_the_gradients(tiny):
     batches = [(torch.randint(0, 64, (2, 16)), torch.randint(0, 64, (2, 16))) for _ in range(3)]
     with torch.no_grad():
         mean = torch.stack([model(x, y)[1] for x, y in batches]).mean()
-    optimizer = make_optimizer(model, tiny)
+    optimizer = optimizer_for(model, tiny)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     loss, _ = train.train_step(model, model, optimizer, scaler, iter(batches), 3, contextlib.nullcontext(),
                                grad_clip=1.0)
@@ -454,8 +458,10 @@ def test_grad_clip_bounds_the_gradient_the_optimizer_sees(tiny, monkeypatch):
     the weights alone would not show a missing clip.)"""
     seen = []
 
-    def recording(model, cfg):
-        optimizer = make_optimizer(model, cfg)
+    prepare = train.prepare
+
+    def recording(model, cfg, device, ddp):
+        dtype, optimizer, scaler = prepare(model, cfg, device, ddp)
         step = optimizer.step
 
         def step_and_record(*args, **kwargs):
@@ -463,8 +469,8 @@ def test_grad_clip_bounds_the_gradient_the_optimizer_sees(tiny, monkeypatch):
             seen.append(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item())
             return step(*args, **kwargs)
         optimizer.step = step_and_record
-        return optimizer
-    monkeypatch.setattr(train, "make_optimizer", recording)
+        return dtype, optimizer, scaler
+    monkeypatch.setattr(train, "prepare", recording)
     for clip in (0.01, 0.0):
         seen.clear()
         cfg = replace(tiny, max_iters=4, log_interval=1, grad_clip=clip, out_dir=f"{tiny.out_dir}-{clip}")
