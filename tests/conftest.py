@@ -62,9 +62,11 @@ def pytest_terminal_summary(terminalreporter, config):
 @pytest.fixture(scope="session")
 def shakespeare_text() -> str:
     """Tiny Shakespeare as a user gets it: the copy in ../shared/data (SHARED_DATA) when there is one, else
-    the preparer's own download, cached in ~/.cache/nanogpt-tests. Never a skip: without either, tests
-    fail."""
+    the one the quick start downloaded into data/shakespeare_char/, else the preparer's own download, cached
+    in ~/.cache/nanogpt-tests. Never a skip: without any of them, tests fail."""
     path = SHARED / "tinyshakespeare" / "input.txt"
+    if not path.exists():
+        path = ROOT / "data" / "shakespeare_char" / "input.txt"
     if not path.exists():
         from data.common import DataError, download
         from data.shakespeare_char.prepare import URL
