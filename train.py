@@ -178,6 +178,7 @@ def build_model(cfg: TrainConfig, meta: dict, ckpt: dict | None) -> GPT:
     return model
 
 
+
 def wrap(model: GPT, use_compile: bool, ddp: bool, example: tuple, ctx) -> torch.nn.Module:
     """The model the train step calls: compiled (falling back to eager), then in DDP under torchrun. Keep the
     plain model for saving and for evaluation."""
@@ -229,18 +230,200 @@ def restore(ckpt: dict, cfg: TrainConfig, model: GPT, optimizer,
     return ckpt["iter_num"], ckpt["best_val_loss"]
 
 
-def checkpoint_state(model: GPT, optimizer, scaler: torch.amp.GradScaler, cfg: TrainConfig, meta: dict,
-                     iter_num: int, best_val_loss: float) -> dict:
-    """What ckpt.pt and best.pt hold. Batches and dropout masks derive from (seed, iter_num): that is the RNG
-    and data state. model is the plain model, never a compiled or DDP wrapper. A sharded model's state is
-    gathered whole (collective: every process calls this)."""
-    if is_sharded(model):
-        model_state, optim_state = gathered_state(model, optimizer)
-    else:
-        model_state, optim_state = model.state_dict(), optimizer.state_dict()
-    return {"model": model_state, "optimizer": optim_state, "scaler": scaler.state_dict(),
-            "model_args": asdict(model.config), "iter_num": iter_num, "best_val_loss": best_val_loss,
-            "config": asdict(cfg), "meta": meta, "rng": {"seed": cfg.seed, "next_batch": iter_num}}
+# -----------------------------------------------------------------------------
+# a run: what it holds from its first check to its last word
+
+class Run:
+    """One training run. Entered, it takes its out_dir (the master's claim and lock), the stop signals and
+    the torchrun process group; start_writing() adds the metrics log. Whatever way the run ends, they are
+    released in reverse. setup() gives it the model, optimizer and loss scaler, and it keeps where the run
+    stands (iter_num, best_val_loss, the losses of the last eval); it writes the checkpoints and says at the
+    end where they are."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.ddp = int(os.environ.get("RANK", -1)) != -1
+        self.rank = int(os.environ["RANK"]) if self.ddp else 0
+        self.world = int(os.environ["WORLD_SIZE"]) if self.ddp else 1
+        if cfg.gradient_accumulation_steps % self.world:
+            raise UsageError(f"gradient_accumulation_steps={cfg.gradient_accumulation_steps} does not divide "
+                             f"over {self.world} processes: make it a multiple of {self.world}")
+        self.master, self.accum = self.rank == 0, cfg.gradient_accumulation_steps // self.world
+        self.tokens_per_iter = cfg.batch_size * cfg.gradient_accumulation_steps * cfg.block_size
+        self.iter_num, self.best_val_loss, self.losses = 0, float("inf"), {}
+        self.stepped = False  # whether an optimizer step ran: before one, a checkpoint holds nothing new
+        self.log = lambda record: None  # until start_writing
+        self._held = contextlib.ExitStack()
+
+    def __enter__(self) -> "Run":
+        cfg, resume = self.cfg, self.cfg.init_from == "resume"
+        self.data, self.meta = open_data(os.path.join("data", cfg.dataset), cfg.block_size)  # before the lock
+        with contextlib.ExitStack() as held:  # should a step here fail, what it took is released at once
+            if self.master:
+                held.enter_context(claim_out_dir(cfg.out_dir, not resume, cfg.overwrite))
+            elif not resume:
+                check_new_run(cfg.out_dir, cfg.overwrite)
+            self.signalled = held.enter_context(stop_requests())
+            self.device = resolve_device(cfg.device)
+            if self.ddp:
+                self.device = init_distributed(self.device)
+                held.push(leave_distributed)
+            self._held = held.pop_all()
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        return self._held.__exit__(*exc)
+
+    def setup(self) -> torch.nn.Module | None:
+        """Build or load the model, its optimizer and scaler, and say what will run. Returns the model the
+        steps go through (compiled, DDP), or None for a resumed run that is already finished."""
+        cfg = self.cfg
+        ckpt = load_checkpoint(self.path("ckpt.pt"), self.device) if cfg.init_from == "resume" else None
+        torch.manual_seed(cfg.seed)  # the same initial weights on every process
+        self.model = build_model(cfg, self.meta, ckpt).to(self.device)
+        if finished(cfg, ckpt, self.master):
+            self.iter_num, self.best_val_loss = ckpt["iter_num"], ckpt["best_val_loss"]
+            return None
+        self.dtype, self.optimizer, self.scaler = prepare(self.model, cfg, self.device, self.ddp)
+        self.ctx = autocast(self.device, self.dtype)
+        if ckpt is not None:
+            self.iter_num, self.best_val_loss = restore(ckpt, cfg, self.model, self.optimizer, self.scaler)
+        del ckpt  # free it
+        if self.master:
+            announce(self)
+        example = next(self.micro_batches())
+        model = wrap(self.model, cfg.compile, self.ddp and not cfg.fsdp, example, self.ctx)
+        if not cfg.eval_only:
+            self.announce_eta(model, example)
+        return model
+
+    def announce_eta(self, model: torch.nn.Module, example: tuple[torch.Tensor, torch.Tensor]) -> None:
+        """Time one micro-step (forward and backward of a micro-batch, its gradients dropped) and say how
+        long the run will take, before the first eval, which can take minutes on a big model. The weights,
+        the optimizer and the RNG the steps use (reseeded each step) are untouched."""
+        t = time.perf_counter()
+        with self.ctx:
+            _, loss = model(*example)
+        loss.backward()
+        loss.item()  # waits for the device
+        micro = time.perf_counter() - t
+        self.model.zero_grad(set_to_none=True)
+        if not self.master:
+            return
+        cfg, steps = self.cfg, self.cfg.max_iters - self.iter_num
+        evals = steps // cfg.eval_interval + 1
+        eval_s = micro / 3 * 2 * math.ceil(cfg.eval_iters / self.world)  # a forward is ~1/3 of fwd + bwd
+        print(f"one micro-step takes {1000 * micro:,.0f} ms: about {clock(micro * self.accum * steps)} for "
+              f"{steps:,} steps and {clock(eval_s * evals)} for {evals:,} evals")
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.cfg.out_dir, name)
+
+    def micro_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This process's micro-batches of the current step's global batch, loaded one at a time as asked."""
+        for rows in process_offsets(self.cfg, self.iter_num, len(self.data["train"]), self.rank, self.world):
+            yield get_batch(self.data["train"], rows, self.cfg.block_size, self.device)
+
+    def start_writing(self) -> None:
+        """The first write into out_dir, once every check has passed: its config, and the metrics log."""
+        if self.master:
+            prepare_out_dir(self.cfg, self.iter_num)
+        self.log = self._held.enter_context(contextlib.closing(MetricsLog(self.cfg, self.master)))
+        self.peak = peak_flops(self.device, self.cfg.peak_tflops)
+        self.pending_loss, self.pending_steps = torch.zeros((), device=self.device), 0  # since the last log
+        self.t_start = self.t0 = time.perf_counter()
+
+    def set_lr(self) -> float:
+        lr = get_lr(self.iter_num, self.cfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def stop_requested(self) -> bool:
+        """A signal reached any process: all of them stop together (the others would hang in a collective)."""
+        return any_process(bool(self.signalled), self.device)
+
+    def evaluate(self, evaluator: "Evaluator", model: torch.nn.Module) -> bool:
+        """The eval of the current step: losses printed and logged, best.pt when val loss improved, ckpt.pt as
+        the config asks. False when a signal abandoned it. Its time stays out of ms/iter."""
+        t_eval = time.perf_counter()
+        try:
+            self.losses = evaluator(model)
+        except Interrupted:
+            return False
+        check_finite("val_loss", self.losses["val_loss"], self.iter_num, self.cfg.out_dir)
+        improved = self.losses["val_loss"] < self.best_val_loss
+        self.best_val_loss = min(self.best_val_loss, self.losses["val_loss"])
+        print_eval(f"iter {self.iter_num}", self.losses, self.master)
+        self.log({"iter": self.iter_num, "tokens": self.iter_num * self.tokens_per_iter,
+                  "lr": get_lr(self.iter_num, self.cfg), **self.losses})
+        if self.iter_num > 0 and improved:
+            self.save("best.pt")
+        if self.iter_num > 0 and (improved or self.cfg.always_save_checkpoint or
+                                  self.iter_num == self.cfg.max_iters):
+            self.save("ckpt.pt")
+        self.t0 += time.perf_counter() - t_eval
+        return True
+
+    def count_step(self, loss: torch.Tensor) -> None:
+        self.iter_num, self.stepped = self.iter_num + 1, True
+        self.pending_loss += loss
+        self.pending_steps += 1
+
+    def log_steps(self, grad_norm: torch.Tensor, lr: float) -> None:
+        """Print and log the steps since the last log: their mean loss over the processes, and speed."""
+        if dist.is_initialized():  # (gloo has no AVG)
+            dist.all_reduce(self.pending_loss)
+            self.pending_loss /= dist.get_world_size()
+        dt = (time.perf_counter() - self.t0) / self.pending_steps
+        tok_s = self.tokens_per_iter / dt
+        flops, mfu = self.model.estimate_mfu(tok_s, self.cfg.block_size, self.peak)
+        record = {"iter": self.iter_num, "tokens": self.iter_num * self.tokens_per_iter,
+                  "loss": self.pending_loss.item() / self.pending_steps, "lr": lr,
+                  "grad_norm": grad_norm.item(), "ms_per_iter": 1000 * dt, "tokens_per_s": tok_s, "mfu": mfu}
+        check_finite("loss", record["loss"], self.iter_num, self.cfg.out_dir)
+        print_step(record, flops, self.master, self.cfg.max_iters, self.t_start)
+        self.log(record)
+        self.pending_loss.zero_()
+        self.pending_steps, self.t0 = 0, time.perf_counter()
+
+    def save(self, name: str) -> None:
+        """The current state into out_dir/name, written by the master. Batches and dropout masks derive from
+        (seed, iter_num): that is the RNG and data state. A sharded model's state is gathered whole first
+        (collective: every process takes part)."""
+        if not (self.master or is_sharded(self.model)):
+            return
+        if is_sharded(self.model):
+            model_state, optim_state = gathered_state(self.model, self.optimizer)
+        else:
+            model_state, optim_state = self.model.state_dict(), self.optimizer.state_dict()
+        if self.master:
+            state = {"model": model_state, "optimizer": optim_state, "scaler": self.scaler.state_dict(),
+                     "model_args": asdict(self.model.config), "iter_num": self.iter_num,
+                     "best_val_loss": self.best_val_loss, "config": asdict(self.cfg), "meta": self.meta,
+                     "rng": {"seed": self.cfg.seed, "next_batch": self.iter_num}}
+            save_checkpoint(state, self.path(name))
+
+    def end(self, stopped: bool) -> None:
+        """After the loop: a run stopped by a signal saves its current step (if it took one: before, the
+        checkpoint would hold nothing new); then the master says where the model is and how to use it."""
+        if stopped and self.stepped:
+            self.save("ckpt.pt")
+        if not self.master:
+            return
+        ckpt = self.path("ckpt.pt")
+        if stopped and not self.stepped:
+            kept = f"; {ckpt} still holds iter {self.iter_num}" if self.cfg.init_from == "resume" else ""
+            print(f"stopped by a signal before the first step of this run: nothing new to save{kept}")
+        elif stopped:
+            print(f"stopped by a signal: checkpoint of iter {self.iter_num} saved to {ckpt}; continue with\n"
+                  f"  python train.py --init_from=resume --out_dir={self.cfg.out_dir}")
+        else:
+            print(f"done: {ckpt} holds iter {self.iter_num}, best val loss {self.best_val_loss:.4f}; sample "
+                  f"from it with\n  python sample.py --out_dir={self.cfg.out_dir}")
+
+    def result(self) -> dict:
+        return {"iter_num": self.iter_num, "best_val_loss": self.best_val_loss, **self.losses}
 
 
 # -----------------------------------------------------------------------------
@@ -250,22 +433,22 @@ class Evaluator:
     """Mean loss on a fixed set of train and val batches, drawn once with an RNG of their own (every eval sees
     the same data; training sees no change), split over the processes; HellaSwag and samples if cfg asks."""
 
-    def __init__(self, cfg: TrainConfig, data: dict, meta: dict, device: torch.device, ctx, rank: int,
-                 world: int, vocab_size: int, signalled: list):
-        self.cfg, self.data, self.device, self.ctx = cfg, data, device, ctx
-        self.rank, self.world, self.signalled = rank, world, signalled
+    def __init__(self, run: Run):
+        cfg, data = run.cfg, run.data
+        self.cfg, self.data, self.device, self.ctx = cfg, data, run.device, run.ctx
+        self.rank, self.world, self.signalled, self.model = run.rank, run.world, run.signalled, run.model
         self.offsets = {split: np.random.default_rng([cfg.seed, 1 + i]).integers(
             0, len(data[split]) - cfg.block_size, size=(cfg.eval_iters, cfg.batch_size))
             for i, split in enumerate(("train", "val"))}
         # only runs that use it pay for the tokenizer (GPT-2's BPE files may have to be downloaded)
-        self.tokenizer = Tokenizer.from_meta(meta) if cfg.eval_hellaswag or cfg.eval_samples > 0 else None
+        self.tokenizer = Tokenizer.from_meta(run.meta) if cfg.eval_hellaswag or cfg.eval_samples > 0 else None
         self.hellaswag = None
         if cfg.eval_hellaswag:
             path = os.path.join("data", "hellaswag", "hellaswag_val.jsonl")
             self.hellaswag = load_hellaswag(path, cfg.hellaswag_limit)
         self.prompt = None
         if cfg.eval_samples > 0:  # encoded now, so that a bad prompt fails before any training
-            self.prompt = encode_prompt(self.tokenizer, cfg.eval_sample_prompt, vocab_size,
+            self.prompt = encode_prompt(self.tokenizer, cfg.eval_sample_prompt, run.model.config.vocab_size,
                                         "eval_sample_prompt")
 
     @torch.no_grad()
@@ -310,10 +493,11 @@ class Evaluator:
         model.train()
         return [self.tokenizer.decode(row[hidden:]) for row in rows]
 
-    def __call__(self, model: torch.nn.Module, raw_model: GPT) -> dict:
+    def __call__(self, model: torch.nn.Module) -> dict:
         """Losses through model (maybe compiled or DDP); HellaSwag and samples (rank 0's; every process
-        generates them when FSDP needs all of them for each forward) through the plain raw_model."""
+        generates them when FSDP needs all of them for each forward) through the run's plain model."""
         out = self.losses(model)
+        raw_model = self.model
         if self.hellaswag is not None:  # on every process: the examples are split between them
             hella = hellaswag_accuracy(raw_model, self.hellaswag, self.tokenizer, self.device, self.ctx,
                                        self.rank, self.world, self.rank == 0, self.stop_requested)
@@ -325,28 +509,21 @@ class Evaluator:
         return out
 
 
-def micro_batches(data: dict, cfg: TrainConfig, step: int, rank: int, world: int,
-                  device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """This process's micro-batches of global batch `step`, loaded one at a time as they are asked for."""
-    for rows in process_offsets(cfg, step, len(data["train"]), rank, world):
-        yield get_batch(data["train"], rows, cfg.block_size, device)
-
-
-def train_step(model: torch.nn.Module, raw_model: GPT, optimizer, scaler: torch.amp.GradScaler,
-               batches: Iterator, accum: int, ctx, grad_clip: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step: forward and backward over accum micro-batches (the next one fetched while the
-    device works) through model (maybe compiled, DDP), gradients clipped to grad_clip (0: not clipped), then
-    the step. Returns the mean micro-batch loss and the global gradient norm before clipping, on the
+def train_step(model: torch.nn.Module, run: Run) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step of the run: forward and backward over its micro-batches (the next one fetched while
+    the device works) through model (maybe compiled, DDP), gradients clipped to grad_clip (0: not clipped),
+    then the step. Returns the mean micro-batch loss and the global gradient norm before clipping, on the
     device."""
-    total = 0.0
+    optimizer, scaler, accum = run.optimizer, run.scaler, run.accum
+    total, batches = 0.0, run.micro_batches()
     x, y = next(batches)
     for micro in range(accum):
         # only the last micro-step all-reduces gradients across processes
         last = micro == accum - 1
         sync = model.no_sync() if isinstance(model, DDP) and not last else contextlib.nullcontext()
-        if is_sharded(raw_model):  # FSDP keeps whole gradients until the last micro-step's reduce-scatter
-            raw_model.set_requires_gradient_sync(last)
-        with sync, ctx:
+        if is_sharded(run.model):  # FSDP keeps whole gradients until the last micro-step's reduce-scatter
+            run.model.set_requires_gradient_sync(last)
+        with sync, run.ctx:
             _, loss = model(x, y)
             loss = loss / accum
         if not last:
@@ -355,7 +532,7 @@ def train_step(model: torch.nn.Module, raw_model: GPT, optimizer, scaler: torch.
         total = total + loss.detach()
     scaler.unscale_(optimizer)
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip or float("inf"))
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, run.cfg.grad_clip or float("inf"))
     if hasattr(grad_norm, "full_tensor"):  # a DTensor under FSDP: the norm over all the shards
         grad_norm = grad_norm.full_tensor()
     scaler.step(optimizer)
@@ -368,108 +545,40 @@ def train_step(model: torch.nn.Module, raw_model: GPT, optimizer, scaler: torch.
 
 def train(cfg: TrainConfig) -> dict:
     """Run the training loop; returns the final iter_num, best_val_loss and last eval's losses."""
-    ddp = int(os.environ.get("RANK", -1)) != -1
-    rank, world = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if ddp else (0, 1)
-    if cfg.gradient_accumulation_steps % world:
-        raise UsageError(f"gradient_accumulation_steps={cfg.gradient_accumulation_steps} does not divide "
-                         f"over {world} processes: make it a multiple of {world}")
-    master, accum, resume = rank == 0, cfg.gradient_accumulation_steps // world, cfg.init_from == "resume"
-    data, meta = open_data(os.path.join("data", cfg.dataset), cfg.block_size)  # reads only: before the lock
-    with contextlib.ExitStack() as stack:  # releases what the run opens, in reverse, however it ends
-        if master:
-            stack.enter_context(claim_out_dir(cfg.out_dir, not resume, cfg.overwrite))
-        elif not resume:
-            check_new_run(cfg.out_dir, cfg.overwrite)
-        signalled = stack.enter_context(stop_requests())
-        device = resolve_device(cfg.device)
-        if ddp:
-            device = init_distributed(device)
-            stack.push(leave_distributed)
-        tokens_per_iter = cfg.batch_size * cfg.gradient_accumulation_steps * cfg.block_size
-        ckpt_path, best_path = os.path.join(cfg.out_dir, "ckpt.pt"), os.path.join(cfg.out_dir, "best.pt")
-        ckpt = load_checkpoint(ckpt_path, device) if resume else None
-        torch.manual_seed(cfg.seed)  # the same initial weights on every process
-        raw_model = build_model(cfg, meta, ckpt).to(device)
-        if finished(cfg, ckpt, master):
-            return {"iter_num": ckpt["iter_num"], "best_val_loss": ckpt["best_val_loss"]}
-        dtype, optimizer, scaler = prepare(raw_model, cfg, device, ddp)
-        ctx = autocast(device, dtype)
-        iter_num, best_val_loss = (restore(ckpt, cfg, raw_model, optimizer, scaler) if ckpt
-                                   else (0, float("inf")))
-        del ckpt  # free it
-        if master:
-            announce(cfg, raw_model, data, device, dtype, world, tokens_per_iter)
-        example = next(micro_batches(data, cfg, iter_num, rank, world, device))
-        model = wrap(raw_model, cfg.compile, ddp and not cfg.fsdp, example, ctx)
-        evaluate = Evaluator(cfg, data, meta, device, ctx, rank, world, raw_model.config.vocab_size,
-                             signalled)
+    with Run(cfg) as run:
+        model = run.setup()  # the model the steps go through (compiled, DDP); None: the run is finished
+        if model is None:
+            return run.result()
+        evaluate = Evaluator(run)
         if cfg.eval_only:  # writes nothing
-            losses = evaluate(model, raw_model)
-            print_eval(f"eval at iter {iter_num}", losses, master)
-            return {"iter_num": iter_num, "best_val_loss": best_val_loss, **losses}
-        if master:  # the first write into out_dir, now that every check has passed
-            prepare_out_dir(cfg, iter_num)
-        log = stack.enter_context(contextlib.closing(MetricsLog(cfg, master)))
-        peak = peak_flops(device, cfg.peak_tflops)
-
-        def save(path: str) -> None:  # the current state, written by the master process
-            if master or is_sharded(raw_model):
-                state = checkpoint_state(raw_model, optimizer, scaler, cfg, meta, iter_num, best_val_loss)
-                if master:
-                    save_checkpoint(state, path)
-
-        losses, train_loss, steps = {}, torch.zeros((), device=device), 0
-        t_start = t0 = time.perf_counter()
+            run.losses = evaluate(model)
+            print_eval(f"eval at iter {run.iter_num}", run.losses, run.master)
+            return run.result()
+        run.start_writing()
+        stopped = False
         while True:
-            if iter_num % cfg.eval_interval == 0 or iter_num == cfg.max_iters:
-                t_eval = time.perf_counter()
-                try:
-                    losses = evaluate(model, raw_model)
-                except Interrupted:  # save the current step, as after a signal between steps
-                    save(ckpt_path)
+            if run.iter_num % cfg.eval_interval == 0 or run.iter_num == cfg.max_iters:
+                if not run.evaluate(evaluate, model):  # and save; False: a signal abandoned it
+                    stopped = True
                     break
-                check_finite("val_loss", losses["val_loss"], iter_num, cfg.out_dir)
-                improved = losses["val_loss"] < best_val_loss
-                best_val_loss = min(best_val_loss, losses["val_loss"])
-                print_eval(f"iter {iter_num}", losses, master)
-                log({"iter": iter_num, "tokens": iter_num * tokens_per_iter, "lr": get_lr(iter_num, cfg),
-                     **losses})
-                if iter_num > 0 and improved:
-                    save(best_path)
-                if iter_num > 0 and (improved or cfg.always_save_checkpoint or iter_num == cfg.max_iters):
-                    save(ckpt_path)
-                t0 += time.perf_counter() - t_eval  # eval time stays out of ms/iter
-            if iter_num >= cfg.max_iters:
+            if run.iter_num >= cfg.max_iters:
                 break
-            lr = get_lr(iter_num, cfg)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            lr = run.set_lr()
             # dropout masks follow (seed, rank, step)
-            torch.manual_seed(cfg.seed + 1_000_003 * rank + iter_num)
-            batches = micro_batches(data, cfg, iter_num, rank, world, device)
-            loss, grad_norm = train_step(model, raw_model, optimizer, scaler, batches, accum, ctx,
-                                         cfg.grad_clip)
-            train_loss += loss
-            iter_num, steps = iter_num + 1, steps + 1
-            stop = any_process(bool(signalled), device)
-            if iter_num % cfg.log_interval == 0:
-                record, flops = step_record(raw_model, train_loss, steps, grad_norm, lr, t0, iter_num,
-                                            tokens_per_iter, cfg.block_size, peak)
-                check_finite("loss", record["loss"], iter_num, cfg.out_dir)
-                print_step(record, flops, master, cfg.max_iters, t_start)
-                log(record)
-                train_loss.zero_()
-                steps, t0 = 0, time.perf_counter()
-            if stop:
-                save(ckpt_path)
+            torch.manual_seed(cfg.seed + 1_000_003 * run.rank + run.iter_num)
+            loss, grad_norm = train_step(model, run)
+            run.count_step(loss)
+            stopped = run.stop_requested()
+            if run.iter_num % cfg.log_interval == 0:
+                run.log_steps(grad_norm, lr)
+            if stopped:
                 break
-        if master:
-            print_end(cfg, iter_num, best_val_loss, bool(signalled))
-        return {"iter_num": iter_num, "best_val_loss": best_val_loss, **losses}
+        run.end(stopped)
+        return run.result()
 
 
 # -----------------------------------------------------------------------------
-# what the run prints and leaves in out_dir
+# what the run prints
 
 def check_finite(key: str, value: float, iter_num: int, out_dir: str) -> None:
     """A NaN or inf loss stops the run before it writes a checkpoint of that model."""
@@ -478,29 +587,20 @@ def check_finite(key: str, value: float, iter_num: int, out_dir: str) -> None:
                          f"keeps its last good checkpoint. Lower learning_rate, or raise warmup_iters")
 
 
-def announce(cfg: TrainConfig, model: GPT, data: dict, device: torch.device, dtype: torch.dtype, world: int,
-             tokens_per_iter: int) -> None:
-    """Say in a few lines what is about to run."""
+def announce(run: Run) -> None:
+    """Say in a few lines what is about to run, and how big it is against its data."""
+    cfg, c = run.cfg, run.model.config
     if cfg.verbose:
         print(json.dumps(asdict(cfg), indent=1))
-    c = model.config
-    print(f"model: {model.get_num_params() / 1e6:.2f}M parameters, {c.n_layer} layers, {c.n_head} heads, "
+    print(f"model: {run.model.get_num_params() / 1e6:.2f}M parameters, {c.n_layer} layers, {c.n_head} heads, "
           f"{c.n_embd} wide, context {c.block_size} ({cfg.init_from})")
-    print(f"data: {os.path.join('data', cfg.dataset)}, {len(data['train']):,} train and "
-          f"{len(data['val']):,} val tokens; {tokens_per_iter:,} tokens per step, {cfg.max_iters:,} steps")
-    print(f"device {device}, {dtype}, compile={cfg.compile}, {world} process(es); "
+    train_tokens, steps = len(run.data["train"]), cfg.max_iters - run.iter_num
+    passes = steps * run.tokens_per_iter / train_tokens
+    print(f"data: {os.path.join('data', cfg.dataset)}, {train_tokens:,} train and {len(run.data['val']):,} "
+          f"val tokens; {run.tokens_per_iter:,} tokens per step x {steps:,} steps = {passes:,.2f} passes "
+          f"over the train split")
+    print(f"device {run.device}, {run.dtype}, compile={cfg.compile}, {run.world} process(es); "
           f"writing to {cfg.out_dir}/ (the whole config is in config.json)")
-
-
-def print_end(cfg: TrainConfig, iter_num: int, best_val_loss: float, signalled: bool) -> None:
-    """Where the run left its model, and how to use it."""
-    ckpt = os.path.join(cfg.out_dir, "ckpt.pt")
-    if signalled:
-        print(f"stopped by a signal: checkpoint of iter {iter_num} saved to {ckpt}; continue with\n"
-              f"  python train.py --init_from=resume --out_dir={cfg.out_dir}")
-        return
-    print(f"done: {ckpt} holds iter {iter_num}, best val loss {best_val_loss:.4f}; sample from it with\n"
-          f"  python sample.py --out_dir={cfg.out_dir}")
 
 
 def print_eval(prefix: str, losses: dict, master: bool) -> None:
@@ -511,23 +611,6 @@ def print_eval(prefix: str, losses: dict, master: bool) -> None:
         print(f"{text}\n{SEPARATOR}")
 
 
-def step_record(model: GPT, train_loss: torch.Tensor, steps: int, grad_norm: torch.Tensor, lr: float,
-                t0: float, iter_num: int, tokens_per_iter: int, block_size: int,
-                peak: float | None) -> tuple[dict, float]:
-    """(the metrics.jsonl record of the steps since the last one, achieved FLOP/s). The loss is averaged over
-    those steps and over the processes."""
-    if dist.is_initialized():  # (gloo has no AVG)
-        dist.all_reduce(train_loss)
-        train_loss /= dist.get_world_size()
-    dt = (time.perf_counter() - t0) / steps
-    tok_s = tokens_per_iter / dt
-    flops, mfu = model.estimate_mfu(tok_s, block_size, peak)
-    record = {"iter": iter_num, "tokens": iter_num * tokens_per_iter, "loss": train_loss.item() / steps,
-              "lr": lr, "grad_norm": grad_norm.item(), "ms_per_iter": 1000 * dt, "tokens_per_s": tok_s,
-              "mfu": mfu}
-    return record, flops
-
-
 def print_step(r: dict, flops: float, master: bool, max_iters: int, t_start: float) -> None:
     if not master:
         return
@@ -536,6 +619,8 @@ def print_step(r: dict, flops: float, master: bool, max_iters: int, t_start: flo
     print(f"iter {r['iter']}: loss {r['loss']:.4f}, lr {r['lr']:.2e}, grad norm {r['grad_norm']:.3f}, "
           f"{r['ms_per_iter']:.1f} ms/iter, {r['tokens_per_s']:,.0f} tok/s, {speed}, "
           f"{clock(time.perf_counter() - t_start)} elapsed, eta {clock(eta)}")
+
+
 
 
 def resume_config(cfg: TrainConfig, given: set[str]) -> TrainConfig:

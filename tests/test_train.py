@@ -8,6 +8,7 @@ import shutil
 import signal
 import time
 from dataclasses import asdict, replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -154,9 +155,11 @@ def test_what_a_run_prints(tiny, capsys):
     expected = [
         f"model: {model.get_num_params() / 1e6:.2f}M parameters, 2 layers, 2 heads, 32 wide, context 16 "
         f"(scratch)",
-        f"data: {cfg.dataset}, 20,000 train and 3,000 val tokens; 128 tokens per step, 4 steps",
+        f"data: {cfg.dataset}, 20,000 train and 3,000 val tokens; 128 tokens per step x 4 steps = 0.03 "
+        f"passes over the train split",  # 128 * 4 / 20,000 = 0.0256
         f"device cpu, torch.float32, compile=False, 1 process(es); writing to {cfg.out_dir}/ (the whole "
-        f"config is in config.json)"]
+        f"config is in config.json)",
+        "one micro-step takes MS ms: about ELAPSED for 4 steps and ELAPSED for 3 evals"]  # evals at 0, 2, 4
     steps = [r for r in metrics(cfg) if "loss" in r]
     evals = [r for r in metrics(cfg) if "val_loss" in r]
     best = min(r["val_loss"] for r in evals)
@@ -174,7 +177,8 @@ def test_what_a_run_prints(tiny, capsys):
     lines = out[out.index("}") + 1:]
     assert len(lines) == len(expected) and [r["iter"] for r in steps] == [2, 4], lines
     for line, want in zip(lines, expected):
-        assert re.fullmatch(re.escape(want).replace("ELAPSED", r"\d:\d\d:\d\d"), line), (line, want)
+        pattern = re.escape(want).replace("ELAPSED", r"\d:\d\d:\d\d").replace("MS", r"[\d,]+")
+        assert re.fullmatch(pattern, line), (line, want)
 
     train.train(replace(cfg, init_from="resume", max_iters=6, peak_tflops=0.01, verbose=False))
     out = capsys.readouterr().out
@@ -202,6 +206,32 @@ def test_a_signal_between_evals_stops_after_that_step(tiny, monkeypatch, capsys)
     assert f"stopped by a signal: checkpoint of iter 3 saved to {cfg.out_dir}/ckpt.pt" in out
 
 
+def test_a_signal_before_the_first_step_saves_nothing(tiny, monkeypatch, capsys):
+    """SIGTERM during the eval at iter 0 of a new run, then during the first eval of a resumed one: there is
+    no step to save, so no checkpoint is written (the resumed run's ckpt.pt stays byte for byte)."""
+    losses = train.Evaluator.losses
+
+    def signal_then_evaluate(self, model):
+        os.kill(os.getpid(), signal.SIGTERM)  # answered by the run's handler, as from outside
+        return losses(self, model)
+    with monkeypatch.context() as m:
+        m.setattr(train.Evaluator, "losses", signal_then_evaluate)
+        assert train.train(tiny)["iter_num"] == 0
+    assert not os.path.exists(os.path.join(tiny.out_dir, "ckpt.pt"))
+    assert not os.path.exists(os.path.join(tiny.out_dir, "best.pt"))
+    assert "stopped by a signal before the first step of this run: nothing new to save\n" in \
+        capsys.readouterr().out
+    cfg = replace(tiny, overwrite=True, max_iters=10, lr_decay_iters=10)
+    train.train(cfg)
+    path = os.path.join(cfg.out_dir, "ckpt.pt")
+    before = open(path, "rb").read()
+    capsys.readouterr()
+    monkeypatch.setattr(train.Evaluator, "losses", signal_then_evaluate)
+    assert train.train(replace(cfg, init_from="resume", overwrite=False, max_iters=20))["iter_num"] == 10
+    assert open(path, "rb").read() == before
+    assert f"nothing new to save; {path} still holds iter 10\n" in capsys.readouterr().out
+
+
 def optimizer_for(model: GPT, cfg: TrainConfig) -> torch.optim.Optimizer:
     return train.prepare(model, cfg, torch.device("cpu"), False)[1]
 
@@ -224,10 +254,10 @@ def test_train_step_returns_the_mean_loss_and_frees_the_gradients(tiny):
     batches = [(torch.randint(0, 64, (2, 16)), torch.randint(0, 64, (2, 16))) for _ in range(3)]
     with torch.no_grad():
         mean = torch.stack([model(x, y)[1] for x, y in batches]).mean()
-    optimizer = optimizer_for(model, tiny)
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
-    loss, _ = train.train_step(model, model, optimizer, scaler, iter(batches), 3, contextlib.nullcontext(),
-                               grad_clip=1.0)
+    run = SimpleNamespace(model=model, optimizer=optimizer_for(model, tiny), accum=3, cfg=tiny,
+                          scaler=torch.amp.GradScaler("cpu", enabled=False), ctx=contextlib.nullcontext(),
+                          micro_batches=lambda: iter(batches))
+    loss, _ = train.train_step(model, run)
     torch.testing.assert_close(loss, mean)
     assert all(p.grad is None for p in model.parameters())  # no gradient memory held between steps
 
@@ -430,14 +460,21 @@ def test_a_failing_run_releases_what_it_opened(tiny, monkeypatch):
     assert closed == [None]
 
 
+def run_of(cfg: TrainConfig, data: dict, meta: dict, vocab_size: int) -> SimpleNamespace:
+    """What an Evaluator reads of its run, for one process on the CPU."""
+    return SimpleNamespace(cfg=cfg, data=data, meta=meta, device=torch.device("cpu"),
+                           ctx=contextlib.nullcontext(), rank=0, world=1, signalled=[],
+                           model=SimpleNamespace(config=SimpleNamespace(vocab_size=vocab_size)))
+
+
 def test_eval_losses_are_the_models_on_the_batches_it_names(tiny):
     """Evaluator.losses is the mean loss, in eval mode, over the fixed batches of each split it holds:
     recomputed here batch by batch. The model has dropout (so train mode would change the numbers) and is left
     training."""
     data, meta = core.open_data(tiny.dataset, tiny.block_size)
-    evaluator = train.Evaluator(tiny, data, meta, torch.device("cpu"), contextlib.nullcontext(), 0, 1, 64, [])
+    evaluator = train.Evaluator(run_of(tiny, data, meta, 64))
     assert evaluator.offsets["val"].shape == (tiny.eval_iters, tiny.batch_size)
-    again = train.Evaluator(tiny, data, meta, torch.device("cpu"), contextlib.nullcontext(), 0, 1, 64, [])
+    again = train.Evaluator(run_of(tiny, data, meta, 64))
     assert all(np.array_equal(evaluator.offsets[s], again.offsets[s]) for s in ("train", "val"))
     model = GPT(GPTConfig(block_size=tiny.block_size, vocab_size=64, n_layer=1, n_head=2, n_embd=16,
                           dropout=0.5))
@@ -578,8 +615,7 @@ def test_bpe_samples_from_an_empty_prompt_leave_out_the_eot(tiny):
     meta = {**tokenizer.meta(), "train_tokens": 100, "val_tokens": 100}
     data = {split: np.arange(100, dtype=np.uint16) for split in ("train", "val")}
     cfg = replace(tiny, eval_samples=2, eval_sample_prompt="", eval_sample_tokens=3)
-    evaluator = train.Evaluator(cfg, data, meta, torch.device("cpu"), contextlib.nullcontext(), 0, 1, 50304,
-                                [])
+    evaluator = train.Evaluator(run_of(cfg, data, meta, 50304))
     model = GPT(GPTConfig(block_size=16, vocab_size=50304, n_layer=1, n_head=2, n_embd=16,
                           tokenizer_vocab_size=50257))
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -662,8 +698,9 @@ def test_compile_true_trains_and_evaluates_through_the_compiled_model(tiny, monk
     monkeypatch.setattr(torch, "compile", lambda model, **kwargs: Compiled(model))
     train.train(replace(tiny, compile=True, dtype="bfloat16", max_iters=2, eval_interval=2))
     assert not [w for w in recwarn.list if "compile failed" in str(w.message)]
-    # the trial step, 2 steps of 2 micro-batches, 2 evals of 4 batches per split: all in bf16 autocast
-    assert calls == [((4, 16), True)] * (1 + 2 * 2 + 2 * 2 * 4)
+    # the trial step, the timed micro-step, 2 steps of 2 micro-batches, 2 evals of 4 batches per split:
+    # all in bf16 autocast
+    assert calls == [((4, 16), True)] * (1 + 1 + 2 * 2 + 2 * 2 * 4)
     assert not any(k.startswith("_orig_mod") for k in load_checkpoint(f"{tiny.out_dir}/ckpt.pt")["model"])
 
 
