@@ -32,9 +32,10 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import (UsageError, cli, configure, device_name, dtype_name, key, non_negative, one_of,
                           positive)
-from core import (autocast, checkpoint_activations, cpu_has_bf16, device_problems, get_batch,
-                  init_distributed, leave_distributed, load_checkpoint, maybe_compile, model_from_checkpoint,
-                  open_data, peak_flops, progress, read_metrics, resolve_device, resolve_dtype, shard)
+from core import (autocast, checkpoint_activations, choose_weight_layout, cpu_has_bf16, device_problems,
+                  get_batch, init_distributed, leave_distributed, load_checkpoint, maybe_compile,
+                  model_from_checkpoint, open_data, peak_flops, progress, read_metrics, resolve_device,
+                  resolve_dtype, shard)
 from model import GPT, GPTConfig, padded_vocab
 
 
@@ -337,7 +338,7 @@ def generate_models(cfg: BenchConfig, device: torch.device) -> tuple[torch.nn.Mo
         fp32 = GPT.from_pretrained(d).eval().to(device)
     models = {"eager fp32": fp32, "eager bf16": copy.deepcopy(fp32).to(torch.bfloat16)}
     for dtype in ("fp32", "bf16"):
-        layout, seconds = models[f"eager {dtype}"].choose_weight_layout()
+        layout, seconds = choose_weight_layout(models[f"eager {dtype}"])
         times = ", ".join(f"{name} {1000 * t:.2f} ms" for name, t in seconds.items())
         print(f"{dtype} weights stored as {layout}, the faster layout here (one token through the head: "
               f"{times})")

@@ -142,6 +142,40 @@ def maybe_compile(model: GPT, example: tuple[torch.Tensor, torch.Tensor], ctx) -
         model.zero_grad(set_to_none=True)
 
 
+def time_linear(x: torch.Tensor, w: torch.Tensor) -> float:
+    """Seconds F.linear(x, w) takes, the device's queue drained before and after."""
+    sync = torch.cuda.synchronize if w.device.type == "cuda" else lambda: None
+    sync()
+    t0 = time.perf_counter()
+    F.linear(x, w)
+    sync()
+    return time.perf_counter() - t0
+
+
+@torch.no_grad()
+def choose_weight_layout(model: GPT) -> tuple[str, dict[str, float]]:
+    """Store every Linear weight of model in the memory layout that decodes faster here; return its name and
+    each layout's time (s) for one token through the head.
+    Decoding multiplies one token by each weight, and how fast that runs depends on the layout in ways
+    that differ by CPU and dtype (on an AMD EPYC, fp32 ran faster stored as (in, out), HF's Conv1D
+    layout, and bf16 in nn.Linear's (out, in); bench.py --mode=generate prints both times). So the head
+    is timed both ways, here. Values, names and tying stay as they are; only strides change."""
+    head = model.lm_head.weight
+    x = torch.randn(1, head.size(1), dtype=head.dtype, device=head.device)
+    layouts = {"(out, in)": head.contiguous(), "(in, out)": head.t().contiguous().t()}
+    best = {name: float("inf") for name in layouts}
+    for _ in range(5):  # in turns, so that a busy moment hurts neither
+        for name, w in layouts.items():
+            best[name] = min(best[name], time_linear(x, w))
+    choice = min(best, key=best.get)
+    del layouts
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear):
+            w = m.weight.data
+            m.weight.data = w.t().contiguous().t() if choice == "(in, out)" else w.contiguous()
+    return choice, best
+
+
 # -----------------------------------------------------------------------------
 # the dataset on disk: data/<name>/{train,val}.bin and meta.json
 

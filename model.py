@@ -9,7 +9,6 @@ Imports torch and the standard library only; transformers is imported inside fro
 import contextlib
 import math
 import os
-import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -290,29 +289,6 @@ class GPT(nn.Module):
         achieved = self.flops_per_token(seq_len) * tokens_per_sec
         return achieved, (achieved / peak_flops if peak_flops else None)
 
-    @torch.no_grad()
-    def choose_weight_layout(self) -> tuple[str, dict[str, float]]:
-        """Store every Linear weight in the memory layout that decodes faster here; return its name and each
-        layout's time (s) for one token through the head.
-        Decoding multiplies one token by each weight, and how fast that runs depends on the layout in ways
-        that differ by CPU and dtype (on an AMD EPYC, fp32 ran faster stored as (in, out), HF's Conv1D
-        layout, and bf16 in nn.Linear's (out, in); bench.py --mode=generate prints both times). So the head
-        is timed both ways, here. Values, names and tying stay as they are; only strides change."""
-        head = self.lm_head.weight
-        x = torch.randn(1, head.size(1), dtype=head.dtype, device=head.device)
-        layouts = {"(out, in)": head.contiguous(), "(in, out)": head.t().contiguous().t()}
-        best = {name: float("inf") for name in layouts}
-        for _ in range(5):  # in turns, so that a busy moment hurts neither
-            for name, w in layouts.items():
-                best[name] = min(best[name], time_linear(x, w))
-        choice = min(best, key=best.get)
-        del layouts
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                w = m.weight.data
-                m.weight.data = w.t().contiguous().t() if choice == "(in, out)" else w.contiguous()
-        return choice, best
-
     def decode(self, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """One generation step: the logits (B, 1, V) of the tokens idx (B, 1) that follow those cached."""
         return self(idx, cache=cache)[0]
@@ -379,16 +355,6 @@ class GPT(nn.Module):
             yield nxt
             if stop_token is not None and done.all():
                 return
-
-
-def time_linear(x: torch.Tensor, w: torch.Tensor) -> float:
-    """Seconds F.linear(x, w) takes, the device's queue drained before and after."""
-    sync = torch.cuda.synchronize if w.device.type == "cuda" else lambda: None
-    sync()
-    t0 = time.perf_counter()
-    F.linear(x, w)
-    sync()
-    return time.perf_counter() - t0
 
 
 class Optimizers:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from configurator import check, cli, configure, device_name, dtype_name, fraction, key, non_negative, positive
-from core import (SEPARATOR, device_problems, encode_prompt, load_model, resolve_device,
+from core import (SEPARATOR, choose_weight_layout, device_problems, encode_prompt, load_model, resolve_device,
                   resolve_dtype)
 from data.common import Tokenizer, read_text
 
@@ -94,7 +94,7 @@ def sample(cfg: SampleConfig, out=None) -> list[str]:
     dtype = resolve_dtype(cfg.dtype, device)
     model, tokenizer, source = load_model(cfg.init_from, cfg.out_dir, cfg.ckpt)
     model.to(device, dtype)  # not autocast: that would read the fp32 weights at every step
-    model.choose_weight_layout()
+    choose_weight_layout(model)
     ids, hidden = encode_prompt(tokenizer, read_prompt(cfg.start), model.config.vocab_size)
     stop = tokenizer.eot_token if cfg.stop_at_eot else None  # None for char: it has no such token
     print(f"sampling {cfg.num_samples} x {cfg.max_new_tokens} tokens after a {len(ids)}-token prompt "

@@ -530,25 +530,6 @@ def test_causal_no_position_sees_a_later_token():
         assert not torch.equal(a[:, -1], b[:, -1])
 
 
-def test_weights_take_the_layout_that_measures_faster(monkeypatch):
-    """choose_weight_layout keeps values, names and tying and stores the weights as the timing says."""
-    model = small_model().eval()
-    idx = torch.randint(0, 80, (2, 10))
-    ref, names = model(idx, all_logits=True)[0], list(model.state_dict())
-    linears = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    # the (in, out) layout is a transpose of a contiguous tensor: its rows are the tensor's columns
-    for faster, stride in (("(in, out)", lambda w: (1, w.size(0))), ("(out, in)", lambda w: (w.size(1), 1))):
-        monkeypatch.setattr(model_py, "time_linear", lambda x, w: 1.0 if w.stride() != stride(w) else 0.5)
-        choice, seconds = model.choose_weight_layout()
-        assert choice == faster and seconds[faster] == 0.5 and len(seconds) == 2
-        assert all(w.stride() == stride(w) for w in linears)
-        assert model.transformer.wte.weight is model.lm_head.weight and list(model.state_dict()) == names
-        torch.testing.assert_close(model(idx, all_logits=True)[0], ref, atol=1e-5, rtol=0)
-    monkeypatch.undo()
-    choice, seconds = model.choose_weight_layout()  # the real timing
-    assert seconds[choice] == min(seconds.values()) > 0
-
-
 def test_compiled_decoding_falls_back_to_eager_where_compiling_fails(no_compiler):
     model = small_model().eval()
     idx = torch.randint(0, 80, (2, 5))

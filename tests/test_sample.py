@@ -13,7 +13,7 @@ import eval as ev
 import sample
 import train
 from configurator import UsageError, check
-from conftest import ROOT, in_process, python, tiny_train_config
+from conftest import ROOT, in_process, python, small_model, tiny_train_config
 from data.common import Tokenizer, prepare_documents
 from model import GPT
 from sample import SEPARATOR, SampleConfig, TextStream
@@ -426,3 +426,22 @@ def test_compile_flag_compiles_the_decode_step_and_samples_the_same(char_run, mo
     real = GPT.compile_decoding
     monkeypatch.setattr(GPT, "compile_decoding", lambda self, **a: compiled.append(self) or real(self, **a))
     assert run_char(char_run, compile=True, **kw) == eager and len(compiled) == 1
+
+
+def test_weights_take_the_layout_that_measures_faster(monkeypatch):
+    """choose_weight_layout keeps values, names and tying and stores the weights as the timing says."""
+    model = small_model().eval()
+    idx = torch.randint(0, 80, (2, 10))
+    ref, names = model(idx, all_logits=True)[0], list(model.state_dict())
+    linears = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    # the (in, out) layout is a transpose of a contiguous tensor: its rows are the tensor's columns
+    for faster, stride in (("(in, out)", lambda w: (1, w.size(0))), ("(out, in)", lambda w: (w.size(1), 1))):
+        monkeypatch.setattr(core, "time_linear", lambda x, w: 1.0 if w.stride() != stride(w) else 0.5)
+        choice, seconds = core.choose_weight_layout(model)
+        assert choice == faster and seconds[faster] == 0.5 and len(seconds) == 2
+        assert all(w.stride() == stride(w) for w in linears)
+        assert model.transformer.wte.weight is model.lm_head.weight and list(model.state_dict()) == names
+        torch.testing.assert_close(model(idx, all_logits=True)[0], ref, atol=1e-5, rtol=0)
+    monkeypatch.undo()
+    choice, seconds = core.choose_weight_layout(model)  # the real timing
+    assert seconds[choice] == min(seconds.values()) > 0
