@@ -336,6 +336,7 @@ class GPT(nn.Module):
         # as long as this call needs, up to block_size; rounded up, so that compiled decoding sees few lengths
         cache_len = min(bs, (idx.size(1) + max_new_tokens + 63) // 64 * 64)
         done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
+        nxt = idx[:, -1:]  # the token a decode step feeds: from the second step on, the last one sampled
         for _ in range(max_new_tokens):
             if not use_cache or idx.size(1) > bs:
                 logits, _ = self(idx[:, -bs:])
