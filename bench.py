@@ -384,8 +384,11 @@ def bench_generate(cfg: BenchConfig, device: torch.device) -> dict:
         agree = bf16_agreement(models, outputs[("eager fp32", 1)], cfg.prompt_len)
     bandwidth = read_bandwidth(device)
     limits = {dtype: bandwidth / decode_bytes(models[f"eager {dtype}"]) for dtype in ("fp32", "bf16")}
+    # ours against each other; HF's generate apart (it computes GPT-2, which a fork's model may not be)
     fp32_same = all(torch.equal(outputs[key], outputs[("eager fp32", key[1])]) for key in outputs
-                    if "bf16" not in key[0])
+                    if "bf16" not in key[0] and "HF" not in key[0])
+    hf_same = all(torch.equal(outputs[key], outputs[("eager fp32", key[1])]) for key in outputs
+                  if "HF" in key[0]) if cfg.hf else None
     bf16_same = torch.equal(outputs.get(("compiled bf16", 1), outputs[("eager bf16", 1)]),
                             outputs[("eager bf16", 1)])
     print_generate(cfg, models["eager fp32"], device, best, limits, bandwidth)
@@ -393,10 +396,11 @@ def bench_generate(cfg: BenchConfig, device: torch.device) -> dict:
         gain = 1 / best[(f"eager {dtype}", 1)] - 1 / best[(f"compiled {dtype}", 1)]  # s saved per token
         pays = f"pays after {seconds / gain:,.0f} tokens" if gain > 0 else "never pays: no faster per token"
         print(f"compiling the {dtype} decode step: {seconds:.1f} s, {pays} (batch 1)")
-    print(f"identical tokens from every fp32 method: {fp32_same}; compiled bf16 = eager bf16: {bf16_same}")
+    print(f"identical tokens from each of our fp32 methods: {fp32_same}; compiled bf16 = eager bf16: "
+          f"{bf16_same}; HF generate = ours: {hf_same}")
     print(f"bf16's greedy choice agrees with fp32's at {agree:.1%} of positions (fed fp32's tokens)")
     return {"tokens_per_s": {f"{name}, batch {b}": v for (name, b), v in best.items()},
-            "compile_s": compile_s, "bandwidth": bandwidth, "identical": fp32_same,
+            "compile_s": compile_s, "bandwidth": bandwidth, "identical": fp32_same, "hf_identical": hf_same,
             "bf16_compiled_same": bf16_same, "bf16_agreement": agree}
 
 

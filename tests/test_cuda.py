@@ -39,6 +39,7 @@ def train_losses(cfg) -> list[float]:
     return [r["loss"] for r in metrics(cfg) if "loss" in r and "val_loss" not in r]
 
 
+@pytest.mark.hf_parity
 def test_hf_parity_on_cuda(make_hf_dir, no_tf32):
     """fp32 logits within 1e-4 of HF's; bf16 autocast's loss within 1e-2 of fp32's."""
     path = make_hf_dir(seed=3, n_embd=128, n_layer=2, n_head=4, n_positions=128, vocab_size=300)

@@ -138,6 +138,7 @@ def reference_scores(hf, tok, example, block_size) -> tuple[torch.Tensor, torch.
     return torch.stack(sums), torch.stack(means)
 
 
+@pytest.mark.hf_parity
 def test_scores_match_hf(make_hf_dir):
     from transformers import GPT2LMHeadModel
     hf_dir = make_hf_dir(seed=3, vocab_size=50257, n_positions=32)
@@ -387,6 +388,7 @@ def test_attention_png(char_runs, tmp_path):
 # -----------------------------------------------------------------------------
 # export to HF transformers
 
+@pytest.mark.hf_parity
 @pytest.mark.parametrize("bias", [True, False])
 def test_export_loads_in_hf_with_our_logits(char_runs, tmp_path, bias):
     from transformers import GPT2LMHeadModel
@@ -414,6 +416,7 @@ def test_export_loads_in_hf_with_our_logits(char_runs, tmp_path, bias):
         torch.testing.assert_close(back(idx, all_logits=True)[0], ours, atol=1e-5, rtol=0)
 
 
+@pytest.mark.hf_parity
 def test_export_gpt2_bpe_with_tokenizer(make_hf_dir, tmp_path):
     from transformers import AutoTokenizer, GPT2LMHeadModel
     hf_dir = make_hf_dir(seed=5, vocab_size=50257, n_positions=32)

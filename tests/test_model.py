@@ -22,6 +22,7 @@ def load_pair(hf_dir: str, dtype=torch.float32):
 @pytest.mark.parametrize("shape", [dict(n_embd=64, n_layer=2, n_head=4, n_positions=64, vocab_size=100),
                                    dict(n_embd=96, n_layer=3, n_head=3, n_positions=40, vocab_size=257),
                                    dict(n_embd=48, n_layer=1, n_head=8, n_positions=16, vocab_size=50)])
+@pytest.mark.hf_parity
 @pytest.mark.parametrize("bias", [True, False])
 def test_logits_and_loss_match_hf(make_hf_dir, shape, bias):
     hf, ours = load_pair(make_hf_dir(seed=1, **shape))
@@ -53,6 +54,7 @@ def test_logits_and_loss_match_hf(make_hf_dir, shape, bias):
             torch.testing.assert_close(ours(idx, all_logits=True)[0], out.logits, atol=1e-5, rtol=0)
 
 
+@pytest.mark.hf_parity
 def test_hf_loss_with_shifted_labels(make_hf_dir):
     # HF shifts labels internally; our targets are the already-shifted next tokens
     hf, ours = load_pair(make_hf_dir())
@@ -62,6 +64,7 @@ def test_hf_loss_with_shifted_labels(make_hf_dir):
     torch.testing.assert_close(loss, ref, atol=1e-5, rtol=0)
 
 
+@pytest.mark.hf_parity
 def test_greedy_generation_matches_hf(make_hf_dir):
     # float64 on both sides, so a near-tie between two logits cannot flip a token
     hf, ours = load_pair(make_hf_dir(seed=2, n_positions=128), torch.float64)

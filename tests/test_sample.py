@@ -1,15 +1,12 @@
 """sample.py: checkpoints and HF models, reproducible seeds, model.generate parity, streaming, clear
 errors."""
-import functools
 import io
 import os
-import tempfile
 
 import pytest
 import torch
 
 import core
-import eval as ev
 import sample
 import train
 from configurator import UsageError, check
@@ -29,33 +26,24 @@ def printed(texts) -> str:
     return "".join(t + "\n" + SEPARATOR + "\n" for t in texts)
 
 
-@functools.cache
-def exported(ckpt_path: str):
-    """(HF GPT2LMHeadModel, tokenizer) of a checkpoint, exported by eval.py (whose logits test_eval checks
-    against ours)."""
-    from transformers import GPT2LMHeadModel
-    model, tokenizer, _ = core.load_model("resume", os.path.dirname(ckpt_path), os.path.basename(ckpt_path))
-    out = tempfile.mkdtemp(prefix="hf-reference-")
-    ev.export_hf(model, out, tokenizer)
-    return GPT2LMHeadModel.from_pretrained(out).eval(), tokenizer
-
-
 @torch.no_grad()
-def reference(ckpt_path: str, prompt: str, n: int, new: int, seed: int = 1337, temperature: float = 1.0,
-              top_k: int | None = None, top_p: float | None = None) -> list[str]:
-    """The independent side of the comparisons: the checkpoint's weights in HF transformers' GPT2LMHeadModel,
-    run on the whole (last block_size tokens of the) sequence at every step, HF's own logits warpers, and one
-    torch.multinomial per step from a generator seeded with seed, over the real (unpadded) vocab, as sample.py
-    draws. HF's generate itself cannot be the reference for sampling: it cannot slide past its context."""
+def full_forward_sampling(model: GPT, ids: list[int], n: int, new: int, seed: int = 1337,
+                          temperature: float = 1.0, top_k: int | None = None,
+                          top_p: float | None = None) -> list[list[int]]:
+    """The independent side of the comparisons: the model's own uncached forward over the whole (last
+    block_size tokens of the) sequence at every step, no KV cache, over the real (unpadded) vocab, HF's logits
+    warpers for temperature, top-k and top-p (which do not depend on the model's architecture), and one
+    torch.multinomial per step from a generator seeded with seed, as sample.py draws. It follows the model,
+    so an architecture edit keeps these tests meaningful; test_model.py checks the model itself against HF."""
     from transformers.generation.logits_process import (TemperatureLogitsWarper, TopKLogitsWarper,
                                                         TopPLogitsWarper)
-    hf, tokenizer = exported(ckpt_path)
     warpers = [TemperatureLogitsWarper(temperature)] if temperature else []
     warpers += [TopKLogitsWarper(top_k)] if top_k and temperature else []
     warpers += [TopPLogitsWarper(top_p)] if top_p is not None and temperature else []
-    idx, g = torch.tensor([tokenizer.encode(prompt)] * n), torch.Generator().manual_seed(seed)
+    idx, g = torch.tensor([ids] * n), torch.Generator().manual_seed(seed)
+    bs, vocab = model.config.block_size, model.config.real_vocab_size
     for _ in range(new):
-        logits = hf(idx[:, -hf.config.n_positions:]).logits[:, -1, :]
+        logits = model(idx[:, -bs:])[0][:, -1, :vocab]
         if temperature == 0:
             nxt = logits.argmax(-1, keepdim=True)
         else:
@@ -63,7 +51,14 @@ def reference(ckpt_path: str, prompt: str, n: int, new: int, seed: int = 1337, t
                 logits = warp(idx, logits)
             nxt = torch.multinomial(logits.softmax(-1), 1, generator=g)
         idx = torch.cat([idx, nxt], dim=1)
-    return [tokenizer.decode(row) for row in idx.tolist()]
+    return idx.tolist()
+
+
+def reference(ckpt_path: str, prompt: str, n: int, new: int, **kw) -> list[str]:
+    """full_forward_sampling of a checkpoint's model, decoded."""
+    model, tokenizer, _ = core.load_model("resume", os.path.dirname(ckpt_path), os.path.basename(ckpt_path))
+    return [tokenizer.decode(row) for row in full_forward_sampling(model, tokenizer.encode(prompt), n, new,
+                                                                   **kw)]
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +94,11 @@ def hf_dir(make_hf_dir):
 
 def run_hf(hf_dir, **kw) -> list[str]:
     return sample.main(args(**{**dict(init_from=hf_dir, device="cpu", dtype="float32"), **kw}))
+
+
+def own_greedy(hf_dir: str, ids: list[int], new: int, n: int = 1) -> list[list[int]]:
+    """Greedy continuation of ids by the directory's model, loaded as ours, through full uncached forwards."""
+    return full_forward_sampling(GPT.from_pretrained(hf_dir).eval(), ids, n, new, temperature=0)
 
 
 def hf_reference(hf_dir: str, ids: list[int], new: int, n: int = 1) -> list[list[int]]:
@@ -280,6 +280,7 @@ def test_bpe_streaming_equals_generate(hf_dir, capsys):
 # ------------------------------------------------------------------------------------------------------------
 # from a HF directory (GPT-2 BPE)
 
+@pytest.mark.hf_parity
 def test_hf_dir_greedy_equals_transformers_generate(hf_dir):
     tok = Tokenizer.gpt2()
     prompt = "To be, or not to be, that is the question:"
@@ -292,7 +293,7 @@ def test_hf_dir_greedy_equals_transformers_generate(hf_dir):
 def test_empty_bpe_prompt_starts_from_eot(hf_dir):
     tok = Tokenizer.gpt2()
     texts = run_hf(hf_dir, start="", num_samples=1, max_new_tokens=20, temperature=0)
-    ref = hf_reference(hf_dir, [tok.eot_token], 20)
+    ref = own_greedy(hf_dir, [tok.eot_token], 20)
     assert texts == [tok.decode(ref[0][1:])]  # the <|endoftext|> it starts from is not printed
 
 
@@ -300,7 +301,7 @@ def test_stop_at_eot(hf_dir, monkeypatch):
     tok = Tokenizer.gpt2()
     prompt = "Once upon a time"
     ids = tok.encode(prompt)
-    new = hf_reference(hf_dir, ids, 20)[0][len(ids):]
+    new = own_greedy(hf_dir, ids, 20)[0][len(ids):]
     stop = new[6]  # pretend the token the model makes at step 7 were <|endoftext|>
     fake = Tokenizer.gpt2()
     fake.eot_token = stop
