@@ -34,24 +34,26 @@ DEFAULT_OUTPUT = {"plot": "loss.png", "attention": "attention.png", "export": "h
 
 @dataclass
 class EvalConfig:
-    mode: str = key("hellaswag", one_of(*MODES))
-    # 'resume' (out_dir/ckpt.pt), 'gpt2', 'gpt2-medium', ... or a local HF directory
-    init_from: str = "resume"
-    out_dir: str = "out"  # the training run: ckpt.pt and metrics.jsonl
-    # PNG (plot, attention) or directory (export); None: out_dir/DEFAULT_OUTPUT[mode]
-    output: str | None = None
-    device: str = key("auto", device_name)  # 'auto' picks cuda > mps > cpu (export always runs on the CPU)
-    dtype: str = key("auto", dtype_name)  # autocast dtype of the HellaSwag forward passes: 'float32', ...
+    mode: str = key("hellaswag", one_of(*MODES), "what to do: score HellaSwag, plot losses, draw attention, "
+                                                 "export to HF")
+    init_from: str = key("resume", None, "'resume' (out_dir/ckpt.pt), 'gpt2', 'gpt2-medium', ... or a local "
+                                         "HF directory")
+    out_dir: str = key("out", None, "the training run: ckpt.pt and metrics.jsonl")
+    output: str | None = key(None, None, "PNG (plot, attention) or directory (export); None: loss.png, "
+                                         "attention.png or hf in out_dir")
+    device: str = key("auto", device_name, "'auto' picks cuda > mps > cpu (export always runs on the CPU)")
+    dtype: str = key("auto", dtype_name, "autocast dtype of the HellaSwag forward passes")
     # hellaswag
-    hellaswag_path: str = "data/hellaswag/hellaswag_val.jsonl"
-    limit: int | None = key(None, positive)  # only the first `limit` examples
+    hellaswag_path: str = key("data/hellaswag/hellaswag_val.jsonl", None, "the examples "
+                                                                          "(data/hellaswag/prepare.py)")
+    limit: int | None = key(None, positive, "only the first `limit` examples")
     # attention
-    # the prompt; cropped to its last block_size tokens
-    start: str = "To be, or not to be, that is the question"
-    # figures: inches (None: sized to the content) at dpi, so the PNG is fig_width*dpi x fig_height*dpi pixels
-    fig_width: float | None = key(None, positive)
-    fig_height: float | None = key(None, positive)
-    dpi: int = key(100, positive)
+    start: str = key("To be, or not to be, that is the question", None, "the prompt; cropped to its last "
+                                                                        "block_size tokens")
+    # figures: the PNG is fig_width*dpi x fig_height*dpi pixels
+    fig_width: float | None = key(None, positive, "figure width in inches; None: sized to the content")
+    fig_height: float | None = key(None, positive, "figure height in inches; None: sized to the content")
+    dpi: int = key(100, positive, "pixels per inch of the PNG")
 
     def output_path(self) -> str:
         return self.output or os.path.join(self.out_dir, DEFAULT_OUTPUT.get(self.mode, ""))
