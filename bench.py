@@ -41,37 +41,39 @@ from model import GPT, GPTConfig, padded_vocab
 
 @dataclass
 class BenchConfig:
-    mode: str = key("train", one_of("train", "compare", "generate", "speedrun", "memory"))
+    mode: str = key("train", one_of("train", "compare", "generate", "speedrun", "memory"),
+                    "what to time: train steps, train-step variants, generation, the speedrun, memory")
     # model shape (scratch); defaults are GPT-2 124M
-    n_layer: int = key(GPTConfig.n_layer, positive)
-    n_head: int = key(GPTConfig.n_head, positive)
-    n_embd: int = key(GPTConfig.n_embd, positive)
-    block_size: int = key(GPTConfig.block_size, positive)
-    vocab_size: int = key(GPTConfig.vocab_size, positive)
-    bias: bool = GPTConfig.bias
+    n_layer: int = key(GPTConfig.n_layer, positive, "transformer blocks")
+    n_head: int = key(GPTConfig.n_head, positive, "attention heads per block; must divide n_embd")
+    n_embd: int = key(GPTConfig.n_embd, positive, "width of the residual stream")
+    block_size: int = key(GPTConfig.block_size, positive, "tokens per sequence")
+    vocab_size: int = key(GPTConfig.vocab_size, positive, "vocabulary of the random tokens (dataset='')")
+    bias: bool = key(GPTConfig.bias, None, "biases in the Linears and LayerNorms")
     # train mode
-    # train, compare: '' for random tokens, else data/<dataset>; speedrun: its runs' dataset when given
-    dataset: str = ""
-    batch_size: int = key(12, positive)
-    warmup_iters: int = key(5, non_negative)  # untimed: compilation and allocator warm-up
-    iters: int = key(20, positive)
-    rounds: int = key(5, positive)  # compare mode: rounds of iters steps per variant, taken in turns
-    learning_rate: float = key(6e-4, positive)
-    # 'adamw', 'muon', or 'plain' (torch.optim.AdamW's defaults: not fused, one decay group)
-    optimizer: str = key("adamw", one_of("adamw", "muon", "plain"))
-    profile: bool = False
-    fsdp: bool = False  # memory mode under torchrun: FSDP2 instead of DDP
+    dataset: str = key("", None, "train, compare: '' for random tokens, else data/<dataset>; speedrun: its "
+                                 "runs' dataset when given")
+    batch_size: int = key(12, positive, "sequences per timed step")
+    warmup_iters: int = key(5, non_negative, "untimed steps first: compilation and allocator warm-up")
+    iters: int = key(20, positive, "timed steps")
+    rounds: int = key(5, positive, "compare mode: rounds of iters steps per variant, taken in turns")
+    learning_rate: float = key(6e-4, positive, "the optimizer's learning rate")
+    optimizer: str = key("adamw", one_of("adamw", "muon", "plain"), "'plain': torch.optim.AdamW's defaults "
+                                                                    "(not fused, one decay group)")
+    profile: bool = key(False, None, "train mode: also write a torch.profiler trace to bench_trace.json")
+    fsdp: bool = key(False, None, "memory mode under torchrun: FSDP2 instead of DDP")
     # generate mode
-    prompt_len: int = key(32, positive)
-    max_new_tokens: int = key(200, positive)
-    hf: bool = True  # also time HF transformers' generate on the same weights
-    gen_batch: int = key(8, positive)  # the batch size timed besides 1
+    prompt_len: int = key(32, positive, "tokens of the random prompt")
+    max_new_tokens: int = key(200, positive, "tokens generated per timed run")
+    hf: bool = key(True, None, "also time HF transformers' generate on the same weights")
+    gen_batch: int = key(8, positive, "the batch size timed besides 1")
     # system
-    device: str = key("auto", device_name)
-    dtype: str = key("auto", dtype_name)
-    compile: bool = True
-    seed: int = key(1337, non_negative)  # numpy's generators take no negative seed
-    peak_tflops: float | None = key(None, positive)
+    device: str = key("auto", device_name, "'auto' picks cuda > mps > cpu")
+    dtype: str = key("auto", dtype_name, "autocast dtype of train mode; 'auto': bf16 or fp16 on a GPU")
+    compile: bool = key(True, None, "torch.compile the model (generate mode: also time compiled decoding)")
+    seed: int = key(1337, non_negative, "of the weights and tokens (numpy takes no negative seed)")
+    peak_tflops: float | None = key(None, positive, "the device's peak, for MFU where core.PEAK_FLOPS lacks "
+                                                    "it")
 
     def problems(self) -> list[str]:
         found = device_problems(self.device, self.dtype)

@@ -8,8 +8,11 @@ to those keys, applied in order; then each --key=value, parsed as a Python liter
 kept as a string. Unknown keys and values of the wrong type are errors that name the key. --help lists every
 key.
 
-A key's valid values sit beside its default: `batch_size: int = key(12, positive)`. Rules that tie keys
-together are the dataclass's problems() method. configure() checks both once, before a script reads data or
+A key is defined in one place, its dataclass field: its default, the values it allows and what it does,
+`batch_size: int = key(12, positive, "sequences per micro-step per process")`. A key without a range (a bool,
+free text) passes None as its check: `overwrite: bool = key(False, None, "replace the run in out_dir")`.
+--help shows each key's default, type, range and description. Rules that tie keys together are the
+dataclass's problems() method. configure() checks both once, before a script reads data or
 writes anything, and reports every problem at once, one line each: `error: <key>=<value>: <what is allowed>`.
 """
 import ast
@@ -19,6 +22,7 @@ import os
 import re
 import shutil
 import sys
+import textwrap
 import traceback
 import types
 import typing
@@ -61,10 +65,10 @@ device_name = Check(lambda v: re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v) is no
                     "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
 
 
-def key(default: Any, check: Check) -> Any:
-    """A dataclass field with its default and the values it allows. None, where the field's type allows it,
-    is always valid: it means 'not set'."""
-    return dataclasses.field(default=default, metadata={"check": check})
+def key(default: Any, check: Check | None = None, doc: str = "") -> Any:
+    """A dataclass field with its default, the values it allows (None: any value of its type) and a one-line
+    description for --help. None, where the field's type allows it, is always valid: it means 'not set'."""
+    return dataclasses.field(default=default, metadata={"check": check, "doc": doc})
 
 
 MIN_FREE_BYTES = 2**26  # 64 MiB: less cannot hold a checkpoint of even a small model
@@ -154,11 +158,15 @@ def _unknown(key: str, known: list[str]) -> UsageError:
 
 
 def help_text(cls: type) -> str:
+    """Two lines a key, to fit 110 columns whatever the length of the default: `--key=default  (type; range)`,
+    then its description, indented under it."""
     lines = [f"keys of {cls.__name__} (set them in a config file or with --key=value):"]
     for f in dataclasses.fields(cls):
         typ = getattr(f.type, "__name__", None) or str(f.type)
         rule = f.metadata.get("check")
         lines.append(f"  --{f.name}={f.default!r}  ({typ}{'; ' + rule.allowed if rule else ''})")
+        if f.metadata.get("doc"):
+            lines += textwrap.wrap(f.metadata["doc"], 110, initial_indent=" " * 6, subsequent_indent=" " * 6)
     return "\n".join(lines)
 
 

@@ -34,24 +34,26 @@ DEFAULT_OUTPUT = {"plot": "loss.png", "attention": "attention.png", "export": "h
 
 @dataclass
 class EvalConfig:
-    mode: str = key("hellaswag", one_of(*MODES))
-    # 'resume' (out_dir/ckpt.pt), 'gpt2', 'gpt2-medium', ... or a local HF directory
-    init_from: str = "resume"
-    out_dir: str = "out"  # the training run: ckpt.pt and metrics.jsonl
-    # PNG (plot, attention) or directory (export); None: out_dir/DEFAULT_OUTPUT[mode]
-    output: str | None = None
-    device: str = key("auto", device_name)  # 'auto' picks cuda > mps > cpu (export always runs on the CPU)
-    dtype: str = key("auto", dtype_name)  # autocast dtype of the HellaSwag forward passes: 'float32', ...
+    mode: str = key("hellaswag", one_of(*MODES), "what to do: score HellaSwag, plot losses, draw attention, "
+                                                 "export to HF")
+    init_from: str = key("resume", None, "'resume' (out_dir/ckpt.pt), 'gpt2', 'gpt2-medium', ... or a local "
+                                         "HF directory")
+    out_dir: str = key("out", None, "the training run: ckpt.pt and metrics.jsonl")
+    output: str | None = key(None, None, "PNG (plot, attention) or directory (export); None: loss.png, "
+                                         "attention.png or hf in out_dir")
+    device: str = key("auto", device_name, "'auto' picks cuda > mps > cpu (export always runs on the CPU)")
+    dtype: str = key("auto", dtype_name, "autocast dtype of the HellaSwag forward passes")
     # hellaswag
-    hellaswag_path: str = "data/hellaswag/hellaswag_val.jsonl"
-    limit: int | None = key(None, positive)  # only the first `limit` examples
+    hellaswag_path: str = key("data/hellaswag/hellaswag_val.jsonl", None, "the examples "
+                                                                          "(data/hellaswag/prepare.py)")
+    limit: int | None = key(None, positive, "only the first `limit` examples")
     # attention
-    # the prompt; cropped to its last block_size tokens
-    start: str = "To be, or not to be, that is the question"
-    # figures: inches (None: sized to the content) at dpi, so the PNG is fig_width*dpi x fig_height*dpi pixels
-    fig_width: float | None = key(None, positive)
-    fig_height: float | None = key(None, positive)
-    dpi: int = key(100, positive)
+    start: str = key("To be, or not to be, that is the question", None, "the prompt; cropped to its last "
+                                                                        "block_size tokens")
+    # figures: the PNG is fig_width*dpi x fig_height*dpi pixels
+    fig_width: float | None = key(None, positive, "figure width in inches; None: sized to the content")
+    fig_height: float | None = key(None, positive, "figure height in inches; None: sized to the content")
+    dpi: int = key(100, positive, "pixels per inch of the PNG")
 
     def output_path(self) -> str:
         return self.output or os.path.join(self.out_dir, DEFAULT_OUTPUT.get(self.mode, ""))
@@ -85,21 +87,71 @@ def save_png(fig, path: str) -> None:
         fig.savefig(f, format="png", dpi=fig.dpi)  # no bbox_inches="tight": the size stays figsize * dpi
 
 
+LOG_SCALE_SPAN = 3.0  # the loss plot's y axis is logarithmic when its losses span more than this factor
+
+
+def set_y_scale(ax, log: bool, values: list[float]) -> None:
+    """A log y axis with plain-number labels (3, 4, 5, 10 rather than 10^1 alone): at every tick where the
+    values span up to a decade, at 1, 2, 3 and 5 times a power of 10 where they span more; or linear."""
+    if not log:
+        return
+    from matplotlib.ticker import FuncFormatter
+    shown = range(1, 10) if max(values) / min(values) <= 10 else (1, 2, 3, 5)
+
+    def label(y: float, _) -> str:
+        mantissa = round(y / 10 ** math.floor(math.log10(y) + 1e-9))  # 0.3 -> 3
+        return f"{y:g}" if mantissa in shown else ""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(label))
+    ax.yaxis.set_minor_formatter(FuncFormatter(label))
+
+
 def plot_losses(train: list[dict], evals: list[dict], path: str, figsize: tuple[float, float] | None,
                 dpi: int) -> None:
-    """Train and val loss against steps (left) and tokens seen (right); figsize None: 12 x 4.5 inches."""
-    fig = new_figure(figsize or (12.0, 4.5), dpi)
-    for ax, x, label in zip(fig.subplots(1, 2), ("iter", "tokens"), ("step", "tokens")):
-        if train:
-            ax.plot([r[x] for r in train], [r["loss"] for r in train], lw=1, alpha=0.8, label="train loss")
-        if evals:
-            ax.plot([r[x] for r in evals], [r["train_loss"] for r in evals], "s--", ms=3,
-                    label="train loss (eval)")
-            ax.plot([r[x] for r in evals], [r["val_loss"] for r in evals], "o-", ms=3, label="val loss")
-        ax.set_xlabel(label)
-        ax.set_ylabel("loss")
-        ax.grid(alpha=0.3)
-        ax.legend()
+    """Loss against steps in one panel, tokens seen on a secondary x axis (top), from the records' tokens per
+    step. The logged train loss is a curve; evals are markers only, as nothing was measured between two of
+    them. The y axis is logarithmic when the losses span more than a factor LOG_SCALE_SPAN (a scratch run
+    falling from 10.8 to 3), where a linear one would flatten all but the start. Eval records that carry
+    bits per byte (val_bpb, train_bpb) add them as markers on a right-hand axis. figsize None: 10 x 5
+    inches."""
+    fig = new_figure(figsize or (10.0, 5.0), dpi)
+    ax = fig.subplots()
+    if train:
+        ax.plot([r["iter"] for r in train], [r["loss"] for r in train], lw=1, alpha=0.8, color="C0",
+                label="train loss")
+    if evals:
+        # hollow and larger: the val loss's dot stays visible inside it where the two are close
+        ax.plot([r["iter"] for r in evals], [r["train_loss"] for r in evals], ls="None", marker="s", ms=8,
+                mfc="none", color="C1", label="train loss (eval)")
+        ax.plot([r["iter"] for r in evals], [r["val_loss"] for r in evals], ls="None", marker="o", ms=5,
+                color="C2", label="val loss")
+    losses = [y for line in ax.get_lines() for y in line.get_ydata()]
+    log = min(losses) > 0 and max(losses) / min(losses) > LOG_SCALE_SPAN
+    set_y_scale(ax, log, losses)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    handles = ax.get_lines()
+    bpb = [(key, [r for r in evals if key in r]) for key in ("train_bpb", "val_bpb")]
+    if any(records for _, records in bpb):
+        right = ax.twinx()
+        for (key, records), color in zip(bpb, ("C1", "C2")):  # hollow, in the colour of the split's loss
+            if records:
+                right.plot([r["iter"] for r in records], [r[key] for r in records], ls="None", marker="D",
+                           ms=6, mfc="none", color=color, label=key.replace("_bpb", " bits per byte"))
+        right.set_ylabel("bits per byte")
+        # bits per byte are a loss over a constant: the same scale as the losses
+        set_y_scale(right, log, [y for line in right.get_lines() for y in line.get_ydata()])
+        handles = [*handles, *right.get_lines()]
+    ax.legend(handles=handles, labels=[h.get_label() for h in handles])
+    stepped = [r for r in [*train, *evals] if r["iter"] > 0]
+    if stepped:  # tokens = iter * tokens per step; the latest record's, should a resume have changed it
+        from matplotlib.ticker import EngFormatter
+        per_step = max(stepped, key=lambda r: r["iter"])
+        per_step = per_step["tokens"] / per_step["iter"]
+        top = ax.secondary_xaxis("top", functions=(lambda s: s * per_step, lambda t: t / per_step))
+        top.set_xlabel("tokens")
+        top.xaxis.set_major_formatter(EngFormatter())
     save_png(fig, path)
 
 
@@ -128,29 +180,55 @@ def attention_maps(model: GPT, idx: torch.Tensor) -> torch.Tensor:
     return torch.stack(maps)
 
 
+# marks for the characters a tick label would show as nothing, or that would break it (DejaVu Sans has them)
+VISIBLE = {" ": "\u2423", "\n": "\u23ce", "\t": "\u21e5", "\r": "\\r"}  # ␣ ⏎ ⇥; DejaVu has no ␍
+
+
 def token_labels(tokenizer: Tokenizer, ids: list[int]) -> list[str]:
-    """Each token as a tick label: newlines and tabs escaped, and '$' kept from starting matplotlib's
-    mathtext."""
-    return [tokenizer.decode([i]).replace("\n", "\\n").replace("\t", "\\t").replace("$", r"\$") for i in ids]
+    """Each token as a tick label: spaces, newlines and tabs as visible marks (VISIBLE), and '$' kept from
+    starting matplotlib's mathtext."""
+    labels = []
+    for i in ids:
+        text = tokenizer.decode([i]).replace("$", r"\$")
+        labels.append("".join(VISIBLE.get(c, c) for c in text))
+    return labels
+
+
+def tick_rotation(labels: list[str], inches: float, fontsize: float) -> int:
+    """0 (horizontal) where the longest label fits its share of an axis `inches` long, else 45 degrees. A
+    character of DejaVu Sans is about 0.6 of the font size wide."""
+    longest = max(map(len, labels)) * 0.6 * fontsize / 72  # inches
+    return 0 if longest <= 0.9 * inches / len(labels) else 45
 
 
 def plot_attention(maps: torch.Tensor, labels: list[str], path: str, figsize: tuple[float, float] | None,
                    dpi: int) -> None:
-    """One heatmap per layer (rows) and head (columns), the tokens on the outer axes; figsize None: sized to
-    the tokens."""
+    """One heatmap per layer (rows) and head (columns), query tokens down the left column and key tokens
+    along the bottom row, one colour bar of probability 0..1 for all; figsize None: sized to the tokens."""
     L, H, T, _ = maps.shape
     cell = max(1.5, 0.12 * T + 0.6)  # inches per heatmap: room for T tick labels
-    fig = new_figure(figsize or (H * cell + 1, L * cell + 1), dpi)
-    axes = fig.subplots(L, H, squeeze=False)
+    margin = 1.6  # inches of width: tick labels, axis titles and the colour bar
+    fig = new_figure(figsize or (H * cell + margin, L * cell + 1), dpi)
+    grid = fig.add_gridspec(L, H + 1, width_ratios=[*[1] * H, 0.05])  # the last column holds the colour bar
+    fontsize = 7  # of the tokens: 0.12 inches (8.6 points) apart at the figure's own size
+    rotation = tick_rotation(labels, max(fig.get_figwidth() - margin, 0.1) / H, fontsize)
     for layer in range(L):
         for head in range(H):
-            ax = axes[layer][head]
-            ax.imshow(maps[layer, head].cpu().numpy(), cmap="viridis", vmin=0, vmax=1)
-            ax.set_title(f"layer {layer} head {head}", fontsize=7)
-            ax.set_xticks(range(T), labels, rotation=90, fontsize=6)
-            ax.set_yticks(range(T), labels, fontsize=6)
-            # token names on the outer axes only
+            ax = fig.add_subplot(grid[layer, head])
+            image = ax.imshow(maps[layer, head].cpu().numpy(), cmap="viridis", vmin=0, vmax=1)
+            ax.set_title(f"layer {layer} head {head}", fontsize=9)
+            ax.set_xticks(range(T), labels, fontsize=fontsize, rotation=rotation,
+                          ha="right" if rotation else "center", rotation_mode="anchor")
+            ax.set_yticks(range(T), labels, fontsize=fontsize)
+            # token names and axis titles on the outer axes only
             ax.tick_params(labelbottom=layer == L - 1, labelleft=head == 0)
+            if layer == L - 1:
+                ax.set_xlabel("key", fontsize=9)
+            if head == 0:
+                ax.set_ylabel("query", fontsize=9)
+    bar = fig.colorbar(image, cax=fig.add_subplot(grid[:, H]))
+    bar.set_label("attention probability", fontsize=9)
+    bar.ax.tick_params(labelsize=8)
     save_png(fig, path)
 
 

@@ -25,27 +25,28 @@ from data.common import Tokenizer, read_text
 
 @dataclass
 class SampleConfig:
-    # 'resume' (out_dir/ckpt), 'gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl' or a HF dir
-    init_from: str = "resume"
-    out_dir: str = "out"  # the training run to load with init_from='resume'
-    ckpt: str = "ckpt.pt"  # checkpoint file in out_dir: 'ckpt.pt' (latest save) or 'best.pt' (best val loss)
-    start: str = "\n"  # the prompt, or 'FILE:path' to read it from a file. Empty: BPE starts at <|endoftext|>
-    num_samples: int = key(10, positive)  # samples, generated as one batch; 1 streams the text as generated
-    max_new_tokens: int = key(500, non_negative)  # tokens generated per sample
-    # < 1 sharper, > 1 more random; 0 is greedy (argmax, no randomness)
-    temperature: float = key(0.8, non_negative)
-    top_k: int | None = key(200, positive)  # sample among the k most likely tokens only; None: all of them
-    # nucleus: the smallest set of most likely tokens holding probability top_p; None: all of them
-    top_p: float | None = key(None, fraction)
-    stop_at_eot: bool = False  # BPE: end a sample at <|endoftext|> (the end of a document); char: no effect
-    seed: int = 1337
-    device: str = key("auto", device_name)  # 'auto' picks cuda > mps > cpu; or 'cpu', 'cuda', 'cuda:1', 'mps'
-    # the weights' dtype: 'float32', 'bfloat16' (half the bytes to read per token), 'float16' (CUDA only) or
-    # 'auto' (bf16 or fp16 on a GPU, fp32 on a CPU)
-    dtype: str = key("auto", dtype_name)
-    # compile the one-token decode step (model.compile_decoding): pays only over many tokens (README,
-    # Generation)
-    compile: bool = False
+    init_from: str = key("resume", None, "'resume' (out_dir/ckpt), 'gpt2', 'gpt2-medium', 'gpt2-large', "
+                                         "'gpt2-xl' or a HF dir")
+    out_dir: str = key("out", None, "the training run to load with init_from='resume'")
+    ckpt: str = key("ckpt.pt", None, "checkpoint file in out_dir: 'ckpt.pt' (latest save) or 'best.pt' "
+                                     "(best val loss)")
+    start: str = key("\n", None, "the prompt, or 'FILE:path' to read it from a file; '' starts BPE at "
+                                 "<|endoftext|>")
+    num_samples: int = key(10, positive, "samples, generated as one batch; 1 streams the text as generated")
+    max_new_tokens: int = key(500, non_negative, "tokens generated per sample")
+    temperature: float = key(0.8, non_negative, "< 1 sharper, > 1 more random; 0 is greedy (argmax, no "
+                                                "randomness)")
+    top_k: int | None = key(200, positive, "sample among the k most likely tokens only; None: all of them")
+    top_p: float | None = key(None, fraction, "nucleus: the fewest most likely tokens holding probability "
+                                              "top_p; None: all")
+    stop_at_eot: bool = key(False, None, "BPE: end a sample at <|endoftext|> (a document's end); char: no "
+                                         "effect")
+    seed: int = key(1337, None, "of the sampling's random generator")
+    device: str = key("auto", device_name, "'auto' picks cuda > mps > cpu")
+    dtype: str = key("auto", dtype_name, "the weights' dtype ('float16': CUDA only); 'auto': bf16 or fp16 "
+                                         "on a GPU, fp32 on a CPU")
+    compile: bool = key(False, None, "compile the one-token decode step: pays only over many tokens (README, "
+                                     "Generation)")
 
     def problems(self) -> list[str]:
         return device_problems(self.device, self.dtype)

@@ -36,60 +36,66 @@ from model import GPT, GPTConfig, padded_vocab
 @dataclass
 class TrainConfig:
     # I/O
-    out_dir: str = "out"  # a run owns it: a new run is refused where another left a checkpoint
-    overwrite: bool = False  # True: a new run replaces the one in out_dir as a whole (checkpoints, metrics)
-    verbose: bool = False  # also print the whole config (it always goes to out_dir/config.json)
-    eval_interval: int = key(2000, positive)
-    log_interval: int = key(1, positive)
-    eval_iters: int = key(200, positive)
-    eval_only: bool = False  # evaluate once and exit
-    # also HellaSwag accuracy at every eval (GPT-2 BPE data; data/hellaswag/prepare.py)
-    eval_hellaswag: bool = False
-    hellaswag_limit: int | None = key(None, positive)  # score only the first N of its 10,042 val examples
-    eval_samples: int = key(0, non_negative)  # at every eval, print and log N samples of eval_sample_prompt
-    eval_sample_prompt: str = "\n"  # '' starts from <|endoftext|> (BPE data)
-    eval_sample_tokens: int = key(100, non_negative)  # new tokens per sample
-    always_save_checkpoint: bool = True  # False: write ckpt.pt at an eval only when val loss improved
-    # 'scratch', 'resume' (from out_dir), 'gpt2', 'gpt2-medium', ... or a local HF directory
-    init_from: str = "scratch"
+    out_dir: str = key("out", None, "a run owns it: a new run is refused where another left a checkpoint")
+    overwrite: bool = key(False, None, "True: a new run replaces the one in out_dir whole (checkpoints, "
+                                       "metrics)")
+    verbose: bool = key(False, None, "also print the whole config (it always goes to out_dir/config.json)")
+    eval_interval: int = key(2000, positive, "steps between evals (train and val loss; then a checkpoint)")
+    log_interval: int = key(1, positive, "steps between the printed and logged train loss records")
+    eval_iters: int = key(200, positive, "batches per split averaged into an eval's loss")
+    eval_only: bool = key(False, None, "evaluate once and exit, writing nothing")
+    eval_hellaswag: bool = key(False, None, "also HellaSwag accuracy at every eval (BPE data; "
+                                            "data/hellaswag/prepare.py)")
+    hellaswag_limit: int | None = key(None, positive, "score only the first N of its 10,042 val examples")
+    eval_samples: int = key(0, non_negative, "at every eval, print and log N samples of eval_sample_prompt")
+    eval_sample_prompt: str = key("\n", None, "the samples' prompt; '' starts from <|endoftext|> (BPE data)")
+    eval_sample_tokens: int = key(100, non_negative, "new tokens per sample")
+    always_save_checkpoint: bool = key(True, None, "False: write ckpt.pt at an eval only when val loss "
+                                                   "improved")
+    init_from: str = key("scratch", None, "'scratch', 'resume' (from out_dir), 'gpt2', 'gpt2-medium', ... "
+                                          "or a local HF directory")
     # logging
-    wandb_log: bool = False
-    wandb_project: str = "owt"
-    wandb_run_name: str = "gpt2"
-    # data: data/<dataset>/{train,val}.bin and meta.json, written by data/<dataset>/prepare.py
-    dataset: str = "openwebtext"
-    gradient_accumulation_steps: int = key(5 * 8, positive)  # micro-steps per step, over all processes
-    batch_size: int = key(12, positive)  # sequences per micro-step per process
-    block_size: int = key(GPTConfig.block_size, positive)
+    wandb_log: bool = key(False, None, "also log the metrics to Weights & Biases")
+    wandb_project: str = key("owt", None, "the W&B project")
+    wandb_run_name: str = key("gpt2", None, "the W&B run's name")
+    # data
+    dataset: str = key("openwebtext", None, "data/<dataset>/{train,val}.bin and meta.json (its prepare.py "
+                                            "writes them); an absolute path also works")
+    gradient_accumulation_steps: int = key(5 * 8, positive, "micro-steps per step, over all processes")
+    batch_size: int = key(12, positive, "sequences per micro-step per process")
+    block_size: int = key(GPTConfig.block_size, positive, "tokens per sequence: the model's context length")
     # model (scratch); the defaults are GPTConfig's: GPT-2 124M
-    n_layer: int = key(GPTConfig.n_layer, positive)
-    n_head: int = key(GPTConfig.n_head, positive)
-    n_embd: int = key(GPTConfig.n_embd, positive)
-    dropout: float = key(GPTConfig.dropout, probability)
-    bias: bool = GPTConfig.bias
-    # optimizer: 'adamw', or 'muon' (Muon for the blocks' 2-D matrices, AdamW for embeddings, gains and
-    # biases)
-    optimizer: str = key("adamw", one_of("adamw", "muon"))
-    learning_rate: float = key(6e-4, positive)  # peak learning rate
-    max_iters: int = key(600000, non_negative)  # optimizer steps
-    weight_decay: float = key(1e-1, non_negative)
-    beta1: float = key(0.9, probability)
-    beta2: float = key(0.95, probability)
-    grad_clip: float = key(1.0, non_negative)  # 0 disables clipping
+    n_layer: int = key(GPTConfig.n_layer, positive, "transformer blocks")
+    n_head: int = key(GPTConfig.n_head, positive, "attention heads per block; must divide n_embd")
+    n_embd: int = key(GPTConfig.n_embd, positive, "width of the residual stream")
+    dropout: float = key(GPTConfig.dropout, probability, "dropout probability (0 for pretraining, "
+                                                         "0.1+ for finetuning)")
+    bias: bool = key(GPTConfig.bias, None, "biases in the Linears and LayerNorms (GPT-2 has them)")
+    # optimizer
+    optimizer: str = key("adamw", one_of("adamw", "muon"), "'muon': Muon for the blocks' 2-D matrices, "
+                                                           "AdamW for embeddings, gains and biases")
+    learning_rate: float = key(6e-4, positive, "peak learning rate")
+    max_iters: int = key(600000, non_negative, "optimizer steps to train for")
+    weight_decay: float = key(1e-1, non_negative, "AdamW's decoupled weight decay of the 2-D matrices")
+    beta1: float = key(0.9, probability, "AdamW's beta1 (momentum of the gradient)")
+    beta2: float = key(0.95, probability, "AdamW's beta2 (momentum of the squared gradient)")
+    grad_clip: float = key(1.0, non_negative, "clip the gradient's global norm to this; 0 disables clipping")
     # learning rate schedule: linear warmup, then cosine decay to min_lr at lr_decay_iters
-    decay_lr: bool = True
-    warmup_iters: int = key(2000, non_negative)
-    lr_decay_iters: int = key(600000, non_negative)
-    min_lr: float = key(6e-5, non_negative)
+    decay_lr: bool = key(True, None, "False: learning_rate at every step (no warmup, no decay)")
+    warmup_iters: int = key(2000, non_negative, "steps of linear warmup from 0 to learning_rate")
+    lr_decay_iters: int = key(600000, non_negative, "the step the cosine decay reaches min_lr (~max_iters)")
+    min_lr: float = key(6e-5, non_negative, "the learning rate at and after lr_decay_iters "
+                                            "(~learning_rate/10)")
     # system
-    device: str = key("auto", device_name)  # 'auto' picks cuda > mps > cpu; or 'cpu', 'cuda', 'cuda:1', 'mps'
-    dtype: str = key("auto", dtype_name)  # 'float32', 'bfloat16', 'float16' (CUDA, with a GradScaler), 'auto'
-    compile: bool = True  # torch.compile the model; falls back to eager with a warning if it fails
-    # under torchrun: shard weights, gradients and AdamW state over the processes (FSDP2) instead of DDP
-    fsdp: bool = False
-    activation_checkpointing: bool = False  # recompute each block's activations in backward: less memory
-    seed: int = key(1337, non_negative)  # numpy's generators take no negative seed
-    peak_tflops: float | None = key(None, positive)  # peak of the device, for MFU where PEAK_FLOPS lacks it
+    device: str = key("auto", device_name, "'auto' picks cuda > mps > cpu")
+    dtype: str = key("auto", dtype_name, "'auto': bf16 or fp16 on a GPU (core.resolve_dtype); 'float16' is "
+                                         "CUDA only, with a GradScaler")
+    compile: bool = key(True, None, "torch.compile the model; falls back to eager with a warning if it fails")
+    fsdp: bool = key(False, None, "under torchrun: shard weights, gradients and AdamW state (FSDP2), not DDP")
+    activation_checkpointing: bool = key(False, None, "recompute each block's activations in backward: "
+                                                      "less memory")
+    seed: int = key(1337, non_negative, "of weights, batches and dropout (numpy takes no negative seed)")
+    peak_tflops: float | None = key(None, positive, "the device's peak, for MFU where PEAK_FLOPS lacks it")
 
     def problems(self) -> list[str]:
         """What is wrong across keys (each key's own range is checked by configurator.problems first)."""

@@ -1,4 +1,5 @@
 import dataclasses
+import importlib
 
 import pytest
 
@@ -219,3 +220,32 @@ def test_a_full_disk_is_refused_up_front(tmp_path, monkeypatch):
                                                  f"choose another path")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(2**30, 0, 2**30))
     assert unwritable(str(tmp_path / "run")) is None
+
+
+@pytest.mark.parametrize("cls", ["train.TrainConfig", "sample.SampleConfig", "eval.EvalConfig",
+                                 "bench.BenchConfig"])
+def test_every_script_key_has_a_description(cls):
+    """Each key says what it does, in the one place it is defined: its field's key(..., doc)."""
+    module, name = cls.split(".")
+    config = getattr(importlib.import_module(module), name)  # imported here: the others need no torch
+    undescribed = [f.name for f in dataclasses.fields(config) if not f.metadata.get("doc", "").strip()]
+    assert undescribed == [], f"give these keys of {name} a description: key(default, check, '...')"
+
+
+def test_help_puts_each_description_under_its_key():
+    """key(default, check, doc): the description goes on the lines under the key, wrapped to 110 columns; a
+    key without one (key(default, check), or a plain default) is a line alone."""
+    @dataclasses.dataclass
+    class Documented:
+        steps: int = key(10, positive, "optimizer steps")
+        flag: bool = key(False, None, "a flag, " + "described at length " * 8)
+        bare: int = key(3, positive)
+        plain: str = "x"
+    assert Documented.steps == 10 and configure(Documented, ["--flag=True"]).flag is True
+    lines = help_text(Documented).splitlines()
+    assert lines[1:3] == ["  --steps=10  (int; > 0)", "      optimizer steps"]
+    assert lines[3] == "  --flag=False  (bool)"
+    assert lines[-2:] == ["  --bare=3  (int; > 0)", "  --plain='x'  (str)"]
+    wrapped = lines[4:-2]
+    assert len(wrapped) == 2 and all(line.startswith("      ") and len(line) <= 110 for line in wrapped)
+    assert " ".join(line.strip() for line in wrapped) == "a flag, " + ("described at length " * 8).strip()

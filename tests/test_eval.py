@@ -338,7 +338,7 @@ def test_loss_plot_from_growing_metrics(tmp_path):
 def test_plot_of_a_real_run(char_runs, tmp_path):
     out = str(tmp_path / "sub" / "curves.png")
     ev.main(["--mode=plot", f"--out_dir={char_runs[True]}", f"--output={out}"])
-    assert png_size(out) == (1200, 450)  # the default 12 x 4.5 inches at 100 dpi
+    assert png_size(out) == (1000, 500)  # the default 10 x 5 inches at 100 dpi
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -372,15 +372,16 @@ def test_attention_png(char_runs, tmp_path):
                     "--fig_width=4", "--fig_height=3", "--device=cpu"])
     assert maps.shape == (2, 2, 5, 5) and png_size(out) == (400, 300)
     ev.main(["--mode=attention", f"--out_dir={char_runs[True]}", "--start=HELLO", "--device=cpu"])
-    # sized to the content: 2 x 2 heatmaps of 1.5 inches (5 tokens) plus an inch of margin, at 100 dpi
-    assert png_size(os.path.join(char_runs[True], "attention.png")) == (400, 400)
+    # sized to the content: 2 x 2 heatmaps of 1.5 inches (5 tokens), plus 1.6 inches of margin and colour bar
+    # across and one down, at 100 dpi
+    assert png_size(os.path.join(char_runs[True], "attention.png")) == (460, 400)
     with pytest.raises(DataError, match="not in the vocabulary"):
         ev.main(["--mode=attention", f"--out_dir={char_runs[True]}", "--start=hello", "--device=cpu"])
     # BPE tokens as tick labels: '$' would start matplotlib's mathtext, a newline would break the line
     tok = Tokenizer.gpt2()
     ids = tok.encode("costs $5 or $6\n\tnow")
     labels = ev.token_labels(tok, ids)
-    assert "\\n" in labels and all("$" not in l.replace("\\$", "") for l in labels)
+    assert "⏎" in labels and "⇥" in labels and all("$" not in l.replace("\\$", "") for l in labels)
     ev.plot_attention(torch.rand(1, 2, len(ids), len(ids)), labels, out, None, dpi=20)
     assert png_size(out)[0] > 0
 
@@ -485,53 +486,118 @@ def test_train_py_periodic_hellaswag(memorizer, tmp_path, monkeypatch):
     assert r.returncode == 130 and "Traceback" not in r.stderr and len(scored) == 1
 
 
-def test_plots_draw_the_data(monkeypatch, tmp_path):
-    """What is drawn, not just the PNG's size: the loss curves are the records' values against steps (left)
-    and tokens (right); each attention heatmap is its layer's and head's map, labelled with the tokens."""
-    figures = []
-    save = ev.save_png
-    monkeypatch.setattr(ev, "save_png", lambda fig, path: (figures.append(fig), save(fig, path)))
+@pytest.fixture
+def figures(monkeypatch):
+    """The figures the plots draw, each as saved (so laid out and drawn)."""
+    drawn, save = [], ev.save_png
+    monkeypatch.setattr(ev, "save_png", lambda fig, path: (save(fig, path), drawn.append(fig)))
+    return drawn
+
+
+def test_loss_plot_is_one_panel_over_steps_and_tokens(figures, tmp_path):
+    """One axes: the train loss a line, the evals markers with no line between them (nothing was measured
+    there), against steps; tokens on a secondary x axis at the records' 64 tokens per step."""
     train_records = [{"iter": i, "tokens": 64 * i, "loss": 5.0 - i / 10} for i in range(1, 6)]
     evals = [{"iter": i, "tokens": 64 * i, "train_loss": 4.0 - i / 9, "val_loss": 4.2 - i / 9}
              for i in (0, 5)]
     ev.plot_losses(train_records, evals, str(tmp_path / "loss.png"), None, dpi=30)
-    assert tuple(figures[-1].get_size_inches()) == (12.0, 4.5) and figures[-1].dpi == 30
-    assert len(figures[-1].axes) == 2
-    for column, (ax, x, xlabel) in enumerate(zip(figures[-1].axes, ("iter", "tokens"), ("step", "tokens"))):
-        assert ax.get_subplotspec().get_geometry() == (1, 2, column, column)  # side by side
-        assert (ax.get_xlabel(), ax.get_ylabel()) == (xlabel, "loss")
-        assert ax.xaxis.get_gridlines()[0].get_visible() and ax.yaxis.get_gridlines()[0].get_visible()
-        assert [t.get_text() for t in ax.get_legend().get_texts()] == \
-            ["train loss", "train loss (eval)", "val loss"]
-        lines = {line.get_label(): line for line in ax.get_lines()}
-        for label, records, y in (("train loss", train_records, "loss"), ("val loss", evals, "val_loss"),
-                                  ("train loss (eval)", evals, "train_loss")):
-            assert list(lines[label].get_xdata()) == [r[x] for r in records]
-            assert list(lines[label].get_ydata()) == [r[y] for r in records]
-        # the three curves look different: a plain line, dashed squares, solid circles
-        assert [(lines[k].get_linestyle(), lines[k].get_marker()) for k in lines] == \
-            [("-", "None"), ("--", "s"), ("-", "o")]
-    maps = torch.rand(2, 3, 4, 4)
-    ev.plot_attention(maps, ["a", "b", "c", "d"], str(tmp_path / "attn.png"), None, dpi=20)
     fig = figures[-1]
-    assert len(fig.axes) == 6 and fig.dpi == 20
-    for i, ax in enumerate(fig.axes):
-        layer, head = divmod(i, 3)
+    assert tuple(fig.get_size_inches()) == (10.0, 5.0) and fig.dpi == 30
+    assert len(fig.axes) == 1  # no bits-per-byte records: no right-hand axis
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_yscale()) == ("step", "loss", "linear")
+    assert ax.xaxis.get_gridlines()[0].get_visible() and ax.yaxis.get_gridlines()[0].get_visible()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == \
+        ["train loss", "train loss (eval)", "val loss"]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    for label, records, y in (("train loss", train_records, "loss"), ("val loss", evals, "val_loss"),
+                              ("train loss (eval)", evals, "train_loss")):
+        assert list(lines[label].get_xdata()) == [r["iter"] for r in records]
+        assert list(lines[label].get_ydata()) == [r[y] for r in records]
+    assert [(lines[k].get_linestyle(), lines[k].get_marker()) for k in lines] == \
+        [("-", "None"), ("None", "s"), ("None", "o")]
+    (top,) = ax.child_axes  # the secondary x axis
+    assert top.get_xlabel() == "tokens"
+    assert top.get_xlim() == pytest.approx(tuple(64 * x for x in ax.get_xlim()))
+
+
+@pytest.mark.parametrize("first,last,labels", [(10.8, 3.0, "3 4 5 6 7 8 9 10"), (30.0, 1.5, "2 3 5 10 20 30"),
+                                               (6.0, 2.0, None), (4.9, 1.7, None)])
+def test_loss_plot_is_logarithmic_when_the_losses_span_more_than_a_factor_3(figures, tmp_path, first, last,
+                                                                             labels):
+    """The rule of plot_losses' docstring, over every loss drawn: 10.8 / 3.0 = 3.6 and 30 / 1.5 = 20 are log,
+    labelled in plain numbers at every tick within a decade, at 1, 2, 3, 5 times a power of 10 beyond;
+    6 / 2 = 3 (the edge) and 4.9 / 1.7 = 2.9 are linear (labels None)."""
+    train_records = [{"iter": i, "tokens": 8 * i, "loss": (first + last) / 2} for i in (1, 2)]
+    evals = [{"iter": 0, "tokens": 0, "train_loss": first, "val_loss": first},
+             {"iter": 2, "tokens": 16, "train_loss": last, "val_loss": last + 0.05}]
+    ev.plot_losses(train_records, evals, str(tmp_path / "loss.png"), None, dpi=20)
+    ax = figures[-1].axes[0]
+    assert ax.get_yscale() == ("linear" if labels is None else "log")
+    if labels is not None:
+        low, high = ax.get_ylim()
+        texts = {t.get_text() for t in [*ax.get_yticklabels(), *ax.get_yticklabels(minor=True)]
+                 if low <= t.get_position()[1] <= high} - {""}
+        assert texts == set(labels.split())
+
+
+def test_loss_plot_draws_bits_per_byte_on_a_right_hand_axis(figures, tmp_path):
+    """Eval records with val_bpb / train_bpb: markers on a second y axis, in the legend; records without them
+    (an earlier run's) are left out of those series."""
+    evals = [{"iter": 0, "tokens": 0, "train_loss": 4.0, "val_loss": 4.1},
+             *({"iter": i, "tokens": 32 * i, "train_loss": 3.0, "val_loss": 3.1, "train_bpb": 1.5 - i / 100,
+                "val_bpb": 1.6 - i / 100} for i in (5, 10))]
+    ev.plot_losses([], evals, str(tmp_path / "loss.png"), None, dpi=20)
+    ax, right = figures[-1].axes
+    assert right.get_ylabel() == "bits per byte" and right.get_shared_x_axes().joined(ax, right)
+    lines = {line.get_label(): line for line in right.get_lines()}
+    assert list(lines) == ["train bits per byte", "val bits per byte"]
+    for label, key in (("train bits per byte", "train_bpb"), ("val bits per byte", "val_bpb")):
+        assert list(lines[label].get_xdata()) == [5, 10] and lines[label].get_linestyle() == "None"
+        assert list(lines[label].get_ydata()) == [r[key] for r in evals[1:]]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == \
+        ["train loss (eval)", "val loss", "train bits per byte", "val bits per byte"]
+
+
+def test_attention_figure_has_every_layer_a_colour_bar_and_axis_titles(figures, tmp_path):
+    """Each heatmap is its layer's (row) and head's (column) map; one colour bar of probability 0..1;
+    'query' down the left, 'key' along the bottom, token names there only."""
+    maps = torch.rand(3, 2, 4, 4)
+    ev.plot_attention(maps, ["a", "␣", "⏎", "d"], str(tmp_path / "attn.png"), None, dpi=20)
+    fig = figures[-1]
+    *heatmaps, bar = fig.axes
+    assert len(heatmaps) == 6 and fig.dpi == 20
+    for i, ax in enumerate(heatmaps):
+        layer, head = divmod(i, 2)
+        assert ax.get_subplotspec().rowspan == range(layer, layer + 1)  # one row per layer
+        assert ax.get_subplotspec().colspan == range(head, head + 1)
         image = ax.get_images()[0]
         assert np.array_equal(image.get_array(), maps[layer, head].numpy())
         assert image.get_clim() == (0, 1)  # one colour scale for every map: probabilities
         assert ax.get_title() == f"layer {layer} head {head}"
-        if layer == 1:
-            assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c", "d"]
-            assert all(t.get_rotation() == 90 for t in ax.get_xticklabels())  # long tokens do not overlap
+        assert ax.get_xlabel() == ("key" if layer == 2 else "")
+        assert ax.get_ylabel() == ("query" if head == 0 else "")
+        if layer == 2:
+            assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "␣", "⏎", "d"]
+            assert all(t.get_rotation() == 0 for t in ax.get_xticklabels())  # one character each: room
         if head == 0:
-            assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c", "d"]
+            assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "␣", "⏎", "d"]
         # token names on the outer axes only: the bottom row and the left column
-        assert ax.xaxis.get_major_ticks()[0].label1.get_visible() == (layer == 1)
+        assert ax.xaxis.get_major_ticks()[0].label1.get_visible() == (layer == 2)
         assert ax.yaxis.get_major_ticks()[0].label1.get_visible() == (head == 0)
+    assert bar.get_ylabel() == "attention probability" and bar.get_ylim() == (0, 1)
+    assert bar.get_subplotspec().rowspan == range(3)  # beside every row
     for T, inches in ((4, 1.5), (20, 0.12 * 20 + 0.6)):  # heatmaps grow with the tokens, from 1.5 inches
         ev.plot_attention(torch.rand(2, 3, T, T), ["a"] * T, str(tmp_path / "attn.png"), None, dpi=10)
-        assert tuple(figures[-1].get_size_inches()) == pytest.approx((3 * inches + 1, 2 * inches + 1))
+        assert tuple(figures[-1].get_size_inches()) == pytest.approx((3 * inches + 1.6, 2 * inches + 1))
+
+
+def test_attention_key_labels_turn_45_degrees_only_where_they_would_overlap(figures, tmp_path):
+    words = ["␣question", "␣wonderful", "␣nothing", "␣than"]
+    for labels, rotation in ((["a", "b", "c", "d"], 0), (words, 45)):
+        ev.plot_attention(torch.rand(1, 1, 4, 4), labels, str(tmp_path / "attn.png"), None, dpi=10)
+        assert {t.get_rotation() for t in figures[-1].axes[0].get_xticklabels()} == {rotation}
+    assert {t.get_rotation() for t in figures[-1].axes[0].get_yticklabels()} == {0}  # rows have the room
 
 
 def test_plot_mode_draws_whatever_records_there_are(tmp_path, monkeypatch, capsys):
@@ -633,8 +699,9 @@ def test_attention_mode_prints_what_it_drew(make_hf_dir, tmp_path, capsys):
                     f"--output={out}", "--dpi=30"])
     assert maps.shape == (1, 2, 3, 3)
     assert capsys.readouterr().out == f"wrote {out} (1 layers x 2 heads, 3 tokens)\n"
-    # sized to the content at --dpi: two heatmaps of 1.5 inches side by side, plus an inch each way
-    assert png_size(out) == (4 * 30, int(2.5 * 30))
+    # sized to the content at --dpi: two heatmaps of 1.5 inches side by side, plus 1.6 inches of margin and
+    # colour bar across and one down
+    assert png_size(out) == (int(4.6 * 30), int(2.5 * 30))
 
 
 def test_hellaswag_mode_scores_on_its_device_in_its_dtype(char_runs, tmp_path, monkeypatch, capsys):
@@ -658,8 +725,15 @@ def test_hellaswag_mode_scores_on_its_device_in_its_dtype(char_runs, tmp_path, m
 
 
 def test_attention_labels_show_whitespace_and_dollars_literally():
-    tok = Tokenizer.char(["\n", "\t", "$", "a"])
-    assert ev.token_labels(tok, [0, 1, 2, 3]) == ["\\n", "\\t", r"\$", "a"]  # $ would start mathtext
+    """Spaces, newlines and tabs get visible marks, which the font the labels are drawn in has glyphs for;
+    '$' would start mathtext."""
+    from matplotlib import font_manager, ft2font
+    tok = Tokenizer.char([" ", "\n", "\t", "$", "a", "\r"])
+    assert ev.token_labels(tok, [0, 1, 2, 3, 4, 5]) == ["␣", "⏎", "⇥", r"\$", "a", "\\r"]
+    assert Tokenizer.gpt2().decode([262]) == " the" and ev.token_labels(Tokenizer.gpt2(), [262]) == ["␣the"]
+    font = ft2font.FT2Font(font_manager.findfont(font_manager.FontProperties()))  # matplotlib's default
+    assert "DejaVu" in font.family_name
+    assert all(font.get_char_index(ord(c)) for mark in ev.VISIBLE.values() for c in mark)
 
 
 def test_a_tokenizer_fits_a_model_of_its_vocab_or_more():

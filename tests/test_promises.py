@@ -12,10 +12,9 @@ import torch
 import bench
 import core
 import eval as ev
-import sample
 import train
 from configurator import configure
-from conftest import ROOT, cli_args, in_process, metrics, python, tiny_train_config, write_dataset
+from conftest import ROOT, cli_args, metrics, python, tiny_train_config, write_dataset
 from sample import SampleConfig
 from train import TrainConfig
 
@@ -89,17 +88,35 @@ def test_every_config_file_loads_and_trains(path, tmp_path, make_hf_dir):
 # -----------------------------------------------------------------------------
 # command lines
 
+# a key of each script and what its --help says of it, as a user reads it in a terminal
+HELP_SAMPLES = {"train.py": ["  --batch_size=12  (int; > 0)", "      sequences per micro-step per process"],
+                "sample.py": ["  --top_k=200  (int | None; > 0)",
+                              "      sample among the k most likely tokens only; None: all of them"],
+                "eval.py": ["  --mode='hellaswag'  (str; one of 'hellaswag', 'plot', 'attention', 'export')",
+                            "      what to do: score HellaSwag, plot losses, draw attention, export to HF"],
+                "bench.py": ["  --compile=True  (bool)",
+                             "      torch.compile the model (generate mode: also time compiled decoding)"]}
+
+
 @pytest.mark.parametrize("script,config", [("train.py", TrainConfig), ("sample.py", SampleConfig),
                                            ("eval.py", ev.EvalConfig), ("bench.py", bench.BenchConfig)])
-def test_help_lists_every_key_with_its_default(script, config):
-    """In-process, through the scripts' cli(); test_layout runs train.py --help as a real command line."""
-    r = in_process({"train.py": train.main, "sample.py": sample.main, "eval.py": ev.main,
-                    "bench.py": bench.main}[script], "--help")
+def test_help_lists_every_key_with_its_default_and_description(script, config):
+    """The real command line: per key `--key=default  (type; range)`, then its description indented under it,
+    every line within 110 columns."""
+    r = python(script, "--help", timeout=120)
     assert r.returncode == 0 and r.stderr == ""
     lines = r.stdout.splitlines()
-    assert len(lines) == 1 + len(dataclasses.fields(config))
-    for field, line in zip(dataclasses.fields(config), lines[1:]):
-        assert line.startswith(f"  --{field.name}={field.default!r}")
+    assert lines[0] == f"keys of {config.__name__} (set them in a config file or with --key=value):"
+    assert max(map(len, lines)) <= 110
+    keys = [i for i, line in enumerate(lines) if line.startswith("  --")]
+    assert len(keys) == len(dataclasses.fields(config))
+    for field, i, end in zip(dataclasses.fields(config), keys, [*keys[1:], len(lines)]):
+        assert lines[i].startswith(f"  --{field.name}={field.default!r}  (")
+        described = " ".join(line.strip() for line in lines[i + 1:end])
+        assert described == field.metadata["doc"]
+        assert all(line.startswith(" " * 6) for line in lines[i + 1:end])
+    at = lines.index(HELP_SAMPLES[script][0])
+    assert lines[at:at + 2] == HELP_SAMPLES[script]
 
 
 def test_device_auto_picks_cuda_then_mps_then_cpu(monkeypatch):
