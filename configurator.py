@@ -26,6 +26,7 @@ import textwrap
 import traceback
 import types
 import typing
+from collections.abc import Iterable
 from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
@@ -157,6 +158,41 @@ def _unknown(key: str, known: list[str]) -> UsageError:
     return UsageError(f"unknown config key '{key}'{hint}; --help lists them all")
 
 
+def closest(word: str, options: Iterable[str], n: int = 3) -> list[str]:
+    """Up to n of options that look like word: the closest by difflib first, then those that start with it
+    (the default out_dir 'out' suggests 'out-shakespeare-char', which difflib finds too far)."""
+    options = sorted(set(options))
+    close = difflib.get_close_matches(word, options, n=n)
+    return (close + [o for o in options if word and o.startswith(word) and o not in close])[:n]
+
+
+def did_you_mean(options: list[str]) -> str:
+    """' did you mean A, B or C?' for a message, or '' when there is nothing to suggest."""
+    if not options:
+        return ""
+    return " did you mean " + (" or ".join(options) if len(options) < 3 else
+                               ", ".join(options[:-1]) + " or " + options[-1]) + "?"
+
+
+# this repository's config files, suggested for a config file path that does not exist
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config")
+
+
+def _config_files_near(path: str) -> list[str]:
+    """Config files (*.py) named like path's file, in path's own folder and in CONFIG_DIR, each written as the
+    user would type it (relative to the current folder when under it)."""
+    shown = {}  # file name -> how to write it, the path's own folder first
+    for folder in (os.path.dirname(path), CONFIG_DIR):
+        if not os.path.isdir(folder or "."):
+            continue
+        for name in sorted(os.listdir(folder or ".")):
+            full = os.path.join(folder, name)
+            rel = os.path.relpath(full)
+            if name.endswith(".py") and os.path.isfile(full):
+                shown.setdefault(name, full if folder != CONFIG_DIR or rel.startswith(os.pardir) else rel)
+    return [shown[name] for name in closest(os.path.basename(path), shown)]
+
+
 def help_text(cls: type) -> str:
     """Two lines a key, to fit 110 columns whatever the length of the default: `--key=default  (type; range)`,
     then its description, indented under it."""
@@ -176,7 +212,9 @@ def _run_config_file(path: str, scope: dict) -> None:
     try:
         source = open(path, encoding="utf-8").read()
     except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"cannot read config file {path}: {getattr(e, 'strerror', None) or e}") from None
+        hint = did_you_mean(_config_files_near(path)) if isinstance(e, FileNotFoundError) else ""
+        raise UsageError(f"cannot read config file {path}: {getattr(e, 'strerror', None) or e}"
+                         f"{';' if hint else ''}{hint}") from None
     try:
         code = compile(source, path, "exec")
     except SyntaxError as e:

@@ -14,6 +14,7 @@ import functools
 import hashlib
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -34,9 +35,9 @@ try:
 except ImportError:
     fcntl = None
 
-from configurator import UsageError
+from configurator import UsageError, closest, did_you_mean
 from data.common import DataError, Tokenizer, atomic_write, load_meta
-from model import GPT, GPTConfig
+from model import GPT, PRETRAINED, GPTConfig
 
 # -----------------------------------------------------------------------------
 # devices, dtypes, peak FLOPs
@@ -245,11 +246,26 @@ def save_checkpoint(obj: dict, path: str) -> None:
         torch.save(obj, f)
 
 
+def _runs_near(path: str) -> str:
+    """' did you mean --out_dir=X?' for the folders beside path's that hold a checkpoint of its name and are
+    named like its folder (a typo, or the default out_dir where the run went to out-shakespeare-char), else
+    ''."""
+    folder, name = os.path.split(os.path.normpath(path))
+    parent, run = os.path.split(folder)
+    if not run or not os.path.isdir(parent or "."):
+        return ""
+    runs = [d for d in os.listdir(parent or ".")
+            if d != run and os.path.isfile(os.path.join(parent, d, name))]
+    return did_you_mean([f"--out_dir={shlex.quote(os.path.join(parent, d))}" for d in closest(run, runs)])
+
+
 def load_checkpoint(path: str, device: torch.device | str = "cpu", verify: bool = True) -> dict:
     """The one checkpoint loader. Loads tensors and plain data only (weights_only). verify=False skips the
     checksum and maps the file instead of reading it: a cheap look at iter_num, config and meta."""
     if not os.path.isfile(path):
-        raise UsageError(f"no checkpoint at {path}: train one first, or point out_dir at the run to load")
+        near = _runs_near(path)
+        raise UsageError(f"no checkpoint at {path}:{near} {'Else ' if near else ''}train one first, or point "
+                         f"out_dir at the run to load")
     try:
         with long_call(f"reading {path}"):
             ckpt = torch.load(path, map_location=device, weights_only=True, mmap=not verify)
@@ -281,6 +297,45 @@ def load_pretrained(init_from: str, dropout: float | None = None) -> GPT:
             return GPT.from_pretrained(init_from, None if dropout is None else {"dropout": dropout})
     except (ValueError, RuntimeError) as e:
         raise UsageError(f"init_from='{init_from}': {e}") from None
+
+
+# the model_type of each HF config.json that GPT.from_pretrained loads
+HF_MODEL_TYPES = ("gpt2", "llama", "qwen3")
+# how each script loads a run's out_dir: init_from='resume', which is every script's default but train.py's
+RUN_ARGS = {"train.py": "--init_from=resume --out_dir={}", "sample.py": "--out_dir={}",
+            "eval.py": "--out_dir={}"}
+
+
+def init_from_problem(init_from: str, script: str) -> str | None:
+    """What stops script ('train.py', 'sample.py' or 'eval.py') from loading a model from init_from, with the
+    fix, or None. Reads at most a config.json (as JSON: no transformers), so each script checks it with its
+    config, before it reads data or writes anything. A run's out_dir is no model to load (a natural mix-up
+    with --out_dir): it is answered with the arguments that load it."""
+    names = ("scratch", "resume", *PRETRAINED) if script == "train.py" else ("resume", *PRETRAINED)
+    if init_from in names:
+        return None
+    if not os.path.isdir(init_from):
+        return (f"init_from={init_from!r}: no such folder, and not one of {', '.join(names)};"
+                f"{did_you_mean(closest(init_from, names)) or ' give one of them or a HF model directory'}")
+    use = f"use python {script} {RUN_ARGS[script].format(shlex.quote(init_from))}"
+    held = [name for name in RUN_FILES[:3] if os.path.isfile(os.path.join(init_from, name))]
+    if held:
+        return f"init_from={init_from!r} is a training run's out_dir (it holds {held[0]}): {use}"
+    path = os.path.join(init_from, "config.json")
+    if not os.path.isfile(path):
+        return (f"init_from={init_from!r}: {init_from} is neither a run of train.py (no ckpt.pt) nor a HF "
+                f"model directory (no config.json)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return f"init_from={init_from!r}: {path} is unreadable ({e})"
+    if not isinstance(config, dict) or "model_type" not in config:  # ours: a run that saved no checkpoint yet
+        return f"init_from={init_from!r} is a training run's out_dir (it holds config.json): {use}"
+    if config["model_type"] not in HF_MODEL_TYPES:
+        return (f"init_from={init_from!r}: a HF model of model_type {config['model_type']!r}; this codebase "
+                f"loads model_type {', '.join(map(repr, HF_MODEL_TYPES))}")
+    return None
 
 
 def load_model(init_from: str, out_dir: str = "out",

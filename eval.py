@@ -18,15 +18,19 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from configurator import (UsageError, cli, configure, device_name, dtype_name, key, one_of, positive,
                           unwritable)
-from core import (autocast, check_tokenizer, device_problems, hellaswag_accuracy, load_model, long_call,
-                  read_metrics, resolve_device, resolve_dtype)
+from core import (autocast, check_tokenizer, device_problems, hellaswag_accuracy, init_from_problem,
+                  load_model, long_call, read_metrics, resolve_device, resolve_dtype)
 from data.common import Tokenizer, atomic_write, load_hellaswag
 from model import GPT, HF_TRANSPOSED
+
+if TYPE_CHECKING:  # imported where used: only an export needs transformers
+    from transformers import PreTrainedTokenizerFast
 
 MODES = ("hellaswag", "plot", "attention", "export")
 DEFAULT_OUTPUT = {"plot": "loss.png", "attention": "attention.png", "export": "hf"}  # inside out_dir
@@ -62,6 +66,8 @@ class EvalConfig:
         found = []
         if self.mode in ("hellaswag", "attention"):  # plot needs no device, and export runs on the CPU
             found += device_problems(self.device, self.dtype)
+        if self.mode != "plot" and (problem := init_from_problem(self.init_from, "eval.py")):
+            found.append(problem)
         if (self.fig_width is None) != (self.fig_height is None):
             found.append(f"fig_width={self.fig_width}: set both fig_width and fig_height, or neither")
         # plot and attention write a PNG into a folder, export writes a folder
@@ -251,26 +257,71 @@ def tiktoken_gpt2_files() -> dict[str, str] | None:
     return paths if all(os.path.isfile(p) for p in paths.values()) else None
 
 
+def generation_ids(tokenizer: Tokenizer | None) -> dict[str, int | None]:
+    """The special token ids an exported config gives HF's generate: GPT-2's <|endoftext|> begins, ends and
+    pads (a lone prompt needs no padding, but generate warns where an end has no pad id). A char
+    vocabulary has no such token: generation runs to its length, as sample.py's does. No char is made the
+    pad token: the pipeline drops special tokens from its text, so that char would vanish from samples."""
+    eot = tokenizer.eot_token if tokenizer is not None else None
+    return {"bos_token_id": eot, "eos_token_id": eot, "pad_token_id": eot}
+
+
+def char_tokenizer_hf(tokenizer: Tokenizer, max_length: int) -> "PreTrainedTokenizerFast":
+    """A HF PreTrainedTokenizerFast with the char tokenizer's ids: every character (newlines and spaces too)
+    is a piece of its own, looked up in a one-char-per-id vocabulary, and decoding joins the pieces as they
+    are. A character outside the vocabulary is an error, as in this codebase."""
+    from tokenizers import Regex, decoders, models, pre_tokenizers
+    from tokenizers import Tokenizer as HFTokenizer
+    from transformers import PreTrainedTokenizerFast
+    hf = HFTokenizer(models.WordLevel({c: i for i, c in enumerate(tokenizer.chars)}, unk_token=None))
+    # [\s\S] is any one character, the newline included (the regex dialect's '.' is not)
+    hf.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    hf.decoder = decoders.Fuse()  # no spaces put between the pieces
+    # clean_up_tokenization_spaces would drop the space before punctuation: ' .' is two real characters here
+    return PreTrainedTokenizerFast(tokenizer_object=hf, model_max_length=max_length,
+                                   clean_up_tokenization_spaces=False)
+
+
+def save_tokenizer(tokenizer: Tokenizer, out: str, max_length: int) -> None:
+    """Write the tokenizer into the export directory out, for any exported model class: meta.json (this
+    codebase's description of it, read back by load_model) and HF's tokenizer files, so AutoTokenizer and
+    pipeline() load the directory as it is. A char tokenizer is rebuilt with HF's tokenizers library; GPT-2's
+    BPE comes from tiktoken's cached vocab.json/merges.txt (offline), or, without them, a note on where to get
+    it. max_length: the model's context, past which HF warns."""
+    from transformers import AutoTokenizer
+    from transformers.utils import logging
+    with atomic_write(os.path.join(out, "meta.json"), "w", encoding="utf-8") as f:
+        json.dump(tokenizer.meta(), f, ensure_ascii=False)
+    if tokenizer.kind == "char":
+        char_tokenizer_hf(tokenizer, max_length).save_pretrained(out)
+        return
+    files = tiktoken_gpt2_files()
+    if files is None:  # tiktoken's cache holds no copy: leave a note instead
+        with open(os.path.join(out, "TOKENIZER.txt"), "w", encoding="utf-8") as f:
+            f.write("GPT-2's BPE: use AutoTokenizer.from_pretrained('gpt2'); tiktoken's cache had no copy\n")
+        return
+    for name, src in files.items():
+        shutil.copyfile(src, os.path.join(out, name))
+    logging.set_verbosity_error()
+    # HF builds its tokenizer from those two files; saving it adds tokenizer.json and tokenizer_config.json
+    AutoTokenizer.from_pretrained(out, model_max_length=max_length).save_pretrained(out)
+
+
 def export_hf(model: GPT, out: str, tokenizer: Tokenizer | None = None) -> str:
     """Write model as a HF GPT-2 directory that GPT2LMHeadModel.from_pretrained(out) loads, and return out.
+    With the model's tokenizer, pipeline("text-generation", model=out) runs on it as it is (save_tokenizer).
     - Padded vocab rows are left out: the export has the model's real_vocab_size rows, the only ones a
       tokenizer can produce, so HF's vocab_size matches its tokenizer (the logits of the real ids are
       unchanged).
-    - bias=False: HF GPT-2 always has biases, so they are written as zeros, which compute exactly the same.
-    - Tokenizer: meta.json (this codebase's tokenizer description, with the chars of a char model); for
-    GPT-2's
-      BPE also HF's tokenizer files, made from tiktoken's cached copies of vocab.json/merges.txt (offline)."""
-    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
-    from transformers.utils import logging
+    - bias=False: HF GPT-2 always has biases, so they are written as zeros, which compute exactly the same."""
+    from transformers import GPT2Config, GPT2LMHeadModel
     c, V = model.config, model.config.real_vocab_size
     # else not the model's
     tokenizer = tokenizer if tokenizer is not None and tokenizer.vocab_size == V else None
-    bpe = tokenizer is not None and tokenizer.kind == "gpt2"
-    eot = tokenizer.eot_token if bpe else None
     hf_config = GPT2Config(vocab_size=V, n_positions=c.block_size, n_embd=c.n_embd, n_layer=c.n_layer,
                            n_head=c.n_head, activation_function="gelu_new", layer_norm_epsilon=1e-5,
                            resid_pdrop=c.dropout, embd_pdrop=c.dropout, attn_pdrop=c.dropout,
-                           bos_token_id=eot, eos_token_id=eot, tie_word_embeddings=True)
+                           tie_word_embeddings=True, **generation_ids(tokenizer))
     hf = GPT2LMHeadModel(hf_config)
     ours, weights = model.state_dict(), {}
     for name, p in hf.state_dict().items():
@@ -286,22 +337,8 @@ def export_hf(model: GPT, out: str, tokenizer: Tokenizer | None = None) -> str:
     hf.load_state_dict(weights, strict=True)
     os.makedirs(out, exist_ok=True)
     hf.save_pretrained(out)
-    if tokenizer is not None:  # what sample.py-style code needs: the char list of a char model
-        with atomic_write(os.path.join(out, "meta.json"), "w", encoding="utf-8") as f:
-            json.dump(tokenizer.meta(), f, ensure_ascii=False)
-    if bpe:
-        files = tiktoken_gpt2_files()
-        if files is None:  # tiktoken's cache holds no copy: leave a note instead
-            with open(os.path.join(out, "TOKENIZER.txt"), "w", encoding="utf-8") as f:
-                f.write("GPT-2's BPE: use AutoTokenizer.from_pretrained('gpt2'); "
-                        "tiktoken's cache had no copy\n")
-        else:
-            for name, src in files.items():
-                shutil.copyfile(src, os.path.join(out, name))
-            logging.set_verbosity_error()
-            # HF builds its tokenizer from those two files; saving it adds tokenizer.json and
-            # tokenizer_config.json
-            AutoTokenizer.from_pretrained(out, model_max_length=c.block_size).save_pretrained(out)
+    if tokenizer is not None:
+        save_tokenizer(tokenizer, out, c.block_size)
     return out
 
 
@@ -326,7 +363,9 @@ def main(argv: list[str]):
     if cfg.mode == "export":
         with long_call(f"exporting to {output}"):
             export_hf(model, output, tokenizer)
-        print(f"wrote {output}: load it with GPT2LMHeadModel.from_pretrained('{output}')")
+        print(f"wrote {output}: generate with transformers.pipeline('text-generation', model='{output}'), "
+              f"or load it with AutoModelForCausalLM.from_pretrained('{output}') and "
+              f"AutoTokenizer.from_pretrained('{output}')")
         return output
     if cfg.mode == "attention":
         check_tokenizer(model, tokenizer)

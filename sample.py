@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 
 from configurator import check, cli, configure, device_name, dtype_name, fraction, key, non_negative, positive
-from core import (SEPARATOR, choose_weight_layout, device_problems, encode_prompt, load_model, resolve_device,
-                  resolve_dtype)
+from core import (SEPARATOR, choose_weight_layout, device_problems, encode_prompt, init_from_problem,
+                  load_model, resolve_device, resolve_dtype)
 from data.common import Tokenizer, read_text
 
 
@@ -49,7 +49,10 @@ class SampleConfig:
                                      "Generation)")
 
     def problems(self) -> list[str]:
-        return device_problems(self.device, self.dtype)
+        found = device_problems(self.device, self.dtype)
+        if problem := init_from_problem(self.init_from, "sample.py"):
+            found.append(problem)
+        return found
 
 
 def read_prompt(start: str) -> str:

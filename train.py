@@ -25,10 +25,10 @@ from configurator import (UsageError, check, cli, configure, device_name, dtype_
                           one_of, positive, probability, unwritable)
 from core import (SEPARATOR, Interrupted, MetricsLog, any_process, autocast, check_new_run,
                   checkpoint_activations, claim_out_dir, clock, device_problems, encode_prompt,
-                  gathered_state, get_batch, hellaswag_accuracy, init_distributed, is_sharded,
-                  leave_distributed, load_checkpoint, load_pretrained, load_sharded_optimizer, maybe_compile,
-                  model_from_checkpoint, open_data, peak_flops, prepare_out_dir, progress, resolve_device,
-                  resolve_dtype, save_checkpoint, shard, stop_requests)
+                  gathered_state, get_batch, hellaswag_accuracy, init_distributed, init_from_problem,
+                  is_sharded, leave_distributed, load_checkpoint, load_pretrained, load_sharded_optimizer,
+                  maybe_compile, model_from_checkpoint, open_data, peak_flops, prepare_out_dir, progress,
+                  resolve_device, resolve_dtype, save_checkpoint, shard, stop_requests)
 from data.common import Tokenizer, load_hellaswag
 from model import GPT, GPTConfig, padded_vocab
 
@@ -114,6 +114,8 @@ class TrainConfig:
                          "optimizer='adamw' with FSDP, or DDP (fsdp=False) with Muon")
         if self.overwrite and self.init_from == "resume":
             found.append("overwrite=True: starts a new run, so it cannot go with init_from='resume'")
+        if problem := init_from_problem(self.init_from, "train.py"):  # so, before the data and out_dir
+            found.append(problem)
         return found
 
 

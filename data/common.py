@@ -28,7 +28,7 @@ from typing import IO
 import numpy as np
 from tqdm import tqdm
 
-from configurator import Check, UsageError, cli, non_negative, positive, unwritable
+from configurator import Check, UsageError, cli, closest, did_you_mean, non_negative, positive, unwritable
 
 # rough number of tokens written per memmap chunk: the chunk count follows the data size (nanoGPT used a fixed
 # 1024 shards, which fails on datasets with fewer rows than that)
@@ -189,13 +189,24 @@ def _prepare_hint(data_dir: Path) -> str:
     return f"run python data/custom/prepare.py --input=... --out_dir={data_dir}"
 
 
+def _missing_hint(data_dir: Path) -> str:
+    """What to do about a dataset folder without a meta.json: its own prepare.py, else the prepared datasets
+    beside it (folders with a meta.json) named like it, a typo's likely fix, and how to prepare a new one."""
+    prepared = [p.parent.name for p in data_dir.parent.glob("*/meta.json")] if data_dir.name else []
+    near = closest(data_dir.name, [name for name in prepared if name != data_dir.name])
+    if (data_dir / "prepare.py").exists() or not near:
+        return f"{_prepare_hint(data_dir)} first"
+    return (f"{did_you_mean([str(data_dir.parent / name) for name in near]).strip()} To prepare a new "
+            f"dataset there, {_prepare_hint(data_dir)}")
+
+
 def load_meta(data_dir: str | os.PathLike) -> dict:
     """The meta.json of a prepared dataset folder, checked; a missing or malformed one is a one-line
     DataError."""
     data_dir = Path(data_dir)
     path = data_dir / "meta.json"
     if not path.exists():
-        raise DataError(f"{path} not found: {_prepare_hint(data_dir)} first")
+        raise DataError(f"{path} not found: {_missing_hint(data_dir)}")
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

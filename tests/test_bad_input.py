@@ -118,6 +118,21 @@ CASES = [
     case("train.py", ["{raises}"], "{raises} line 3: NameError: name 'batch' is not defined"),
     case("train.py", ["{unknown}"], "{unknown}: unknown config key 'dropuot' (did you mean 'dropout'?)"),
     case("train.py", ["{tmp}/missing.py"], "cannot read config file {tmp}/missing.py"),
+    case("train.py", ["{tmp}/unknwn.py"],
+         "cannot read config file {tmp}/unknwn.py: No such file or directory; did you mean {unknown}"),
+    # train.py: init_from names a folder that is no model, or nothing; a dataset that is not there
+    case("train.py", ["--init_from={out}", "--out_dir={tmp}/new"],
+         "init_from='{out}' is a training run's out_dir (it holds ckpt.pt): use python train.py "
+         "--init_from=resume --out_dir={out}", sub=SUB),
+    case("train.py", ["--init_from={cfgonly}"],
+         "init_from='{cfgonly}' is a training run's out_dir (it holds config.json): use python train.py "
+         "--init_from=resume --out_dir={cfgonly}"),
+    case("train.py", ["--init_from=gpt2-med"],
+         "init_from='gpt2-med': no such folder, and not one of scratch, resume, gpt2, gpt2-medium, "
+         "gpt2-large, gpt2-xl; did you mean gpt2-medium"),
+    case("train.py", ["--dataset={tmp}/dat"],
+         "{tmp}/dat/meta.json not found: did you mean {data}? To prepare a new dataset there, run python "
+         "data/custom/prepare.py --input=... --out_dir={tmp}/dat"),
     # several problems at once: one line each
     case("train.py", ["--batch_size=0", "--dropout=1.5", "--device=tpu", "--bogus=1"],
          "unknown config key 'bogus'", "batch_size=0", "dropout=1.5", "device='tpu'", sub=SUB),
@@ -136,6 +151,17 @@ CASES = [
     case("sample.py", ["--ckpt=none.pt"], "no checkpoint at {out}/none.pt"),
     case("sample.py", ["--out_dir={foreign}"], "{foreign}/ckpt.pt is not a checkpoint of this codebase"),
     case("sample.py", ["--top_k=0", "--top_p=0", "--num_samples=0"], "num_samples=0", "top_k=0", "top_p=0"),
+    case("sample.py", ["--init_from={out}"],
+         "init_from='{out}' is a training run's out_dir (it holds ckpt.pt): use python sample.py "
+         "--out_dir={out}", sub=SUB),
+    case("sample.py", ["--init_from={bert}"],
+         "init_from='{bert}': a HF model of model_type 'bert'; this codebase loads model_type 'gpt2', "
+         "'llama', 'qwen3'"),
+    case("sample.py", ["--init_from=scratch"],
+         "init_from='scratch': no such folder, and not one of resume, gpt2, gpt2-medium, gpt2-large, "
+         "gpt2-xl;"),
+    case("sample.py", ["--out_dir={tmp}/otherarc"],
+         "no checkpoint at {tmp}/otherarc/ckpt.pt: did you mean --out_dir={otherarch}? Else train one first"),
     # eval.py
     case("eval.py", ["--mode=nonsense"], "mode='nonsense': must be one of 'hellaswag', 'plot'", sub=SUB),
     case("eval.py", ["--dpi=0"], "dpi=0: must be > 0"),
@@ -148,6 +174,14 @@ CASES = [
     case("eval.py", ["--mode=attention", "--device=cuda"], "device='cuda': CUDA is not available",
          marks=NO_CUDA),
     case("eval.py", ["--mode=export"], "checkpoint {out}/ckpt.pt is unreadable"),
+    case("eval.py", ["--mode=export", "--init_from={cfgonly}", "--output={tmp}/hf"],
+         "init_from='{cfgonly}' is a training run's out_dir (it holds config.json): use python eval.py "
+         "--out_dir={cfgonly}", sub=SUB),
+    case("eval.py", ["--init_from={empty}"],
+         "init_from='{empty}': {empty} is neither a run of train.py (no ckpt.pt) nor a HF model directory "
+         "(no config.json)"),
+    case("eval.py", ["--mode=export", "--out_dir={tmp}/foriegn"],
+         "no checkpoint at {tmp}/foriegn/ckpt.pt: did you mean --out_dir={foreign}? Else"),
     # bench.py
     case("bench.py", ["--iters=0"], "iters=0: must be > 0", sub=SUB),
     case("bench.py", ["--rounds=0"], "rounds=0: must be > 0"),
@@ -194,12 +228,14 @@ def world(tmp_path) -> dict[str, str]:
     """The files bad runs are pointed at, by placeholder name: a run's out_dir ({out}: a checkpoint cut
     short, best.pt, metrics, config), other runs' folders, a dataset, config files, a file where a folder
     should be, a read-only folder."""
-    names = ("afile", "empty", "nobin", "ro", "out", "foreign", "otherarch")
+    names = ("afile", "empty", "nobin", "ro", "out", "foreign", "otherarch", "cfgonly", "bert")
     w = {"tmp": tmp_path, "data": write_dataset(tmp_path / "data"), "text": tmp_path / "in.txt",
          **{name: tmp_path / name for name in names},
          **{name: tmp_path / f"{name}.py" for name in ("syntax", "raises", "unknown")}}
-    for name in ("out", "foreign", "otherarch", "empty", "ro"):
+    for name in ("out", "foreign", "otherarch", "empty", "ro", "cfgonly", "bert"):
         w[name].mkdir()
+    (w["cfgonly"] / "config.json").write_text('{"init_from": "scratch", "dtype": "auto"}\n')  # a run's own
+    (w["bert"] / "config.json").write_text('{"model_type": "bert"}\n')  # a HF model of a kind not loaded here
     w["afile"].write_text("not a folder\n")
     w["text"].write_text("hello world\n" * 20)
     write_dataset(w["nobin"])
@@ -221,8 +257,10 @@ def world(tmp_path) -> dict[str, str]:
     return {k: str(v) for k, v in w.items()}
 
 
-def snapshot(root: str) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(Path(root).rglob("*")) if p.is_file()}
+def snapshot(root: str) -> dict[str, bytes | None]:
+    """Every file's bytes and every folder (None) under root: a refused run makes no folder either."""
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else None
+            for p in sorted(Path(root).rglob("*"))}
 
 
 @pytest.fixture
@@ -276,6 +314,41 @@ def test_refused_on_the_command_line(c, world, read_only):
         r = python(script, *argv, timeout=120)
         return r.returncode, r.stdout, r.stderr
     refused(c, world, run)
+
+
+def test_init_from_a_run_is_answered_before_the_data_and_out_dir(world, tmp_path):
+    """train.py --init_from=<a run's out_dir> without --dataset: the one line says how to resume it, before
+    the default dataset's (OpenWebText's) missing files are named and before out_dir is made."""
+    new = tmp_path / "new"
+    r = python("train.py", f"--init_from={world['out']}", f"--out_dir={new}", "--device=cpu", timeout=120)
+    assert (r.returncode, r.stdout, "Traceback" in r.stderr) == (2, "", False), r.stderr
+    assert r.stderr == (f"error: init_from='{world['out']}' is a training run's out_dir (it holds ckpt.pt): "
+                        f"use python train.py --init_from=resume --out_dir={world['out']}\n")
+    assert not new.exists()
+
+
+def test_the_default_out_dir_suggests_the_runs_beside_it(tmp_path):
+    """sample.py and eval.py on an out_dir with no checkpoint name the folders beside it that hold one and
+    whose names start like it, the runs a user likely meant (out -> out-shakespeare-char)."""
+    ckpt = {"model": {}, "model_args": {}, "iter_num": 0, "best_val_loss": 1.0, "config": {}, "meta": {}}
+    for run in ("out-shakespeare-char", "other-run"):
+        (tmp_path / run).mkdir()
+        core.save_checkpoint(ckpt, str(tmp_path / run / "ckpt.pt"))
+    (tmp_path / "out-empty").mkdir()  # no checkpoint: not suggested
+    for main, args in ((sample.main, []), (ev.main, ["--mode=export"])):
+        r = in_process(main, "--device=cpu", f"--out_dir={tmp_path / 'out'}", *args)
+        assert (r.returncode, r.stdout) == (2, "")
+        assert r.stderr == (f"error: no checkpoint at {tmp_path / 'out' / 'ckpt.pt'}: did you mean "
+                            f"--out_dir={tmp_path / 'out-shakespeare-char'}? Else train one first, or point "
+                            f"out_dir at the run to load\n")
+
+
+def test_a_config_file_that_is_not_there_suggests_the_repositorys():
+    r = python("train.py", "config/train_shakespear_char.py", timeout=120)
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr.startswith("error: cannot read config file config/train_shakespear_char.py: No such file "
+                               "or directory; did you mean config/train_shakespeare_char.py")
+    assert len(r.stderr.splitlines()) == 1
 
 
 def test_table_is_big_enough():

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import eval as ev
+import sample
 import train
 from configurator import UsageError
 from data.common import DataError, Tokenizer, load_hellaswag
@@ -22,7 +23,7 @@ from data.hellaswag import prepare as hellaswag_prepare
 import core
 from model import GPT, GPTConfig
 from core import load_model
-from conftest import in_process, tiny_train_config, write_dataset
+from conftest import in_process, small_model, tiny_train_config, write_dataset
 from train import TrainConfig
 
 NULL = contextlib.nullcontext()
@@ -445,6 +446,83 @@ def test_export_without_cached_bpe_files_leaves_a_note(make_hf_dir, tmp_path, mo
                             "copy\n")
 
 
+# every character the char tests use: spaces, a tab, newlines, punctuation and characters past ASCII
+CHARS = sorted(set("ROMEO: JULIET.\nhello, world ünï€😀\t'"))
+
+
+@pytest.fixture(scope="module")
+def char_run(tmp_path_factory) -> str:
+    """out_dir of a run's checkpoint of a random char model on CHARS (64 rows, 16 of them padding). Its
+    matrices are drawn wide (std 0.5) so that greedy decoding wanders over the vocabulary instead of repeating
+    one character."""
+    tok = Tokenizer.char(CHARS)
+    model = small_model(block_size=64, vocab_size=64, tokenizer_vocab_size=len(CHARS))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.5, generator=generator)
+    out = tmp_path_factory.mktemp("char-run")
+    core.save_checkpoint({"model": model.state_dict(), "model_args": asdict(model.config), "iter_num": 0,
+                          "best_val_loss": 9.0, "config": {}, "meta": tok.meta()}, str(out / "ckpt.pt"))
+    return str(out)
+
+
+def greedy_sample(*args: str) -> str:
+    """sample.py's one greedy sample of 20 new tokens, prompt included."""
+    texts = sample.main(["--device=cpu", "--dtype=float32", "--num_samples=1", "--max_new_tokens=20",
+                         "--temperature=0", *args])
+    return texts[0]
+
+
+def pipeline_greedy(path: str, prompt: str) -> str:
+    from transformers import pipeline
+    generate = pipeline("text-generation", model=path, device="cpu")
+    return generate(prompt, max_new_tokens=20, do_sample=False)[0]["generated_text"]
+
+
+def test_char_export_tokenizer_has_our_ids(char_run, tmp_path):
+    """AutoTokenizer loads a char export's tokenizer with our ids: every character its own token, spaces,
+    newlines and characters past ASCII included, and decoding gives the text back as it was."""
+    from transformers import AutoTokenizer
+    model, tok, _ = load_model("resume", char_run)
+    out = ev.export_hf(model, str(tmp_path / "hf"), tok)
+    hf_tok = AutoTokenizer.from_pretrained(out)
+    for text in ("ROMEO: hello, world.\n\n", "  ünï €😀\t'wo ", "\n", "ROMEO :\nJULIET ."):
+        ids = hf_tok(text)["input_ids"]
+        assert ids == tok.encode(text) and len(ids) == len(text)
+        assert hf_tok.decode(ids) == text
+    assert len(hf_tok) == len(CHARS) and hf_tok.model_max_length == 64
+    with pytest.raises(Exception, match="UNK"):  # a character outside the vocabulary, as in ours
+        hf_tok("xyz")
+
+
+@pytest.mark.hf_parity
+def test_pipeline_runs_a_char_export_greedily_as_sample_py(char_run, tmp_path):
+    """python eval.py --mode=export of a char run is a directory HF's text-generation pipeline runs as it is,
+    and its greedy text is sample.py's with --temperature=0."""
+    out = ev.main(["--mode=export", f"--out_dir={char_run}", f"--output={tmp_path / 'hf'}"])
+    ours = greedy_sample(f"--out_dir={char_run}", "--start=ROMEO:")
+    assert ours.startswith("ROMEO:") and len(ours) == len("ROMEO:") + 20
+    assert len(set(ours[6:])) > 5  # the model wanders: a text worth comparing
+    assert pipeline_greedy(out, "ROMEO:") == ours
+
+
+@pytest.mark.hf_parity
+def test_pipeline_runs_a_bpe_export_greedily_as_sample_py(make_hf_dir, tmp_path):
+    """The same for GPT-2's BPE: the export has HF's tokenizer and <|endoftext|> as its end and pad token,
+    where both stop (sample.py with --stop_at_eot)."""
+    from transformers import GenerationConfig
+    hf_dir = make_hf_dir(seed=3, vocab_size=50257, n_positions=64, initializer_range=0.5)
+    out = ev.main(["--mode=export", f"--init_from={hf_dir}", f"--output={tmp_path / 'hf'}"])
+    generation = GenerationConfig.from_pretrained(out)
+    assert generation.eos_token_id == generation.pad_token_id == generation.bos_token_id == 50256
+    prompt = "Hello world, this is"
+    ours = greedy_sample(f"--init_from={hf_dir}", f"--start={prompt}", "--stop_at_eot=True")
+    assert ours.startswith(prompt) and len(set(Tokenizer.gpt2().encode(ours[len(prompt):]))) > 5
+    assert pipeline_greedy(out, prompt) == ours
+
+
 def test_train_py_periodic_hellaswag(memorizer, tmp_path, monkeypatch):
     """eval_hellaswag in train.py scores data/hellaswag/hellaswag_val.jsonl at each eval (here: eval_only)."""
     from data.common import prepare_documents
@@ -667,7 +745,9 @@ def test_export_runs_on_the_cpu_whatever_the_device(char_runs, tmp_path, capsys)
     """--mode=export ignores --device (it always runs on the CPU), so --device=cuda works on any machine."""
     out = ev.main(["--mode=export", f"--out_dir={char_runs[True]}", f"--output={tmp_path / 'hf'}",
                    "--device=cuda"])
-    assert capsys.readouterr().out == f"wrote {out}: load it with GPT2LMHeadModel.from_pretrained('{out}')\n"
+    assert capsys.readouterr().out == (
+        f"wrote {out}: generate with transformers.pipeline('text-generation', model='{out}'), or load it "
+        f"with AutoModelForCausalLM.from_pretrained('{out}') and AutoTokenizer.from_pretrained('{out}')\n")
     assert os.path.isfile(os.path.join(out, "config.json"))
 
 
