@@ -32,24 +32,19 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import (UsageError, cli, configure, device_name, dtype_name, key, non_negative, one_of,
                           positive)
-from core import (autocast, checkpoint_activations, choose_weight_layout, cpu_has_bf16, device_problems,
-                  get_batch, init_distributed, leave_distributed, load_checkpoint, maybe_compile,
-                  model_from_checkpoint, open_data, peak_flops, progress, read_metrics, resolve_device,
-                  resolve_dtype, shard)
+from core import (ModelKeys, autocast, checkpoint_activations, choose_weight_layout, cpu_has_bf16,
+                  device_problems, get_batch, init_distributed, leave_distributed, load_checkpoint,
+                  maybe_compile, model_from_checkpoint, open_data, peak_flops, progress, read_metrics,
+                  resolve_device, resolve_dtype, shard)
 from model import GPT, GPTConfig, padded_vocab
 
 
 @dataclass
-class BenchConfig:
+class BenchConfig(ModelKeys):
+    # the model's keys (n_layer, n_embd, pos_embedding, mlp, ...: core.ModelKeys) come first; GPT-2 124M
     mode: str = key("train", one_of("train", "compare", "generate", "speedrun", "memory"),
                     "what to time: train steps, train-step variants, generation, the speedrun, memory")
-    # model shape (scratch); defaults are GPT-2 124M
-    n_layer: int = key(GPTConfig.n_layer, positive, "transformer blocks")
-    n_head: int = key(GPTConfig.n_head, positive, "attention heads per block; must divide n_embd")
-    n_embd: int = key(GPTConfig.n_embd, positive, "width of the residual stream")
-    block_size: int = key(GPTConfig.block_size, positive, "tokens per sequence")
     vocab_size: int = key(GPTConfig.vocab_size, positive, "vocabulary of the random tokens (dataset='')")
-    bias: bool = key(GPTConfig.bias, None, "biases in the Linears and LayerNorms")
     # train mode
     dataset: str = key("", None, "train, compare: '' for random tokens, else data/<dataset>; speedrun: its "
                                  "runs' dataset when given")
@@ -76,9 +71,7 @@ class BenchConfig:
                                                     "it")
 
     def problems(self) -> list[str]:
-        found = device_problems(self.device, self.dtype)
-        if self.n_embd % self.n_head:
-            found.append(f"n_head={self.n_head}: must divide n_embd={self.n_embd}")
+        found = device_problems(self.device, self.dtype) + super().problems()
         # HF's generate cannot go past its n_positions (ours crops its context)
         if self.mode == "generate" and self.hf and self.prompt_len + self.max_new_tokens > self.block_size:
             found.append(f"max_new_tokens={self.max_new_tokens}: prompt_len + max_new_tokens must be <= "
@@ -117,8 +110,7 @@ def make_step(cfg: BenchConfig, device: torch.device) -> tuple:
     batch = lambda: get_batch(data, rng.integers(0, len(data) - cfg.block_size, cfg.batch_size),  # noqa: E731
                               cfg.block_size, device)
     torch.manual_seed(cfg.seed)
-    model = GPT(GPTConfig(block_size=cfg.block_size, vocab_size=vocab_size, n_layer=cfg.n_layer,
-                          n_head=cfg.n_head, n_embd=cfg.n_embd, bias=cfg.bias)).to(device)
+    model = GPT(cfg.gpt_config(vocab_size=vocab_size)).to(device)
     if cfg.optimizer == "plain":
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate)
     else:
@@ -200,8 +192,7 @@ def bench_memory(cfg: BenchConfig, device: torch.device) -> dict:
             device = init_distributed(device)
             stack.push(leave_distributed)
         torch.manual_seed(cfg.seed)
-        model = GPT(GPTConfig(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, bias=cfg.bias,
-                              block_size=cfg.block_size, vocab_size=cfg.vocab_size)).to(device)
+        model = GPT(cfg.gpt_config()).to(device)
         if ddp and cfg.fsdp:
             shard(model, device, torch.float32)
         optimizer = model.configure_optimizers(0.1, cfg.learning_rate, (0.9, 0.95))

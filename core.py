@@ -35,9 +35,66 @@ try:
 except ImportError:
     fcntl = None
 
-from configurator import UsageError, closest, did_you_mean
+from configurator import UsageError, closest, did_you_mean, key, one_of, positive, probability
 from data.common import DataError, Tokenizer, atomic_write, load_meta
-from model import GPT, PRETRAINED, GPTConfig
+from model import GPT, HF_TRANSPOSED, PRETRAINED, GPTConfig, hf_names
+
+# -----------------------------------------------------------------------------
+# the model's keys, shared by train.py and bench.py
+
+@dataclasses.dataclass
+class ModelKeys:
+    """The config keys of the model: GPTConfig's fields, GPT-2 124M's values by default. train.py's and
+    bench.py's configs take them all, so a new GPTConfig field is one key here, with its range."""
+    block_size: int = key(GPTConfig.block_size, positive, "tokens per sequence: the model's context length")
+    n_layer: int = key(GPTConfig.n_layer, positive, "transformer blocks")
+    n_head: int = key(GPTConfig.n_head, positive, "attention heads per block; must divide n_embd")
+    n_embd: int = key(GPTConfig.n_embd, positive, "width of the residual stream")
+    dropout: float = key(GPTConfig.dropout, probability, "dropout probability (0 for pretraining, "
+                                                         "0.1+ for finetuning)")
+    bias: bool = key(GPTConfig.bias, None, "biases in the Linears and LayerNorms (GPT-2 has them)")
+    pos_embedding: str = key(GPTConfig.pos_embedding, one_of("learned", "rope"),
+                             "'learned' positions added to the tokens (GPT-2), or 'rope': rotated queries "
+                             "and keys (Llama)")
+    rope_theta: float = key(GPTConfig.rope_theta, positive, "RoPE's base: the slowest channel pair turns "
+                                                            "once in ~2 pi rope_theta tokens")
+    norm: str = key(GPTConfig.norm, one_of("layernorm", "rmsnorm"), "the blocks' and the final norm: "
+                                                                   "'rmsnorm' has no mean and no bias")
+    norm_eps: float = key(GPTConfig.norm_eps, positive, "the norms' epsilon (Llama: 1e-5, Qwen3: 1e-6)")
+    mlp: str = key(GPTConfig.mlp, one_of("gelu", "swiglu", "relu2"), "'gelu' (GPT-2), 'swiglu' "
+                                                                     "(Llama) or 'relu2' (relu(x)^2)")
+    mlp_hidden: int | None = key(GPTConfig.mlp_hidden, positive, "the MLP's hidden width; None: 4 * n_embd, "
+                                                                 "or 8/3 * n_embd for swiglu")
+    qk_norm: bool = key(GPTConfig.qk_norm, None, "RMSNorm each head's queries and keys (Qwen3)")
+    n_kv_head: int | None = key(GPTConfig.n_kv_head, positive, "grouped-query attention: key/value heads, "
+                                                               "must divide n_head; None: n_head")
+    tie_embeddings: bool = key(GPTConfig.tie_embeddings, None, "the output layer shares the token "
+                                                               "embedding's weights (GPT-2)")
+    logit_softcap: float | None = key(GPTConfig.logit_softcap, positive, "logits = c * tanh(logits / c); "
+                                                                         "None: none")
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.n_embd % self.n_head:
+            found.append(f"n_head={self.n_head}: must divide n_embd={self.n_embd}")
+        elif self.pos_embedding == "rope" and self.n_embd // self.n_head % 2:
+            found.append(f"pos_embedding='rope': needs an even head size, not n_embd / n_head = "
+                         f"{self.n_embd // self.n_head}")
+        if self.n_kv_head is not None and self.n_head % self.n_kv_head:
+            found.append(f"n_kv_head={self.n_kv_head}: must divide n_head={self.n_head}")
+        return found
+
+    def gpt_config(self, **given) -> GPTConfig:
+        """The GPTConfig of these keys: each of its fields that is a key here, with given on top (vocab
+        sizes)."""
+        ours = {f.name for f in dataclasses.fields(self)}
+        return GPTConfig(**{**{f.name: getattr(self, f.name) for f in dataclasses.fields(GPTConfig)
+                               if f.name in ours}, **given})
+
+
+# the keys that say what a trained model is: a resumed run may not change them
+ARCH_KEYS = tuple(f.name for f in dataclasses.fields(ModelKeys) if f.name != "dropout")
+
 
 # -----------------------------------------------------------------------------
 # devices, dtypes, peak FLOPs
@@ -361,6 +418,67 @@ def load_model(init_from: str, out_dir: str = "out",
             # rows past GPT-2's vocab are never sampled
             model.config.tokenizer_vocab_size = tokenizer.vocab_size
     return model.eval(), tokenizer, source
+
+
+# what each HF class computes, in this codebase's keys: an export is written as the class whose values the
+# model has (HF_CLASSES), and a model of none of them is refused, naming its keys that differ
+HF_SHAPES = {"gpt2": {"pos_embedding": "learned", "norm": "layernorm", "mlp": "gelu", "qk_norm": False,
+                      "logit_softcap": None},
+             "llama": {"pos_embedding": "rope", "norm": "rmsnorm", "mlp": "swiglu", "qk_norm": False,
+                       "logit_softcap": None},
+             "qwen3": {"pos_embedding": "rope", "norm": "rmsnorm", "mlp": "swiglu", "qk_norm": True,
+                       "logit_softcap": None, "bias": False}}
+HF_CLASSES = {"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM", "qwen3": "Qwen3ForCausalLM"}
+
+
+def hf_model_type(config: GPTConfig) -> str:
+    """The model_type of the HF class that computes what config does: 'gpt2', 'llama' or 'qwen3'; else a
+    UsageError naming the keys that no HF class of these computes as this model does."""
+    if config.pos_embedding == "learned":  # GPT-2's MLP is 4x wide, and it has no grouped-query attention
+        shape = {**HF_SHAPES["gpt2"], "mlp_width": 4 * config.n_embd, "kv_heads": config.n_head}
+        near = "gpt2"
+    else:
+        near = "qwen3" if config.qk_norm else "llama"
+        shape = HF_SHAPES[near]
+    differ = [f"{k}={getattr(config, k)!r}" for k, v in shape.items() if getattr(config, k) != v]
+    if differ:
+        want = ", ".join(f"{k}={v!r}" for k, v in shape.items())
+        raise UsageError(f"cannot export {', '.join(differ)}: no HF class computes it the same way (the "
+                         f"nearest, {HF_CLASSES[near]}, needs {want})")
+    return near
+
+
+def hf_model(model: GPT, **config_args) -> torch.nn.Module:
+    """model as the HF transformers model that computes the same logits (hf_model_type), on the CPU in fp32,
+    its config given config_args on top (token ids for generation). Padded vocab rows are left out, so that
+    HF's vocab_size is the tokenizer's. GPT-2 always has biases: bias=False is written as zeros."""
+    import transformers
+    c, V = model.config, model.config.real_vocab_size
+    model_type = hf_model_type(c)
+    if model_type == "gpt2":
+        hf_config = transformers.GPT2Config(
+            vocab_size=V, n_positions=c.block_size, n_embd=c.n_embd, n_layer=c.n_layer, n_head=c.n_head,
+            activation_function="gelu_new", layer_norm_epsilon=c.norm_eps, resid_pdrop=c.dropout,
+            embd_pdrop=c.dropout, attn_pdrop=c.dropout, tie_word_embeddings=c.tie_embeddings, **config_args)
+    else:
+        hf_config = getattr(transformers, {"llama": "LlamaConfig", "qwen3": "Qwen3Config"}[model_type])(
+            vocab_size=V, max_position_embeddings=c.block_size, hidden_size=c.n_embd,
+            intermediate_size=c.mlp_width, num_hidden_layers=c.n_layer, num_attention_heads=c.n_head,
+            num_key_value_heads=c.kv_heads, head_dim=c.n_embd // c.n_head, rms_norm_eps=c.norm_eps,
+            rope_theta=c.rope_theta, attention_bias=c.bias, attention_dropout=c.dropout,
+            tie_word_embeddings=c.tie_embeddings, **({"mlp_bias": c.bias} if model_type == "llama" else {}),
+            **config_args)
+    hf = getattr(transformers, HF_CLASSES[model_type])(hf_config)
+    theirs, names = hf.state_dict(), hf_names(c, model_type)
+    weights = {n: torch.zeros_like(p) for n, p in theirs.items() if n.endswith(".bias")}  # GPT-2, bias=False
+    for k, w in model.state_dict().items():
+        w = w.detach().to("cpu", torch.float32)
+        w = w.t() if model_type == "gpt2" and k.endswith(HF_TRANSPOSED) else w
+        w = w[:V] if k in ("transformer.wte.weight", "lm_head.weight") else w
+        pieces = names.get(k, [k])
+        weights.update(zip(pieces, w.split([theirs[n].size(0) for n in pieces])))
+    hf.load_state_dict({n: w.contiguous() for n, w in weights.items()}, strict=True)
+    return hf.eval()
 
 
 def encode_prompt(tokenizer: Tokenizer, text: str, vocab_size: int,

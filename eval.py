@@ -24,10 +24,10 @@ import torch
 
 from configurator import (UsageError, cli, configure, device_name, dtype_name, key, one_of, positive,
                           unwritable)
-from core import (autocast, check_tokenizer, device_problems, hellaswag_accuracy, init_from_problem,
+from core import (autocast, check_tokenizer, device_problems, hellaswag_accuracy, hf_model, init_from_problem,
                   load_model, long_call, read_metrics, resolve_device, resolve_dtype)
 from data.common import Tokenizer, atomic_write, load_hellaswag
-from model import GPT, HF_TRANSPOSED
+from model import GPT
 
 if TYPE_CHECKING:  # imported where used: only an export needs transformers
     from transformers import PreTrainedTokenizerFast
@@ -164,26 +164,17 @@ def plot_losses(train: list[dict], evals: list[dict], path: str, figsize: tuple[
 @torch.no_grad()
 def attention_maps(model: GPT, idx: torch.Tensor) -> torch.Tensor:
     """Attention probabilities (n_layer, n_head, T, T) of the token ids idx, (T,) or (1, T): row i is how
-    query i weighs keys 0..i. model.py computes attention inside scaled_dot_product_attention, which does not
-    return the weights, so they are recomputed here from each layer's input (captured by a hook) and its
-    c_attn weights."""
-    idx, inputs = idx.view(1, -1), []
-    hooks = [block.attn.register_forward_pre_hook(lambda module, args: inputs.append(args[0]))
-             for block in model.transformer.h]
+    query i weighs keys 0..i. They are the model's own: each attention layer is asked to keep its weights
+    (a masked softmax computed beside the SDPA path, model.attention_weights) for this one forward."""
+    layers = [block.attn for block in model.transformer.h]
+    for attn in layers:
+        attn.keep_weights = True
     try:
-        model(idx)
+        model(idx.view(1, -1))
+        return torch.stack([attn.weights[0].float() for attn in layers])
     finally:
-        for h in hooks:
-            h.remove()
-    T, maps = idx.size(1), []
-    causal = torch.ones(T, T, dtype=torch.bool, device=idx.device).tril()
-    for block, x in zip(model.transformer.h, inputs):
-        C, nh = x.size(-1), block.attn.n_head
-        q, k, _ = block.attn.c_attn(x[0]).float().split(C, dim=-1)
-        q, k = (t.view(T, nh, C // nh).transpose(0, 1) for t in (q, k))  # (nh, T, hs)
-        scores = (q @ k.transpose(-2, -1)) / math.sqrt(C // nh)
-        maps.append(scores.masked_fill(~causal, float("-inf")).softmax(dim=-1))
-    return torch.stack(maps)
+        for attn in layers:
+            attn.keep_weights, attn.weights = False, None
 
 
 # marks for the characters a tick label would show as nothing, or that would break it (DejaVu Sans has them)
@@ -308,37 +299,17 @@ def save_tokenizer(tokenizer: Tokenizer, out: str, max_length: int) -> None:
 
 
 def export_hf(model: GPT, out: str, tokenizer: Tokenizer | None = None) -> str:
-    """Write model as a HF GPT-2 directory that GPT2LMHeadModel.from_pretrained(out) loads, and return out.
-    With the model's tokenizer, pipeline("text-generation", model=out) runs on it as it is (save_tokenizer).
-    - Padded vocab rows are left out: the export has the model's real_vocab_size rows, the only ones a
-      tokenizer can produce, so HF's vocab_size matches its tokenizer (the logits of the real ids are
-      unchanged).
-    - bias=False: HF GPT-2 always has biases, so they are written as zeros, which compute exactly the same."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-    c, V = model.config, model.config.real_vocab_size
-    # else not the model's
-    tokenizer = tokenizer if tokenizer is not None and tokenizer.vocab_size == V else None
-    hf_config = GPT2Config(vocab_size=V, n_positions=c.block_size, n_embd=c.n_embd, n_layer=c.n_layer,
-                           n_head=c.n_head, activation_function="gelu_new", layer_norm_epsilon=1e-5,
-                           resid_pdrop=c.dropout, embd_pdrop=c.dropout, attn_pdrop=c.dropout,
-                           tie_word_embeddings=True, **generation_ids(tokenizer))
-    hf = GPT2LMHeadModel(hf_config)
-    ours, weights = model.state_dict(), {}
-    for name, p in hf.state_dict().items():
-        if name in ours:
-            w = ours[name].detach().to("cpu", torch.float32)
-            w = w.t() if name.endswith(HF_TRANSPOSED) else w
-            w = w[:V] if name in ("transformer.wte.weight", "lm_head.weight") else w
-        elif name.endswith(".bias") and not c.bias:
-            w = torch.zeros_like(p)
-        else:
-            raise RuntimeError(f"export: HF's GPT-2 has {name}, which this model lacks")
-        weights[name] = w.contiguous()
-    hf.load_state_dict(weights, strict=True)
+    """Write model as a HF directory that AutoModelForCausalLM.from_pretrained(out) loads, and return out:
+    GPT2LMHeadModel, LlamaForCausalLM or Qwen3ForCausalLM, whichever computes the same (core.hf_model; a
+    model no HF class computes is refused, naming its keys). With the model's tokenizer,
+    pipeline("text-generation", model=out) runs on it as it is (save_tokenizer)."""
+    if tokenizer is not None and tokenizer.vocab_size != model.config.real_vocab_size:
+        tokenizer = None  # not the model's
+    hf = hf_model(model, **generation_ids(tokenizer))
     os.makedirs(out, exist_ok=True)
     hf.save_pretrained(out)
     if tokenizer is not None:
-        save_tokenizer(tokenizer, out, c.block_size)
+        save_tokenizer(tokenizer, out, model.config.block_size)
     return out
 
 

@@ -1,10 +1,14 @@
 """
-GPT-2 in one file: the model, OpenAI's weights, and fast cached generation.
+GPT-2 in one file, and the modern variants of it: the model, OpenAI's weights, and fast cached generation.
 
-Numerically this *is* GPT-2 (tests/test_model.py checks logits and greedy decoding against HF transformers):
+By default this *is* GPT-2 (tests/test_model.py checks logits and greedy decoding against HF transformers):
 pre-LayerNorm blocks, fused qkv projection, causal attention through F.scaled_dot_product_attention,
 GELU(tanh) MLP 4x wide, learned absolute positions, final LayerNorm, lm_head tied to the token embedding.
-Imports torch and the standard library only; transformers is imported inside from_pretrained.
+GPTConfig's other values give the pieces today's small models use instead (rotary positions, RMSNorm, SwiGLU
+or ReLU^2, QK-norm, grouped-query attention, an untied head, a logit softcap): Llama's and Qwen3's shapes
+exactly (tests/test_arch.py). Each choice is made once, when the model is built, so forward reads the same
+for all of them. Imports torch and the standard library only; transformers is imported inside
+from_pretrained.
 """
 import contextlib
 import math
@@ -30,18 +34,52 @@ class GPTConfig:
     # ids >= tokenizer_vocab_size are padding rows the tokenizer cannot decode: generate() never produces
     # them. None means every id is a real token.
     tokenizer_vocab_size: int | None = None
+    pos_embedding: str = "learned"  # 'learned' (GPT-2: a vector per position) or 'rope' (rotary, as Llama)
+    rope_theta: float = 10000.0  # RoPE's base: channel pair i turns by pos * rope_theta^(-2i/head_size)
+    norm: str = "layernorm"  # 'layernorm' (GPT-2) or 'rmsnorm' (no mean, no bias: Llama)
+    norm_eps: float = 1e-5
+    mlp: str = "gelu"  # 'gelu' (GPT-2), 'swiglu' (silu(gate) * up, as Llama) or 'relu2' (relu(x)^2)
+    mlp_hidden: int | None = None  # None: 4 * n_embd; for swiglu 8/3 * n_embd up to a multiple of 64
+    qk_norm: bool = False  # RMSNorm over each head's queries and keys before the rotation, as Qwen3
+    n_kv_head: int | None = None  # grouped-query attention: heads of keys and values; None: n_head
+    tie_embeddings: bool = True  # lm_head shares the token embedding's weights, as in GPT-2
+    logit_softcap: float | None = None  # logits = c * tanh(logits / c), which keeps them in (-c, c)
 
     def __post_init__(self):
+        problems = []
         if self.n_embd % self.n_head != 0:
-            raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
+            problems.append(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
         if self.tokenizer_vocab_size is not None and not 0 < self.tokenizer_vocab_size <= self.vocab_size:
-            raise ValueError(f"tokenizer_vocab_size={self.tokenizer_vocab_size} must be in "
-                             f"1..{self.vocab_size}")
+            problems.append(f"tokenizer_vocab_size={self.tokenizer_vocab_size} must be in "
+                            f"1..{self.vocab_size}")
+        if self.n_head % self.kv_heads != 0:
+            problems.append(f"n_kv_head={self.n_kv_head} must divide n_head={self.n_head}")
+        if self.pos_embedding == "rope" and self.n_embd // self.n_head % 2:
+            problems.append(f"rope needs an even head size, not {self.n_embd // self.n_head}")
+        for name, allowed in (("pos_embedding", ("learned", "rope")), ("norm", ("layernorm", "rmsnorm")),
+                              ("mlp", ("gelu", "swiglu", "relu2"))):
+            if getattr(self, name) not in allowed:
+                problems.append(f"{name}={getattr(self, name)!r} must be one of {allowed}")
+        if problems:
+            raise ValueError("; ".join(problems))
 
     @property
     def real_vocab_size(self) -> int:
         """The ids a tokenizer can produce; the rows after them, up to vocab_size, are padding."""
         return self.tokenizer_vocab_size or self.vocab_size
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_head or self.n_head
+
+    @property
+    def mlp_width(self) -> int:
+        """The MLP's hidden width. SwiGLU has two input matrices where GELU has one: Llama keeps its
+        parameters at GELU's 4x by 2/3 of the width (rounded up here to a multiple of 64, which matmuls
+        like)."""
+        if self.mlp_hidden is not None:
+            return self.mlp_hidden
+        return (8 * self.n_embd // 3 + 63) // 64 * 64 if self.mlp == "swiglu" else 4 * self.n_embd
 
 
 def padded_vocab(vocab_size: int) -> int:
@@ -85,30 +123,90 @@ class KVCache:
         return buf[0], buf[1], mask  # (B, nh, max_len, hs)
 
 
+def make_norm(config: GPTConfig, dim: int) -> nn.Module:
+    if config.norm == "rmsnorm":
+        return nn.RMSNorm(dim, eps=config.norm_eps)
+    return nn.LayerNorm(dim, eps=config.norm_eps, bias=config.bias)
+
+
+class Rotary(nn.Module):
+    """RoPE (Su et al., 2021) in HF's half-split form: channel i of each query and key head is paired with
+    channel i + hs/2, and the pair is turned by the angle pos * theta^(-2i/hs). Attention scores then depend
+    on how far apart two tokens are, not on where they are. No parameters, and no buffers that a dtype cast
+    could round: the angles are computed in fp32 each call."""
+
+    def __init__(self, head_size: int, theta: float):
+        super().__init__()
+        self.head_size, self.theta = head_size, theta
+
+    def forward(self, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """pos (T,) -> cos, sin (T, hs/2) of each position's angles."""
+        hs = self.head_size
+        inv_freq = 1.0 / (self.theta ** (torch.arange(0, hs, 2, dtype=torch.float, device=pos.device) / hs))
+        angles = pos.float()[:, None] * inv_freq[None, :]
+        return angles.cos(), angles.sin()
+
+
+def rotate(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    """x (B, nh, T, hs) with each channel pair (i, i + hs/2) turned by its angle; unchanged without rope."""
+    if rope is None:
+        return x
+    cos, sin = (t.to(x.dtype) for t in rope)
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+
+
+def attention_weights(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                      mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention written out, (output, weights (B, nh, Tq, Tk)), for when the weights are wanted: eval.py's
+    attention maps. mask None is the causal mask aligned to the last keys, as scaled_dot_product_attention."""
+    rep = q.size(1) // k.size(1)  # grouped-query attention: each key/value head serves rep query heads
+    k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+    if mask is None:
+        Tq, Tk = q.size(2), k.size(2)
+        mask = torch.ones(Tq, Tk, dtype=torch.bool, device=q.device).tril(Tk - Tq)
+    scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))  # (B, nh, Tq, Tk)
+    weights = scores.float().masked_fill(~mask, float("-inf")).softmax(dim=-1).to(q.dtype)
+    return weights @ v, weights
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig, layer_idx: int):
         super().__init__()
-        # q, k, v for all heads at once
-        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.n_head, self.n_kv_head = config.n_head, config.kv_heads
+        self.head_size = config.n_embd // config.n_head
+        # q for all heads, then k and v for the key/value heads (all heads, unless grouped-query attention)
+        self.c_attn = nn.Linear(config.n_embd, (self.n_head + 2 * self.n_kv_head) * self.head_size,
+                                bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.q_norm = nn.RMSNorm(self.head_size, eps=config.norm_eps) if config.qk_norm else nn.Identity()
+        self.k_norm = nn.RMSNorm(self.head_size, eps=config.norm_eps) if config.qk_norm else nn.Identity()
         self.resid_dropout = nn.Dropout(config.dropout)
-        self.n_head, self.dropout, self.layer_idx = config.n_head, config.dropout, layer_idx
+        self.dropout, self.layer_idx = config.dropout, layer_idx
+        self.keep_weights = False  # set by eval.py's attention maps: then forward also leaves self.weights
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         B, T, C = x.size()
-        q, k, v = self.c_attn(x).split(C, dim=2)
+        hs, kv = self.head_size, self.n_kv_head * self.head_size
+        q, k, v = self.c_attn(x).split([C, kv, kv], dim=2)
         # Under CPU autocast attention runs in fp32: PyTorch's CPU flash attention is 2x (forward) to 3x
         # (backward) slower in bf16 than in fp32 (README, Performance), and it is a small share of the FLOPs.
         fp32_attn = x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
         dtype = torch.float32 if fp32_attn else q.dtype
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2).to(dtype)
-                   for t in (q, k, v))  # (B, nh, T, hs)
+        # (B, nh, T, hs) for q; k and v have n_kv_head heads
+        q, k, v = (t.view(B, T, -1, hs).transpose(1, 2).to(dtype) for t in (q, k, v))
+        q, k = rotate(self.q_norm(q), rope), rotate(self.k_norm(k), rope)
         mask = None
         if cache is not None:
             k, v, mask = cache.update(self.layer_idx, k, v)
         with torch.autocast("cpu", enabled=False) if fp32_attn else contextlib.nullcontext():
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None and T > 1,
-                                               dropout_p=self.dropout if self.training else 0.0)
+            if self.keep_weights:
+                y, self.weights = attention_weights(q, k, v, mask)
+            else:
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None and T > 1,
+                                                   dropout_p=self.dropout if self.training else 0.0,
+                                                   enable_gqa=self.n_kv_head != self.n_head)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble the heads side by side
         return self.resid_dropout(self.c_proj(y))
 
@@ -122,27 +220,44 @@ def gelu(x: torch.Tensor) -> torch.Tensor:
     return F.gelu(x, approximate="tanh")
 
 
+def relu2(x: torch.Tensor) -> torch.Tensor:
+    """ReLU squared (So et al., 2021, "Primer"), as nanochat and the modded-nanogpt speedrun use."""
+    return F.relu(x).square()
+
+
+def swiglu(x: torch.Tensor) -> torch.Tensor:
+    """SwiGLU (Shazeer, 2020), as Llama: c_fc's output holds the gate and the up projection side by side."""
+    gate, up = x.chunk(2, dim=-1)
+    return F.silu(gate) * up
+
+
+ACTIVATIONS = {"gelu": gelu, "relu2": relu2, "swiglu": swiglu}
+
+
 class MLP(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        width = config.mlp_width
+        self.c_fc = nn.Linear(config.n_embd, 2 * width if config.mlp == "swiglu" else width, bias=config.bias)
+        self.act = ACTIVATIONS[config.mlp]
+        self.c_proj = nn.Linear(width, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(gelu(self.c_fc(x))))
+        return self.dropout(self.c_proj(self.act(self.c_fc(x))))
 
 
 class Block(nn.Module):
     def __init__(self, config: GPTConfig, layer_idx: int):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_1 = make_norm(config, config.n_embd)
         self.attn = CausalSelfAttention(config, layer_idx)
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_2 = make_norm(config, config.n_embd)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), cache)
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache, rope)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -150,19 +265,24 @@ class Block(nn.Module):
 HF_TRANSPOSED = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 PRETRAINED = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
 
+
 class GPT(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.config = config
+        # positions: a learned vector added to each token's (GPT-2), or rotations of queries and keys (RoPE)
+        learned = config.pos_embedding == "learned"
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd),
-            wpe=nn.Embedding(config.block_size, config.n_embd),
+            **({"wpe": nn.Embedding(config.block_size, config.n_embd)} if learned else {}),
             drop=nn.Dropout(config.dropout),
             h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
-            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+            ln_f=make_norm(config, config.n_embd),
         ))
+        self.rotary = None if learned else Rotary(config.n_embd // config.n_head, config.rope_theta)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.transformer.wte.weight = self.lm_head.weight  # weight tying, as GPT-2 does
+        if config.tie_embeddings:
+            self.transformer.wte.weight = self.lm_head.weight  # weight tying, as GPT-2 does
         # GPT-2 init: N(0, 0.02) everywhere, zero biases, and the projections that write into the residual
         # stream scaled by 1/sqrt(2 * n_layer) so the stream's variance does not grow with depth (two per
         # block).
@@ -173,13 +293,17 @@ class GPT(nn.Module):
                 nn.init.zeros_(p)
             elif p.dim() >= 2:
                 nn.init.normal_(p, mean=0.0, std=0.02)
-            # LayerNorm gains keep their default of 1
+            # norm gains keep their default of 1
 
     def get_num_params(self, non_embedding: bool = True) -> int:
-        """Parameter count. Position embeddings are left out by default; token embeddings stay in, because
-        tying makes them the output layer's weights."""
+        """Parameter count. non_embedding leaves out the lookup tables: the position embeddings, and the token
+        embeddings where they are not also the output layer's weights (untied)."""
         n = sum(p.numel() for p in self.parameters())
-        return n - self.transformer.wpe.weight.numel() if non_embedding else n
+        if non_embedding and "wpe" in self.transformer:
+            n -= self.transformer.wpe.weight.numel()
+        if non_embedding and not self.config.tie_embeddings:
+            n -= self.transformer.wte.weight.numel()
+        return n
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, all_logits: bool = False,
                 cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -196,29 +320,41 @@ class GPT(nn.Module):
                              f"{'block_size' if limit == self.config.block_size else 'the cache'}={limit}: "
                              f"crop it to the last {limit} tokens")
         pos = start + torch.arange(T, dtype=torch.long, device=idx.device)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
+        x = self.transformer.wte(idx)  # (B, T, C)
+        if "wpe" in self.transformer:
+            x = x + self.transformer.wpe(pos)
+        x = self.transformer.drop(x)
+        rope = self.rotary(pos) if self.rotary is not None else None  # cos, sin (T, hs/2)
         for block in self.transformer.h:
-            x = block(x, cache)
+            x = block(x, cache, rope)
         x = self.transformer.ln_f(x)
         if cache is not None:
             cache.pos += T
         if targets is not None:
-            logits = self.lm_head(x)
+            logits = self.head(x)
             loss = F.cross_entropy(logits.flatten(0, 1), targets.reshape(-1), ignore_index=-1)
             return logits, loss
-        return self.lm_head(x if all_logits else x[:, [-1], :]), None
+        return self.head(x if all_logits else x[:, [-1], :]), None
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits of the final hidden states x (B, T, C) -> (B, T, V), softcapped where asked."""
+        logits = self.lm_head(x)
+        c = self.config.logit_softcap
+        return logits if c is None else c * torch.tanh(logits / c)
 
     def crop_block_size(self, block_size: int) -> None:
         """Shrink the context, e.g. to finetune GPT-2 (1024) with a shorter block."""
         if block_size > self.config.block_size:
             raise ValueError(f"cannot grow block_size from {self.config.block_size} to {block_size}")
         self.config.block_size = block_size
-        self.transformer.wpe.weight = nn.Parameter(self.transformer.wpe.weight[:block_size])
+        if "wpe" in self.transformer:  # RoPE has no table to crop
+            self.transformer.wpe.weight = nn.Parameter(self.transformer.wpe.weight[:block_size])
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str, override_args: dict | None = None) -> "GPT":
-        """OpenAI's GPT-2 (gpt2, gpt2-medium, gpt2-large, gpt2-xl) through HF transformers, or a local
-        directory written by GPT2LMHeadModel.save_pretrained. Only dropout may be overridden."""
+        """OpenAI's GPT-2 (gpt2, gpt2-medium, gpt2-large, gpt2-xl) through HF transformers, or a local HF
+        directory of a GPT-2, Llama or Qwen3 model (eval.py's exports among them) that this model computes
+        exactly (config_from_hf). Only dropout may be overridden."""
         override_args = override_args or {}
         if set(override_args) - {"dropout"}:
             raise ValueError(f"from_pretrained can only override dropout, not {sorted(override_args)}")
@@ -228,33 +364,32 @@ class GPT(nn.Module):
         if os.path.isdir(name_or_dir) and not os.path.isfile(os.path.join(name_or_dir, "config.json")):
             raise ValueError(f"{name_or_dir} has no config.json: it is not a HF model directory")
         # lazily: only loading weights needs transformers
-        from transformers import GPT2Config, GPT2LMHeadModel
+        from transformers import AutoConfig, AutoModelForCausalLM
         try:
-            hf_config = GPT2Config.from_pretrained(name_or_dir)
-            check_hf_config(hf_config, name_or_dir)
-            hf = GPT2LMHeadModel.from_pretrained(name_or_dir)
+            hf_config = AutoConfig.from_pretrained(name_or_dir)
+            config = config_from_hf(hf_config, name_or_dir)
+            hf = AutoModelForCausalLM.from_pretrained(name_or_dir)
         except OSError as e:  # no network and not in the HF cache, usually
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise RuntimeError(f"could not load '{name_or_dir}' ({reason}). Download it once with network "
                                f"access (it is cached under ~/.cache/huggingface) or pass a local "
                                f"directory") from None
-        config = GPTConfig(block_size=hf_config.n_positions, vocab_size=hf_config.vocab_size,
-                           n_layer=hf_config.n_layer, n_head=hf_config.n_head, n_embd=hf_config.n_embd,
-                           bias=True, dropout=override_args.get("dropout", 0.0))
+        config.dropout = override_args.get("dropout", 0.0)
         model = cls(config)
-        sd, sd_hf = model.state_dict(), hf.state_dict()
+        sd, sd_hf, names = model.state_dict(), hf.state_dict(), hf_names(config, hf_config.model_type)
         with torch.no_grad():
-            for k, p in sd.items():  # the shapes agree: our config is HF's (check_hf_config)
-                p.copy_(sd_hf[k].t() if k.endswith(HF_TRANSPOSED) else sd_hf[k])
+            for k, p in sd.items():  # the shapes agree: our config is HF's (config_from_hf)
+                w = torch.cat([sd_hf[n] for n in names.get(k, [k])])
+                p.copy_(w.t() if hf_config.model_type == "gpt2" and k.endswith(HF_TRANSPOSED) else w)
         return model
 
     def configure_optimizers(self, weight_decay: float, learning_rate: float, betas: tuple[float, float],
                              optimizer: str = "adamw") -> torch.optim.Optimizer:
-        """AdamW with weight decay on matrices and embeddings (>= 2-D) only, never on biases or LayerNorm
-        gains. optimizer='muon': torch.optim.Muon for the 2-D matrices inside the blocks, AdamW for the rest
-        (embeddings and the tied head, gains, biases), both stepped together. Muon's learning rate is scaled
-        to match AdamW's update size (adjust_lr_fn='match_rms_adamw'), so one learning_rate and schedule serve
-        both."""
+        """AdamW with weight decay on matrices and embeddings (>= 2-D) only, never on biases or norm gains.
+        optimizer='muon': torch.optim.Muon for the 2-D matrices inside the blocks (c_attn and c_fc whole, as
+        one matrix each), AdamW for the rest (embeddings and the head, gains, biases), both stepped together.
+        Muon's learning rate is scaled to match AdamW's update size (adjust_lr_fn='match_rms_adamw'), so one
+        learning_rate and schedule serve both."""
         params = {n: p for n, p in self.named_parameters() if p.requires_grad}
         if optimizer not in ("adamw", "muon"):
             raise ValueError(f"optimizer '{optimizer}' is not 'adamw' or 'muon'")
@@ -278,9 +413,10 @@ class GPT(nn.Module):
         """Training FLOPs (forward + backward) per token: 6 per matmul weight (2 forward, 4 backward) plus the
         attention scores and weighted sum, 2 * 2 * seq_len * n_embd per layer forward, counted without causal
         savings as the PaLM paper (appendix B) does."""
-        c = self.config
-        # qkv + proj 4d^2, MLP 8d^2, lm_head
-        n_matmul = c.n_layer * 12 * c.n_embd ** 2 + c.vocab_size * c.n_embd
+        c, hs = self.config, self.config.n_embd // self.config.n_head
+        attn = c.n_embd * (c.n_head + 2 * c.kv_heads) * hs + c.n_embd ** 2  # qkv and the projection
+        mlp = (3 if c.mlp == "swiglu" else 2) * c.n_embd * c.mlp_width  # GPT-2: 8 d^2
+        n_matmul = c.n_layer * (attn + mlp) + c.vocab_size * c.n_embd  # and the lm_head
         return 6 * n_matmul + 12 * c.n_layer * c.n_embd * seq_len
 
     def estimate_mfu(self, tokens_per_sec: float, seq_len: int,
@@ -413,20 +549,62 @@ def filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None,
     return logits
 
 
-def check_hf_config(cfg, name: str) -> None:
-    """Refuse HF GPT-2 variants this model would silently compute differently."""
+def config_from_hf(cfg, name: str) -> GPTConfig:
+    """Our GPTConfig for a HF config of model_type gpt2, llama or qwen3; a ValueError naming every setting
+    this model would compute differently."""
     problems = []
-    if cfg.model_type != "gpt2":
-        problems.append(f"model_type is '{cfg.model_type}', not 'gpt2'")
-    if cfg.activation_function not in ("gelu_new", "gelu_pytorch_tanh"):
-        problems.append(f"activation_function is '{cfg.activation_function}', not 'gelu_new'")
-    if cfg.n_inner not in (None, 4 * cfg.n_embd):
-        problems.append(f"n_inner is {cfg.n_inner}, not 4 * n_embd = {4 * cfg.n_embd}")
-    for flag, want in (("scale_attn_by_inverse_layer_idx", False), ("reorder_and_upcast_attn", False),
-                       ("scale_attn_weights", True), ("add_cross_attention", False)):
-        if getattr(cfg, flag, want) != want:
-            problems.append(f"{flag} is {getattr(cfg, flag)}, not {want}")
-    if cfg.layer_norm_epsilon != 1e-5:
-        problems.append(f"layer_norm_epsilon is {cfg.layer_norm_epsilon}, not 1e-5")
+
+    def want(setting: str, value, *allowed) -> None:
+        if value not in allowed:
+            problems.append(f"{setting} is {value!r}, not {' or '.join(map(repr, allowed))}")
+    if cfg.model_type == "gpt2":
+        want("activation_function", cfg.activation_function, "gelu_new", "gelu_pytorch_tanh")
+        want("n_inner", cfg.n_inner, None, 4 * cfg.n_embd)
+        for flag, value in (("scale_attn_by_inverse_layer_idx", False), ("reorder_and_upcast_attn", False),
+                            ("scale_attn_weights", True), ("add_cross_attention", False)):
+            want(flag, getattr(cfg, flag, value), value)
+        config = GPTConfig(block_size=cfg.n_positions, vocab_size=cfg.vocab_size, n_layer=cfg.n_layer,
+                           n_head=cfg.n_head, n_embd=cfg.n_embd, bias=True, norm_eps=cfg.layer_norm_epsilon,
+                           tie_embeddings=cfg.tie_word_embeddings)
+    elif cfg.model_type in ("llama", "qwen3"):
+        rope = getattr(cfg, "rope_parameters", None) or {"rope_theta": cfg.rope_theta,  # transformers < 5
+                                                         **(getattr(cfg, "rope_scaling", None) or {})}
+        want("hidden_act", cfg.hidden_act, "silu")
+        want("head_dim", getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads,
+             cfg.hidden_size // cfg.num_attention_heads)
+        want("rope_type", rope.get("rope_type", rope.get("type", "default")), "default")
+        want("mlp_bias", getattr(cfg, "mlp_bias", False), cfg.model_type == "llama" and cfg.attention_bias)
+        want("pretraining_tp", getattr(cfg, "pretraining_tp", 1), 1)
+        want("use_sliding_window", getattr(cfg, "use_sliding_window", False), False)
+        config = GPTConfig(block_size=cfg.max_position_embeddings, vocab_size=cfg.vocab_size,
+                           n_layer=cfg.num_hidden_layers, n_head=cfg.num_attention_heads,
+                           n_embd=cfg.hidden_size, bias=cfg.attention_bias, pos_embedding="rope",
+                           rope_theta=float(rope["rope_theta"]), norm="rmsnorm", norm_eps=cfg.rms_norm_eps,
+                           mlp="swiglu", mlp_hidden=cfg.intermediate_size, qk_norm=cfg.model_type == "qwen3",
+                           n_kv_head=cfg.num_key_value_heads, tie_embeddings=cfg.tie_word_embeddings)
+    else:
+        problems.append(f"model_type is {cfg.model_type!r}, not 'gpt2', 'llama' or 'qwen3'")
     if problems:
-        raise ValueError(f"{name}: this GPT-2 variant cannot be reproduced exactly: {'; '.join(problems)}")
+        kind = {"gpt2": "GPT-2", "llama": "Llama", "qwen3": "Qwen3"}.get(cfg.model_type, cfg.model_type)
+        raise ValueError(f"{name}: this {kind} variant cannot be reproduced exactly: "
+                         f"{'; '.join(problems)}")
+    return config
+
+
+def hf_names(config: GPTConfig, model_type: str) -> dict[str, list[str]]:
+    """Our parameter name -> the HF parameters it is made of, stacked along dim 0, for a Llama or Qwen3 model
+    (q, k, v in c_attn; gate, up in c_fc). GPT-2's names are ours: empty (its four Conv1D weights are
+    transposed, HF_TRANSPOSED)."""
+    if model_type == "gpt2":
+        return {}
+    names = {"transformer.wte.weight": ["model.embed_tokens.weight"],
+             "transformer.ln_f.weight": ["model.norm.weight"], "lm_head.weight": ["lm_head.weight"]}
+    pieces = {"ln_1": ["input_layernorm"], "attn.c_attn": [f"self_attn.{x}_proj" for x in "qkv"],
+              "attn.c_proj": ["self_attn.o_proj"], "attn.q_norm": ["self_attn.q_norm"],
+              "attn.k_norm": ["self_attn.k_norm"], "ln_2": ["post_attention_layernorm"],
+              "mlp.c_fc": ["mlp.gate_proj", "mlp.up_proj"], "mlp.c_proj": ["mlp.down_proj"]}
+    for i in range(config.n_layer):
+        for ours, theirs in pieces.items():
+            for kind in ("weight", "bias"):
+                names[f"transformer.h.{i}.{ours}.{kind}"] = [f"model.layers.{i}.{t}.{kind}" for t in theirs]
+    return names

@@ -23,8 +23,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import (UsageError, check, cli, configure, device_name, dtype_name, key, non_negative,
                           one_of, positive, probability, unwritable)
-from core import (SEPARATOR, Interrupted, MetricsLog, any_process, autocast, check_new_run,
-                  checkpoint_activations, claim_out_dir, clock, device_problems, encode_prompt,
+from core import (ARCH_KEYS, SEPARATOR, Interrupted, ModelKeys, MetricsLog, any_process, autocast,
+                  check_new_run, checkpoint_activations, claim_out_dir, clock, device_problems, encode_prompt,
                   gathered_state, get_batch, hellaswag_accuracy, init_distributed, init_from_problem,
                   is_sharded, leave_distributed, load_checkpoint, load_pretrained, load_sharded_optimizer,
                   maybe_compile, model_from_checkpoint, open_data, peak_flops, prepare_out_dir, progress,
@@ -34,7 +34,9 @@ from model import GPT, GPTConfig, padded_vocab
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(ModelKeys):
+    # the model's keys (block_size, n_layer, n_head, n_embd, dropout, bias, pos_embedding, norm, mlp, ...)
+    # come first, from core.ModelKeys, with their defaults (GPT-2 124M) and ranges
     # I/O
     out_dir: str = key("out", None, "a run owns it: a new run is refused where another left a checkpoint")
     overwrite: bool = key(False, None, "True: a new run replaces the one in out_dir whole (checkpoints, "
@@ -63,14 +65,6 @@ class TrainConfig:
                                             "writes them); an absolute path also works")
     gradient_accumulation_steps: int = key(5 * 8, positive, "micro-steps per step, over all processes")
     batch_size: int = key(12, positive, "sequences per micro-step per process")
-    block_size: int = key(GPTConfig.block_size, positive, "tokens per sequence: the model's context length")
-    # model (scratch); the defaults are GPTConfig's: GPT-2 124M
-    n_layer: int = key(GPTConfig.n_layer, positive, "transformer blocks")
-    n_head: int = key(GPTConfig.n_head, positive, "attention heads per block; must divide n_embd")
-    n_embd: int = key(GPTConfig.n_embd, positive, "width of the residual stream")
-    dropout: float = key(GPTConfig.dropout, probability, "dropout probability (0 for pretraining, "
-                                                         "0.1+ for finetuning)")
-    bias: bool = key(GPTConfig.bias, None, "biases in the Linears and LayerNorms (GPT-2 has them)")
     # optimizer
     optimizer: str = key("adamw", one_of("adamw", "muon"), "'muon': Muon for the blocks' 2-D matrices, "
                                                            "AdamW for embeddings, gains and biases")
@@ -99,9 +93,7 @@ class TrainConfig:
 
     def problems(self) -> list[str]:
         """What is wrong across keys (each key's own range is checked by configurator.problems first)."""
-        found = device_problems(self.device, self.dtype)
-        if self.n_embd % self.n_head:
-            found.append(f"n_head={self.n_head}: must divide n_embd={self.n_embd}")
+        found = device_problems(self.device, self.dtype) + super().problems()
         if self.decay_lr and self.warmup_iters > self.lr_decay_iters:
             found.append(f"warmup_iters={self.warmup_iters}: must be <= lr_decay_iters={self.lr_decay_iters} "
                          f"(or decay_lr=False)")
@@ -119,7 +111,6 @@ class TrainConfig:
         return found
 
 
-ARCH_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "bias")  # may not change on resume
 # taken from the command line only, never from a checkpoint's config
 COMMAND_KEYS = ("init_from", "out_dir", "overwrite", "eval_only", "verbose")
 
@@ -159,8 +150,8 @@ def build_model(cfg: TrainConfig, meta: dict, ckpt: dict | None) -> GPT:
     keys are set to what the model really is (e.g. gpt2-medium's)."""
     vocab = meta["vocab_size"]
     if ckpt is not None:
-        changed = {k: (ckpt["model_args"][k], getattr(cfg, k)) for k in ARCH_KEYS
-                   if ckpt["model_args"][k] != getattr(cfg, k)}
+        saved = asdict(GPTConfig(**ckpt["model_args"]))  # the keys it predates are GPT-2's
+        changed = {k: (saved[k], getattr(cfg, k)) for k in ARCH_KEYS if saved[k] != getattr(cfg, k)}
         if changed:
             raise UsageError("cannot resume with a different architecture: " + ", ".join(
                 f"{k}={new!r} but the checkpoint has {old!r}" for k, (old, new) in changed.items()))
@@ -170,9 +161,7 @@ def build_model(cfg: TrainConfig, meta: dict, ckpt: dict | None) -> GPT:
                              f"tokens, or other chars")
         model = model_from_checkpoint({**ckpt, "model_args": {**ckpt["model_args"], "dropout": cfg.dropout}})
     elif cfg.init_from == "scratch":
-        model = GPT(GPTConfig(block_size=cfg.block_size, vocab_size=padded_vocab(vocab), n_layer=cfg.n_layer,
-                              n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias,
-                              tokenizer_vocab_size=vocab))
+        model = GPT(cfg.gpt_config(vocab_size=padded_vocab(vocab), tokenizer_vocab_size=vocab))
     else:
         model = load_pretrained(cfg.init_from, cfg.dropout)
         if cfg.block_size < model.config.block_size:

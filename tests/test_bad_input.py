@@ -135,7 +135,7 @@ CASES = [
          "data/custom/prepare.py --input=... --out_dir={tmp}/dat"),
     # several problems at once: one line each
     case("train.py", ["--batch_size=0", "--dropout=1.5", "--device=tpu", "--bogus=1"],
-         "unknown config key 'bogus'", "batch_size=0", "dropout=1.5", "device='tpu'", sub=SUB),
+         "unknown config key 'bogus'", "dropout=1.5", "batch_size=0", "device='tpu'", sub=SUB),
     case("train.py", ["--n_head=3", "--warmup_iters=5", "--out_dir={afile}"],
          "n_head=3", "warmup_iters=5", "out_dir='{afile}'"),
     case("train.py", ["{syntax}", "--batch_size=0"], "{syntax} line 2", "batch_size=0"),

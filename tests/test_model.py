@@ -379,7 +379,7 @@ def test_crop_block_size():
 @pytest.mark.parametrize("bad", [dict(activation_function="relu"), dict(n_inner=100),
                                  dict(scale_attn_by_inverse_layer_idx=True),
                                  dict(reorder_and_upcast_attn=True),
-                                 dict(scale_attn_weights=False), dict(layer_norm_epsilon=1e-6),
+                                 dict(scale_attn_weights=False),
                                  dict(add_cross_attention=True)])
 def test_bad_hf_configs_rejected(make_hf_dir, bad):
     path = make_hf_dir(**bad)
@@ -390,14 +390,15 @@ def test_bad_hf_configs_rejected(make_hf_dir, bad):
 
 def test_hf_config_checks_name_every_problem():
     from transformers import GPT2Config
-    model_py.check_hf_config(GPT2Config(n_embd=64, n_inner=256), "ok")  # n_inner spelled out as 4 * n_embd
-    bad = GPT2Config(n_embd=64, n_inner=100, layer_norm_epsilon=1e-6)
-    bad.model_type = "gpt_neo"
+    model_py.config_from_hf(GPT2Config(n_embd=64, n_head=4, n_inner=256), "ok")  # n_inner as 4 * n_embd
+    bad = GPT2Config(n_embd=64, n_head=4, n_inner=100, activation_function="relu")
     with pytest.raises(ValueError) as e:
-        model_py.check_hf_config(bad, "x")
-    assert str(e.value) == ("x: this GPT-2 variant cannot be reproduced exactly: model_type is 'gpt_neo', "
-                            "not 'gpt2'; n_inner is 100, not 4 * n_embd = 256; layer_norm_epsilon is 1e-06, "
-                            "not 1e-5")
+        model_py.config_from_hf(bad, "x")
+    assert str(e.value) == ("x: this GPT-2 variant cannot be reproduced exactly: activation_function is "
+                            "'relu', not 'gelu_new' or 'gelu_pytorch_tanh'; n_inner is 100, not None or 256")
+    bad.model_type = "gpt_neo"
+    with pytest.raises(ValueError, match="model_type is 'gpt_neo', not 'gpt2', 'llama' or 'qwen3'"):
+        model_py.config_from_hf(bad, "x")
 
 
 def test_unreachable_hub_name_is_one_clear_error(monkeypatch, tmp_path):
@@ -409,11 +410,11 @@ def test_unreachable_hub_name_is_one_clear_error(monkeypatch, tmp_path):
     message = str(e.value)
     assert message.startswith("could not load 'gpt2-medium' (") and "\n" not in message
     assert "Download it once with network access" in message and "(None)" not in message
-    from transformers import GPT2Config
+    from transformers import AutoConfig
     for error, reason in ((OSError("first line\nsecond line"), "first line"), (OSError(), "OSError")):
         def fails(*args, **kwargs):
             raise error
-        monkeypatch.setattr(GPT2Config, "from_pretrained", fails)
+        monkeypatch.setattr(AutoConfig, "from_pretrained", fails)
         with pytest.raises(RuntimeError) as e:
             GPT.from_pretrained("gpt2")
         assert str(e.value).startswith(f"could not load 'gpt2' ({reason}). Download it once")
@@ -482,7 +483,8 @@ def test_flops_per_token_matches_counted_matmuls(monkeypatch):
     (CPU SDPA kernels are not counted) over the full T x T square, as the formula assumes."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    def plain_sdpa(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False):
+    def plain_sdpa(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, enable_gqa=False):
+        k, v = (t.repeat_interleave(q.size(1) // k.size(1), dim=1) for t in (k, v))
         att = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
         if is_causal:
             att = att.masked_fill(torch.ones(q.size(2), k.size(2), dtype=torch.bool).triu(1), float("-inf"))
