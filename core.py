@@ -434,13 +434,12 @@ HF_CLASSES = {"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM", "qwen3": "
 def hf_model_type(config: GPTConfig) -> str:
     """The model_type of the HF class that computes what config does: 'gpt2', 'llama' or 'qwen3'; else a
     UsageError naming the keys that no HF class of these computes as this model does."""
-    if config.pos_embedding == "learned":  # GPT-2's MLP is 4x wide, and it has no grouped-query attention
-        shape = {**HF_SHAPES["gpt2"], "mlp_width": 4 * config.n_embd, "kv_heads": config.n_head}
-        near = "gpt2"
-    else:
-        near = "qwen3" if config.qk_norm else "llama"
-        shape = HF_SHAPES[near]
+    near = "gpt2" if config.pos_embedding == "learned" else "qwen3" if config.qk_norm else "llama"
+    shape = HF_SHAPES[near]
     differ = [f"{k}={getattr(config, k)!r}" for k, v in shape.items() if getattr(config, k) != v]
+    if near == "gpt2":  # GPT-2's MLP is 4x wide, and it has no grouped-query attention
+        differ += [f"mlp_hidden={config.mlp_hidden!r}"] * (config.mlp_width != 4 * config.n_embd)
+        differ += [f"n_kv_head={config.n_kv_head!r}"] * (config.kv_heads != config.n_head)
     if differ:
         want = ", ".join(f"{k}={v!r}" for k, v in shape.items())
         raise UsageError(f"cannot export {', '.join(differ)}: no HF class computes it the same way (the "

@@ -166,7 +166,9 @@ def attention_weights(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         Tq, Tk = q.size(2), k.size(2)
         mask = torch.ones(Tq, Tk, dtype=torch.bool, device=q.device).tril(Tk - Tq)
     scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))  # (B, nh, Tq, Tk)
-    weights = scores.float().masked_fill(~mask, float("-inf")).softmax(dim=-1).to(q.dtype)
+    # the softmax in fp32 at least, as SDPA's kernels do
+    weights = scores.masked_fill(~mask, float("-inf")).softmax(-1, torch.promote_types(q.dtype, torch.float))
+    weights = weights.to(q.dtype)
     return weights @ v, weights
 
 
