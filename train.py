@@ -437,9 +437,17 @@ class Run:
 # -----------------------------------------------------------------------------
 # evaluation and the train step
 
+def target_bytes(data: np.ndarray, offsets: np.ndarray, block_size: int, table: np.ndarray) -> int:
+    """UTF-8 bytes of the targets of the batches at offsets (batches, batch_size), from a per-id byte table
+    (Tokenizer.token_bytes)."""
+    cpu = torch.device("cpu")
+    return sum(int(table[get_batch(data, rows, block_size, cpu)[1].numpy()].sum()) for rows in offsets)
+
+
 class Evaluator:
-    """Mean loss on a fixed set of train and val batches, drawn once with an RNG of their own (every eval sees
-    the same data; training sees no change), split over the processes; HellaSwag and samples if cfg asks."""
+    """Mean loss and bits per byte on a fixed set of train and val batches, drawn once with an RNG of their
+    own (every eval sees the same data; training sees no change), split over the processes; HellaSwag and
+    samples if cfg asks."""
 
     def __init__(self, run: Run):
         cfg, data = run.cfg, run.data
@@ -448,8 +456,12 @@ class Evaluator:
         self.offsets = {split: np.random.default_rng([cfg.seed, 1 + i]).integers(
             0, len(data[split]) - cfg.block_size, size=(cfg.eval_iters, cfg.batch_size))
             for i, split in enumerate(("train", "val"))}
-        # only runs that use it pay for the tokenizer (GPT-2's BPE files may have to be downloaded)
-        self.tokenizer = Tokenizer.from_meta(run.meta) if cfg.eval_hellaswag or cfg.eval_samples > 0 else None
+        self.tokenizer = Tokenizer.from_meta(run.meta)
+        # bits per byte put char and BPE runs on one scale: a split's summed loss in bits over the UTF-8 bytes
+        # of its eval batches' targets, counted once here (every eval sees the same batches)
+        table = self.tokenizer.token_bytes(run.model.config.vocab_size)
+        self.bytes = {split: target_bytes(data[split], offsets, cfg.block_size, table)
+                      for split, offsets in self.offsets.items()}
         self.hellaswag = None
         if cfg.eval_hellaswag:
             path = os.path.join("data", "hellaswag", "hellaswag_val.jsonl")
@@ -481,6 +493,11 @@ class Evaluator:
             if dist.is_initialized():
                 dist.all_reduce(total)
             out[f"{split}_loss"] = (total[0] / total[1]).item()
+        # every batch has batch_size x block_size targets, none ignored: the mean loss times their count is
+        # the summed loss in nats (<|endoftext|>'s included: where a document ends is information too)
+        tokens = self.cfg.eval_iters * self.cfg.batch_size * self.cfg.block_size
+        out.update({f"{split}_bpb": out[f"{split}_loss"] * tokens / (math.log(2) * self.bytes[split])
+                    for split in self.offsets if self.bytes[split]})  # (0 bytes: nothing but <|endoftext|>)
         model.train()
         return out
 
