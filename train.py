@@ -13,6 +13,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 
@@ -29,7 +30,7 @@ from core import (SEPARATOR, Interrupted, MetricsLog, any_process, autocast, che
                   is_sharded, leave_distributed, load_checkpoint, load_pretrained, load_sharded_optimizer,
                   maybe_compile, model_from_checkpoint, open_data, peak_flops, prepare_out_dir, progress,
                   resolve_device, resolve_dtype, save_checkpoint, shard, stop_requests)
-from data.common import Tokenizer, load_hellaswag
+from data.common import DataError, Tokenizer, load_hellaswag
 from model import GPT, GPTConfig, padded_vocab
 
 
@@ -456,12 +457,7 @@ class Evaluator:
         self.offsets = {split: np.random.default_rng([cfg.seed, 1 + i]).integers(
             0, len(data[split]) - cfg.block_size, size=(cfg.eval_iters, cfg.batch_size))
             for i, split in enumerate(("train", "val"))}
-        self.tokenizer = Tokenizer.from_meta(run.meta)
-        # bits per byte put char and BPE runs on one scale: a split's summed loss in bits over the UTF-8 bytes
-        # of its eval batches' targets, counted once here (every eval sees the same batches)
-        table = self.tokenizer.token_bytes(run.model.config.vocab_size)
-        self.bytes = {split: target_bytes(data[split], offsets, cfg.block_size, table)
-                      for split, offsets in self.offsets.items()}
+        self.tokenizer, self.bytes = self.load_tokenizer(run)
         self.hellaswag = None
         if cfg.eval_hellaswag:
             path = os.path.join("data", "hellaswag", "hellaswag_val.jsonl")
@@ -470,6 +466,21 @@ class Evaluator:
         if cfg.eval_samples > 0:  # encoded now, so that a bad prompt fails before any training
             self.prompt = encode_prompt(self.tokenizer, cfg.eval_sample_prompt, run.model.config.vocab_size,
                                         "eval_sample_prompt")
+
+    def load_tokenizer(self, run: Run) -> tuple[Tokenizer | None, dict[str, int]]:
+        """The data's tokenizer and the UTF-8 bytes of each split's eval targets, counted once (every eval
+        sees the same batches): bits per byte put char and BPE runs on one scale. GPT-2's BPE files may be
+        missing (offline): only samples and HellaSwag need them, and evals go on without bits per byte."""
+        try:
+            tokenizer = Tokenizer.from_meta(run.meta)
+        except DataError as e:
+            if self.cfg.eval_hellaswag or self.cfg.eval_samples > 0:
+                raise
+            warnings.warn(f"evals without bits per byte: {e}")
+            return None, {}
+        table = tokenizer.token_bytes(run.model.config.vocab_size)
+        return tokenizer, {split: target_bytes(self.data[split], offsets, self.cfg.block_size, table)
+                           for split, offsets in self.offsets.items()}
 
     @torch.no_grad()
     def losses(self, model: torch.nn.Module) -> dict[str, float]:
@@ -497,7 +508,7 @@ class Evaluator:
         # the summed loss in nats (<|endoftext|>'s included: where a document ends is information too)
         tokens = self.cfg.eval_iters * self.cfg.batch_size * self.cfg.block_size
         out.update({f"{split}_bpb": out[f"{split}_loss"] * tokens / (math.log(2) * self.bytes[split])
-                    for split in self.offsets if self.bytes[split]})  # (0 bytes: nothing but <|endoftext|>)
+                    for split in self.bytes if self.bytes[split]})  # (0 bytes: nothing but <|endoftext|>)
         model.train()
         return out
 

@@ -681,7 +681,8 @@ def test_bpe_samples_from_an_empty_prompt_leave_out_the_eot(tiny):
 
 def test_bpe_training_needs_no_tokenizer_files(tiny, tmp_path, monkeypatch):
     """Training on prepared GPT-2 BPE data reads only token ids: without evaluation samples or HellaSwag,
-    tiktoken's files (a download, offline an error) are never needed."""
+    tiktoken's files (a download, offline an error) are not needed; its evals go without bits per byte,
+    saying why."""
     def unavailable():
         raise core.DataError("no tiktoken files here")
     monkeypatch.setattr("data.common._tiktoken_gpt2", unavailable)
@@ -694,7 +695,10 @@ def test_bpe_training_needs_no_tokenizer_files(tiny, tmp_path, monkeypatch):
             "train_tokens": 2000, "val_tokens": 1000}
     (data / "meta.json").write_text(json.dumps(meta))
     bpe = replace(tiny, dataset=str(data), n_embd=16, max_iters=2, eval_interval=2)
-    assert train.train(bpe)["iter_num"] == 2
+    with pytest.warns(UserWarning, match="^evals without bits per byte: no tiktoken files here$"):
+        assert train.train(bpe)["iter_num"] == 2
+    assert [sorted(r) for r in metrics(bpe) if "val_loss" in r] == [["iter", "lr", "tokens", "train_loss",
+                                                                      "val_loss"]] * 2
     with pytest.raises(core.DataError, match="no tiktoken files here"):
         train.train(replace(tiny, dataset=str(data), n_embd=16, max_iters=2, eval_samples=1, overwrite=True))
 
