@@ -13,6 +13,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 
@@ -29,7 +30,7 @@ from core import (ARCH_KEYS, SEPARATOR, Interrupted, ModelKeys, MetricsLog, any_
                   is_sharded, leave_distributed, load_checkpoint, load_pretrained, load_sharded_optimizer,
                   maybe_compile, model_from_checkpoint, open_data, peak_flops, prepare_out_dir, progress,
                   resolve_device, resolve_dtype, save_checkpoint, shard, stop_requests)
-from data.common import Tokenizer, load_hellaswag
+from data.common import DataError, Tokenizer, load_hellaswag
 from model import GPT, GPTConfig, padded_vocab
 
 
@@ -426,9 +427,17 @@ class Run:
 # -----------------------------------------------------------------------------
 # evaluation and the train step
 
+def target_bytes(data: np.ndarray, offsets: np.ndarray, block_size: int, table: np.ndarray) -> int:
+    """UTF-8 bytes of the targets of the batches at offsets (batches, batch_size), from a per-id byte table
+    (Tokenizer.token_bytes)."""
+    cpu = torch.device("cpu")
+    return sum(int(table[get_batch(data, rows, block_size, cpu)[1].numpy()].sum()) for rows in offsets)
+
+
 class Evaluator:
-    """Mean loss on a fixed set of train and val batches, drawn once with an RNG of their own (every eval sees
-    the same data; training sees no change), split over the processes; HellaSwag and samples if cfg asks."""
+    """Mean loss and bits per byte on a fixed set of train and val batches, drawn once with an RNG of their
+    own (every eval sees the same data; training sees no change), split over the processes; HellaSwag and
+    samples if cfg asks."""
 
     def __init__(self, run: Run):
         cfg, data = run.cfg, run.data
@@ -437,8 +446,7 @@ class Evaluator:
         self.offsets = {split: np.random.default_rng([cfg.seed, 1 + i]).integers(
             0, len(data[split]) - cfg.block_size, size=(cfg.eval_iters, cfg.batch_size))
             for i, split in enumerate(("train", "val"))}
-        # only runs that use it pay for the tokenizer (GPT-2's BPE files may have to be downloaded)
-        self.tokenizer = Tokenizer.from_meta(run.meta) if cfg.eval_hellaswag or cfg.eval_samples > 0 else None
+        self.tokenizer, self.bytes = self.load_tokenizer(run)
         self.hellaswag = None
         if cfg.eval_hellaswag:
             path = os.path.join("data", "hellaswag", "hellaswag_val.jsonl")
@@ -447,6 +455,21 @@ class Evaluator:
         if cfg.eval_samples > 0:  # encoded now, so that a bad prompt fails before any training
             self.prompt = encode_prompt(self.tokenizer, cfg.eval_sample_prompt, run.model.config.vocab_size,
                                         "eval_sample_prompt")
+
+    def load_tokenizer(self, run: Run) -> tuple[Tokenizer | None, dict[str, int]]:
+        """The data's tokenizer and the UTF-8 bytes of each split's eval targets, counted once (every eval
+        sees the same batches): bits per byte put char and BPE runs on one scale. GPT-2's BPE files may be
+        missing (offline): only samples and HellaSwag need them, and evals go on without bits per byte."""
+        try:
+            tokenizer = Tokenizer.from_meta(run.meta)
+        except DataError as e:
+            if self.cfg.eval_hellaswag or self.cfg.eval_samples > 0:
+                raise
+            warnings.warn(f"evals without bits per byte: {e}")
+            return None, {}
+        table = tokenizer.token_bytes(run.model.config.vocab_size)
+        return tokenizer, {split: target_bytes(self.data[split], offsets, self.cfg.block_size, table)
+                           for split, offsets in self.offsets.items()}
 
     @torch.no_grad()
     def losses(self, model: torch.nn.Module) -> dict[str, float]:
@@ -470,6 +493,11 @@ class Evaluator:
             if dist.is_initialized():
                 dist.all_reduce(total)
             out[f"{split}_loss"] = (total[0] / total[1]).item()
+        # every batch has batch_size x block_size targets, none ignored: the mean loss times their count is
+        # the summed loss in nats (<|endoftext|>'s included: where a document ends is information too)
+        tokens = self.cfg.eval_iters * self.cfg.batch_size * self.cfg.block_size
+        out.update({f"{split}_bpb": out[f"{split}_loss"] * tokens / (math.log(2) * self.bytes[split])
+                    for split in self.bytes if self.bytes[split]})  # (0 bytes: nothing but <|endoftext|>)
         model.train()
         return out
 

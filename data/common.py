@@ -156,6 +156,20 @@ class Tokenizer:
             return "".join([self.chars[i] for i in ids])
         return self._enc.decode(ids)  # errors="replace": a cut multi-byte character decodes as U+FFFD
 
+    def token_bytes(self, n: int | None = None) -> np.ndarray:
+        """UTF-8 bytes of each id's text, (n,) int64 for ids 0..n-1 (n: vocab_size unless given): what bits
+        per byte divide by. The special <|endoftext|> is no text (0 bytes), nor are ids past the vocabulary
+        (rows of a padded model vocab). A BPE token may hold part of a character: its share of the bytes."""
+        n = self.vocab_size if n is None else n
+        table = np.zeros(max(n, self.vocab_size), dtype=np.int64)
+        if self.kind == "char":  # surrogatepass: a lone surrogate can be a vocabulary character (3 bytes)
+            table[:self.vocab_size] = [len(c.encode("utf-8", "surrogatepass")) for c in self.chars]
+        else:
+            table[:self.vocab_size] = [len(self._enc.decode_single_token_bytes(i))
+                                       for i in range(self.vocab_size)]
+            table[self.eot_token] = 0
+        return table[:n]
+
 
 # -----------------------------------------------------------------------------
 # reading meta.json

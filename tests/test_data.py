@@ -155,6 +155,25 @@ def test_tokenizer_meta_and_its_checks():
     assert char.decode(i for i in (1, 0, 7, -1)) == "ba"  # any iterable; ids outside the vocab skipped
 
 
+MULTIBYTE = "To be, or café: 5€ naïve 😀 straße 日本\n"  # 1- to 4-byte characters in UTF-8
+
+
+def test_token_bytes_add_up_to_the_texts_utf8_bytes():
+    """Tokenizer.token_bytes summed over a text's ids is the length of the text in UTF-8, for char and BPE
+    (whose byte-level tokens cut characters like the emoji); <|endoftext|> and padded ids count nothing."""
+    for tok in (Tokenizer.from_text(MULTIBYTE), Tokenizer.gpt2()):
+        table = tok.token_bytes()
+        assert table.shape == (tok.vocab_size,) and table.dtype == np.int64
+        for text in (MULTIBYTE, "😀", "€€", "é"):
+            ids = tok.encode_document(text)  # gpt2: with the <|endoftext|> the dataset puts first
+            assert table[ids].sum() == len(text.encode("utf-8")), (tok.kind, text, ids)
+        padded = tok.token_bytes(tok.vocab_size + 64)  # a model vocab padded past the tokenizer's
+        assert np.array_equal(padded[:tok.vocab_size], table) and not padded[tok.vocab_size:].any()
+    gpt2 = Tokenizer.gpt2()
+    assert gpt2.token_bytes()[gpt2.eot_token] == 0 and len(gpt2.encode("😀")) > 1  # the emoji is cut
+    assert Tokenizer.char(["a", "\ud800"]).token_bytes().tolist() == [1, 3]  # a lone surrogate, as written
+
+
 @pytest.mark.parametrize("chars,problem", [
     ([], "a non-empty list of single characters"), (["a", "bc"], "a non-empty list of single characters"),
     (["a", 1], "a non-empty list of single characters"), (["a", "b", "a"], "must not repeat characters")])

@@ -336,10 +336,16 @@ def test_loss_plot_from_growing_metrics(tmp_path):
         ev.main(["--mode=plot", f"--out_dir={tmp_path}"])
 
 
-def test_plot_of_a_real_run(char_runs, tmp_path):
+def test_plot_of_a_real_run(char_runs, tmp_path, figures):
+    """A run's metrics.jsonl plotted, with the bits per byte each of its evals recorded on the right axis."""
     out = str(tmp_path / "sub" / "curves.png")
     ev.main(["--mode=plot", f"--out_dir={char_runs[True]}", f"--output={out}"])
     assert png_size(out) == (1000, 500)  # the default 10 x 5 inches at 100 dpi
+    _, evals = core.read_metrics(os.path.join(char_runs[True], "metrics.jsonl"))
+    assert len(evals) == 3  # iters 0, 5, 10
+    right = figures[-1].axes[1]
+    assert {line.get_label(): list(line.get_ydata()) for line in right.get_lines()} == \
+        {f"{split} bits per byte": [r[f"{split}_bpb"] for r in evals] for split in ("train", "val")}
 
 
 @pytest.mark.parametrize("bias", [True, False])

@@ -2,6 +2,7 @@
 import contextlib
 import functools
 import json
+import math
 import os
 import re
 import shutil
@@ -13,6 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import bench
 import core
@@ -61,6 +63,9 @@ def test_smoke_loss_falls_and_exact_step_count(tiny):
     evals = [r for r in records if "val_loss" in r]
     assert [r["iter"] for r in evals] == [0, 10, 20]
     assert evals[-1]["val_loss"] < evals[0]["val_loss"] - 0.5
+    for r in evals:  # one byte per token (ASCII characters): bits per byte are the loss in bits
+        assert (r["train_bpb"], r["val_bpb"]) == pytest.approx(
+            (r["train_loss"] / math.log(2), r["val_loss"] / math.log(2)), rel=1e-6), r
     steps = [r for r in records if "loss" in r]
     assert [r["iter"] for r in steps] == [5, 10, 15, 20]
     assert all(r["ms_per_iter"] > 0 and r["tokens_per_s"] > 0 and r["grad_norm"] > 0 for r in steps)
@@ -164,7 +169,8 @@ def test_what_a_run_prints(tiny, capsys):
     evals = [r for r in metrics(cfg) if "val_loss" in r]
     best = min(r["val_loss"] for r in evals)
     for e, r in zip(evals, steps + [None]):
-        expected.append(f"iter {e['iter']}: train_loss {e['train_loss']:.4f}, val_loss {e['val_loss']:.4f}")
+        expected.append(f"iter {e['iter']}: train_loss {e['train_loss']:.4f}, val_loss {e['val_loss']:.4f}, "
+                        f"train_bpb {e['train_bpb']:.4f}, val_bpb {e['val_bpb']:.4f}")
         if r:
             flops = model.flops_per_token(16) * r["tokens_per_s"]
             expected.append(
@@ -278,7 +284,8 @@ def test_resume_errors_and_eval_only(tiny, capsys):
                                  eval_sample_prompt="A", eval_sample_tokens=3))
     assert result["iter_num"] == 10 and result["best_val_loss"] == before["best_val_loss"]
     assert len(result["samples"]) == 1 and result["samples"][0].startswith("A")
-    assert (f"eval at iter 10: train_loss {result['train_loss']:.4f}, val_loss {result['val_loss']:.4f}\n"
+    assert (f"eval at iter 10: train_loss {result['train_loss']:.4f}, val_loss {result['val_loss']:.4f}, "
+            f"train_bpb {result['train_bpb']:.4f}, val_bpb {result['val_bpb']:.4f}\n"
             f"{result['samples'][0]}\n") in capsys.readouterr().out
     assert files() == run_files  # evaluating writes nothing: checkpoints, metrics and config as they were
     after = load_checkpoint(ckpt_path)
@@ -382,8 +389,9 @@ def test_init_from_hf_dir_and_crop(tiny, make_hf_dir):
 def test_ddp_equals_one_process(tiny, tmp_path):
     # bias=False: the key bias has an exactly-zero true gradient (softmax ignores a per-row constant), so Adam
     # turns its float noise into full-size updates that no two reduction orders can agree on
+    # eval_iters=5: the second process takes a turn past the last batch, which counts nothing
     cfg = replace(tiny, max_iters=6, eval_interval=6, log_interval=1, gradient_accumulation_steps=4,
-                  bias=False)
+                  bias=False, eval_iters=5)
     one = replace(cfg, out_dir=str(tmp_path / "one"))
     train.train(one)
     two = replace(cfg, out_dir=str(tmp_path / "two"), overwrite=True)
@@ -396,6 +404,10 @@ def test_ddp_equals_one_process(tiny, tmp_path):
         torch.testing.assert_close(b[k], a[k], atol=1e-6, rtol=0)
     loss = lambda c: [r["loss"] for r in metrics(c) if "loss" in r]
     np.testing.assert_allclose(loss(two), loss(one), atol=1e-6)
+    evals = lambda c: [[r[k] for k in ("train_loss", "val_loss", "train_bpb", "val_bpb")]  # noqa: E731
+                       for r in metrics(c) if "val_loss" in r]
+    assert len(evals(one)) == 2
+    np.testing.assert_allclose(evals(two), evals(one), rtol=1e-5, err_msg="eval losses and bpb, 2 vs 1")
     r = python("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py",
                *cli_args(replace(two, gradient_accumulation_steps=3)))
     assert r.returncode != 0 and "does not divide over 2 processes" in r.stderr
@@ -487,6 +499,49 @@ def test_eval_losses_are_the_models_on_the_batches_it_names(tiny):
         expected = torch.stack([model(x, y)[1] for x, y in batches]).mean().item()
         assert losses[f"{split}_loss"] == pytest.approx(expected, rel=1e-6)
     assert losses["train_loss"] != pytest.approx(losses["val_loss"], rel=1e-6)  # the splits do differ
+
+
+def multibyte_dataset(path, tokenizer: str) -> str:
+    """A char or gpt2 dataset of random words with 1- to 4-byte UTF-8 characters, documents split by
+    <|endoftext|> in gpt2's."""
+    from data.common import Tokenizer, prepare_documents
+    rng = np.random.default_rng(0)
+    words = ["the", "café", "5€", "😀", "naïve", "straße", "日本", "to be", "\n"]
+    docs = [" ".join(rng.choice(words, size=40)) for _ in range(12)]
+    tok = Tokenizer.gpt2() if tokenizer == "gpt2" else Tokenizer.from_text("".join(docs))
+    prepare_documents(docs, tok, path, val_fraction=0.3)
+    return str(path)
+
+
+@pytest.mark.parametrize("tokenizer", ["char", "gpt2"])
+def test_eval_bits_per_byte_are_the_summed_loss_over_the_decoded_texts_bytes(tiny, tmp_path, tokenizer):
+    """{split}_bpb = the batches' summed cross-entropy in nats / (ln 2 x the UTF-8 bytes of their targets),
+    the bytes counted here by decoding each batch's targets to text (gpt2: tiktoken's bytes, which keep the
+    characters a batch edge cuts; <|endoftext|> is no text) and the nats from the model's logits."""
+    import tiktoken
+    from data.common import Tokenizer
+    cfg = replace(tiny, dataset=multibyte_dataset(tmp_path / tokenizer, tokenizer), eval_iters=3)
+    data, meta = core.open_data(cfg.dataset, cfg.block_size)
+    tok, bpe = Tokenizer.from_meta(meta), tiktoken.get_encoding("gpt2")
+    vocab = 50304 if tokenizer == "gpt2" else 64  # padded
+    evaluator = train.Evaluator(run_of(cfg, data, meta, vocab))
+    model = GPT(GPTConfig(block_size=cfg.block_size, vocab_size=vocab, n_layer=1, n_head=2, n_embd=16))
+    losses = evaluator.losses(model)
+    model.eval()
+    for split in ("train", "val"):
+        nats, text_bytes = 0.0, 0
+        for rows in evaluator.offsets[split]:
+            x, y = get_batch(data[split], rows, cfg.block_size, torch.device("cpu"))
+            logits, _ = model(x, y)
+            nats += F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").item()
+            for row in y.tolist():
+                if tokenizer == "gpt2":
+                    text_bytes += len(bpe.decode_bytes([i for i in row if i != tok.eot_token]))
+                else:
+                    text_bytes += len(tok.decode(row).encode("utf-8"))
+        assert evaluator.bytes[split] == text_bytes, (split, "bytes counted vs the decoded targets' bytes")
+        assert text_bytes > cfg.eval_iters * cfg.batch_size * cfg.block_size  # multi-byte characters in it
+        assert losses[f"{split}_bpb"] == pytest.approx(nats / (math.log(2) * text_bytes), rel=1e-5), split
 
 
 def test_grad_clip_bounds_the_gradient_the_optimizer_sees(tiny, monkeypatch):
@@ -626,7 +681,8 @@ def test_bpe_samples_from_an_empty_prompt_leave_out_the_eot(tiny):
 
 def test_bpe_training_needs_no_tokenizer_files(tiny, tmp_path, monkeypatch):
     """Training on prepared GPT-2 BPE data reads only token ids: without evaluation samples or HellaSwag,
-    tiktoken's files (a download, offline an error) are never needed."""
+    tiktoken's files (a download, offline an error) are not needed; its evals go without bits per byte,
+    saying why."""
     def unavailable():
         raise core.DataError("no tiktoken files here")
     monkeypatch.setattr("data.common._tiktoken_gpt2", unavailable)
@@ -639,7 +695,10 @@ def test_bpe_training_needs_no_tokenizer_files(tiny, tmp_path, monkeypatch):
             "train_tokens": 2000, "val_tokens": 1000}
     (data / "meta.json").write_text(json.dumps(meta))
     bpe = replace(tiny, dataset=str(data), n_embd=16, max_iters=2, eval_interval=2)
-    assert train.train(bpe)["iter_num"] == 2
+    with pytest.warns(UserWarning, match="^evals without bits per byte: no tiktoken files here$"):
+        assert train.train(bpe)["iter_num"] == 2
+    assert [sorted(r) for r in metrics(bpe) if "val_loss" in r] == [["iter", "lr", "tokens", "train_loss",
+                                                                      "val_loss"]] * 2
     with pytest.raises(core.DataError, match="no tiktoken files here"):
         train.train(replace(tiny, dataset=str(data), n_embd=16, max_iters=2, eval_samples=1, overwrite=True))
 
