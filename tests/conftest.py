@@ -150,6 +150,13 @@ def tiny(tiny_config):
     return tiny_config()
 
 
+def preset(name: str) -> dict:
+    """The keys config/arch_<name>.py sets, read as train.py reads a config file (it is plain Python)."""
+    import runpy
+    return {k: v for k, v in runpy.run_path(str(ROOT / "config" / f"arch_{name}.py")).items()
+            if not k.startswith("_")}
+
+
 def small_model(block_size=32, vocab_size=80, seed=0, n_layer=2, n_head=2, n_embd=32, **kw):
     """A small random GPT (seeded), in eval mode."""
     from model import GPT, GPTConfig

@@ -13,11 +13,13 @@ from transformers import GPT2LMHeadModel
 
 import core
 import train
-from conftest import cli_args, metrics, python, run, small_model
+from conftest import cli_args, metrics, preset, python, run, small_model
 from model import GPT
 
 pytestmark = pytest.mark.cuda
 CUDA = torch.device("cuda")
+# config/arch_llama.py's keys with grouped-query attention (2 key/value heads of 4): RoPE, RMSNorm, SwiGLU
+LLAMA_GQA = {**preset("llama"), "n_kv_head": 2}
 
 
 @pytest.fixture
@@ -54,8 +56,9 @@ def test_hf_parity_on_cuda(make_hf_dir, no_tf32):
     assert abs(bf16.item() - fp32.item()) < 1e-2
 
 
-def test_cached_and_compiled_generation_equal_uncached_on_cuda(no_tf32):
-    model = small_model().double().to(CUDA)
+@pytest.mark.parametrize("arch", [{}, LLAMA_GQA], ids=["gpt2", "llama_gqa"])
+def test_cached_and_compiled_generation_equal_uncached_on_cuda(no_tf32, arch):
+    model = small_model(n_head=4, **arch).double().to(CUDA)
     idx = torch.randint(0, 80, (3, 6), device=CUDA)
     uncached = model.generate(idx, 40, temperature=0, use_cache=False)
     assert torch.equal(model.generate(idx, 40, temperature=0), uncached)
@@ -130,9 +133,11 @@ def test_torchrun_over_nccl(cuda_run, nproc):
     assert core.load_checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"))["iter_num"] == 10
 
 
-def test_flash_attention_is_selected_for_training_shapes():
-    """The profiler's kernel list, not just the result: SDPA in bf16 at GPT-2's head size runs flash."""
-    model = small_model(block_size=256, n_embd=256, n_head=4, n_layer=1).to(CUDA).train()
+@pytest.mark.parametrize("arch", [{}, LLAMA_GQA], ids=["gpt2", "llama_gqa"])
+def test_flash_attention_is_selected_for_training_shapes(arch):
+    """The profiler's kernel list, not just the result: SDPA in bf16 at GPT-2's head size runs flash, with
+    grouped-query attention too."""
+    model = small_model(block_size=256, n_embd=256, n_head=4, n_layer=1, **arch).to(CUDA).train()
     idx = torch.randint(0, 80, (8, 256), device=CUDA)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
         with torch.autocast("cuda", dtype=torch.bfloat16):
