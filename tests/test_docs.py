@@ -334,6 +334,9 @@ def test_padded_parameter_count_is_model_py():
                                       r"parameters\. .*? ([\d.]+)M for that shape", text).groups()
     with torch.device("meta"):
         model = GPT(GPTConfig(vocab_size=padded_vocab(50257)))
-    assert number(rows) == model.config.vocab_size
-    assert number(padded) == model.get_num_params(non_embedding=False)
-    assert printed == f"{model.get_num_params() / 1e6:.2f}"
+    V = model.config.vocab_size
+    assert number(rows) == V, f"the doc pads the vocabulary to {rows} rows, model.py to {V}"
+    n = model.get_num_params(non_embedding=False)
+    assert number(padded) == n, f"the doc says {padded} parameters, model.py's GPT has {n:,}"
+    shown = f"{model.get_num_params() / 1e6:.2f}"
+    assert printed == shown, f"the doc says train.py prints {printed}M, it prints {shown}M"
