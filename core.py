@@ -140,7 +140,7 @@ def resolve_device(name: str) -> torch.device:
 
 def resolve_dtype(name: str, device: torch.device, n_embd: int | None = None) -> torch.dtype:
     """'auto': bf16 on GPUs that have it, else fp16; on CPUs with native bf16, bf16 autocast for models at
-    least 128 wide (n_embd), where it measured 1.2-2x faster than fp32 (README, Performance); fp32
+    least 128 wide (n_embd), where it measured 1.2-2x faster than fp32 (docs/performance.md); fp32
     otherwise."""
     if name == "auto":
         if device.type == "cuda":

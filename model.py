@@ -193,7 +193,7 @@ class CausalSelfAttention(nn.Module):
         hs, kv = self.head_size, self.n_kv_head * self.head_size
         q, k, v = self.c_attn(x).split([C, kv, kv], dim=2)
         # Under CPU autocast attention runs in fp32: PyTorch's CPU flash attention is 2x (forward) to 3x
-        # (backward) slower in bf16 than in fp32 (README, Performance), and it is a small share of the FLOPs.
+        # (backward) slower in bf16 than in fp32 (docs/performance.md), and it is a small share of the FLOPs.
         fp32_attn = x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
         dtype = torch.float32 if fp32_attn else q.dtype
         # (B, nh, T, hs) for q; k and v have n_kv_head heads
@@ -216,7 +216,7 @@ class CausalSelfAttention(nn.Module):
 def gelu(x: torch.Tensor) -> torch.Tensor:
     """GPT-2's GELU ("gelu_new"): 0.5x(1 + tanh(u)) with u = sqrt(2/pi)(x + 0.044715x^3), which is x *
     sigmoid(2u). Compiled code gets the sigmoid form: inductor's CPU tanh made the MLP's GELU 3x slower
-    (README, Performance)."""
+    (docs/performance.md)."""
     if torch.compiler.is_compiling():
         return x * torch.sigmoid(math.sqrt(8 / math.pi) * (x + 0.044715 * x * x * x))
     return F.gelu(x, approximate="tanh")
@@ -435,7 +435,7 @@ class GPT(nn.Module):
         """Make generate's one-token steps run as one compiled graph. The cache's fixed shapes and tensor
         position give every step the same graph, so it compiles once per batch size and cache length (prompt
         + new tokens, rounded up to 64). The prompt runs eagerly. compile_args go to torch.compile, e.g.
-        mode='reduce-overhead' for CUDA graphs. It pays only over enough tokens: README, Generation. Where
+        mode='reduce-overhead' for CUDA graphs. It pays only over enough tokens: docs/performance.md. Where
         compiling fails (no C++ compiler, say), it warns once and decodes eagerly."""
         compiled = torch.compile(GPT.decode.__get__(self), fullgraph=True, dynamic=False, **compile_args)
 

@@ -45,8 +45,8 @@ class SampleConfig:
     device: str = key("auto", device_name, "'auto' picks cuda > mps > cpu")
     dtype: str = key("auto", dtype_name, "the weights' dtype ('float16': CUDA only); 'auto': bf16 or fp16 "
                                          "on a GPU, fp32 on a CPU")
-    compile: bool = key(False, None, "compile the one-token decode step: pays only over many tokens (README, "
-                                     "Generation)")
+    compile: bool = key(False, None, "compile the one-token decode step: pays only over many tokens "
+                                     "(docs/performance.md)")
 
     def problems(self) -> list[str]:
         found = device_problems(self.device, self.dtype)

@@ -2,7 +2,7 @@
 # CPU.
 #   python data/shakespeare_char/prepare.py && python train.py config/train_shakespeare_char_cpu.py
 #   python bench.py --mode=speedrun    # times this against the reference CPU recipe, one after the other
-# What won, measured on 2 cores (README, Performance): a small model is the compute-optimal one at this budget
+# What won, measured on 2 cores (docs/performance.md): a small model is the compute-optimal one at this budget
 # (1 layer beat 2, 3 and 4 layers and a 192-wide layer to 1.88), and Muon for the hidden matrices reached in
 # 800 steps what AdamW did not in 2000. dtype 'auto' trains it under bf16 autocast where the CPU has native
 # bf16 (~1.2x faster than fp32 here), and torch.compile's 10-20 s of compilation outweighs its faster steps in

@@ -19,7 +19,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-# ../shared/data beside the checkout holds Tiny Shakespeare and tiktoken's GPT-2 BPE files (see README, Tests)
+# SHARED_DATA (default ../shared/data beside the checkout) holds Tiny Shakespeare and tiktoken's GPT-2 BPE
+# files (README, Tests)
 SHARED = Path(os.environ.get("SHARED_DATA", ROOT.parent / "shared" / "data"))
 if (SHARED / "tiktoken-cache").is_dir():
     os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tiktoken-cache"))

@@ -1,5 +1,5 @@
 """
-Rerun mutmut's survivors directly, against the tests you name (README, Tests). mutmut 3 runs, for each
+Rerun mutmut's survivors directly, against the tests you name (tests/README.md). mutmut 3 runs, for each
 mutant, only the tests that reached the mutated function in-process when it mapped them, so two kinds of test
 never see a mutant under `mutmut run`:
 - tests written after that mapping (the ones written to kill the survivors);

@@ -446,13 +446,13 @@ def shakespeare_char_dir(tmp_path_factory, shakespeare_text):
 
 @pytest.mark.slow
 def test_reference_cpu_recipe_reaches_val_1_90(shakespeare_char_dir, tmp_path):
-    """The reference codebase's CPU recipe as bench.py runs it, in fp32 as the README does (about 2 minutes on
-    2 cores; its deadline is a backstop for a hung run, 10x that, not a speed check)."""
+    """The reference codebase's CPU recipe as bench.py runs it, in fp32 as docs/performance.md does (about 2
+    minutes on 2 cores; its deadline is a backstop for a hung run, 10x that, not a speed check)."""
     r = python("train.py", *bench.REFERENCE_RECIPE, f"--dataset={shakespeare_char_dir}",
                f"--out_dir={tmp_path}", timeout=1200)
     assert r.returncode == 0, r.stderr[-3000:]
     assert read_metrics(str(tmp_path / "metrics.jsonl"))[1][-1]["iter"] == 2000
-    # judged on every window of val.bin (README: 1.8865 measured), not on the 20 random eval batches
+    # judged on every window of val.bin (docs/performance.md: 1.8865), not on the 20 random eval batches
     assert bench.full_val_loss(str(tmp_path / "ckpt.pt"), torch.device("cpu")) <= 1.90
 
 
