@@ -76,6 +76,7 @@ RUN = [
     "python data/custom/prepare.py --input=my.txt --tokenizer=char --out_dir=data/mine",
     "python train.py config/train_shakespeare_char_cpu.py --dataset=mine --out_dir=out-mine --device=auto",
     "python sample.py --out_dir=out-mine --num_samples=1 --max_new_tokens=300",
+    "python train.py config/train_shakespeare_char_cpu.py config/arch_modern.py --out_dir=out-modern",
     "python data/shakespeare/prepare.py",
     "python train.py --init_from=resume --out_dir=out-shakespeare-char --max_iters=1000",
     'python sample.py --out_dir=out-shakespeare-char --start="ROMEO:" --num_samples=1 --max_new_tokens=300',
@@ -197,6 +198,14 @@ def check_export(repo: Path, out: str) -> None:
     assert model.config.vocab_size == 65, "the export's vocabulary: Tiny Shakespeare's 65 characters"
 
 
+def check_modern(repo: Path, out: str) -> None:
+    """README, Architecture presets: the preset's keys on top of the CPU config, in the checkpoint."""
+    ckpt = core.load_checkpoint(str(repo / "out-modern" / "ckpt.pt"))
+    assert {k: ckpt["model_args"][k] for k in ("pos_embedding", "mlp", "qk_norm", "logit_softcap")} == {
+        "pos_embedding": "rope", "mlp": "relu2", "qk_norm": True, "logit_softcap": 15.0}
+    assert ckpt["model_args"]["n_layer"] == 1 and ckpt["iter_num"] == 800, out[-2000:]
+
+
 def check_bpe_data(repo: Path, out: str) -> None:
     assert "304,223 train and 33,803 val tokens" in out, f"the README's data table against prepare.py: {out}"
 
@@ -222,6 +231,8 @@ def check_png(name: str):
 CHECKS = {
     QUICK_START: check_quick_start,
     "python sample.py --out_dir=out-mine --num_samples=1 --max_new_tokens=300": check_sample("\n"),
+    "python train.py config/train_shakespeare_char_cpu.py config/arch_modern.py --out_dir=out-modern":
+        check_modern,
     "python data/shakespeare/prepare.py": check_bpe_data,
     "python train.py --init_from=resume --out_dir=out-shakespeare-char --max_iters=1000": check_resumed,
     'python sample.py --out_dir=out-shakespeare-char --start="ROMEO:" --num_samples=1 --max_new_tokens=300':
