@@ -4,6 +4,7 @@ orphaned)."""
 import io
 import json
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -148,6 +149,19 @@ def no_compiler(monkeypatch):
 @pytest.fixture
 def tiny(tiny_config):
     return tiny_config()
+
+
+def preset(name: str) -> dict:
+    """The keys a config/arch_*.py file sets, read as train.py reads a config file (it is plain Python)."""
+    return {k: v for k, v in runpy.run_path(str(ROOT / "config" / f"arch_{name}.py")).items()
+            if not k.startswith("_")}
+
+
+# the architectures the run machinery (resume, DDP, FSDP, Muon, activation checkpointing) is tested with:
+# GPT-2, and the presets with grouped-query attention on top (the tiny configs' 2 heads share 1 key/value
+# head)
+ARCHS = {"gpt2": {}, "modern_gqa": {**preset("modern"), "n_kv_head": 1},
+         "llama_gqa": {**preset("llama"), "n_kv_head": 1}}
 
 
 def small_model(block_size=32, vocab_size=80, seed=0, n_layer=2, n_head=2, n_embd=32, **kw):

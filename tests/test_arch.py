@@ -3,9 +3,7 @@ logit_softcap) and the presets config/arch_llama.py and config/arch_modern.py, a
 references: HF's LlamaForCausalLM and Qwen3ForCausalLM (hf_parity), a plain formula of each piece, the model's
 own uncached forward for the KV cache, eager for compiled, and torch's FlopCounterMode for FLOPs."""
 import math
-import runpy
 import tempfile
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,23 +11,14 @@ from torch.nn import functional as F
 
 import core
 import model as model_py
-from conftest import small_model
+from conftest import preset, small_model
 from model import GPT, GPTConfig, KVCache
 
-ROOT = Path(__file__).resolve().parent.parent
 # every key alone on top of GPT-2, by name
 ALONE = {"rope": dict(pos_embedding="rope", rope_theta=500.0), "rmsnorm": dict(norm="rmsnorm", norm_eps=1e-6),
          "swiglu": dict(mlp="swiglu"), "relu2": dict(mlp="relu2"), "mlp_hidden": dict(mlp_hidden=40),
          "qk_norm": dict(qk_norm=True), "gqa": dict(n_kv_head=1), "untied": dict(tie_embeddings=False),
          "softcap": dict(logit_softcap=3.0)}
-
-
-def preset(name: str) -> dict:
-    """The keys a config/arch_*.py file sets, read as train.py reads a config file (it is plain Python)."""
-    return {k: v for k, v in runpy.run_path(str(ROOT / "config" / f"arch_{name}.py")).items()
-            if not k.startswith("_")}
-
-
 VARIANTS = {**ALONE, "llama": preset("llama"), "modern": preset("modern"),
             "llama_gqa": {**preset("llama"), "n_kv_head": 2}}
 

@@ -12,7 +12,7 @@ import core
 import train
 from configurator import UsageError
 from model import GPT, GPTConfig, Optimizers
-from conftest import metrics
+from conftest import ARCHS, metrics
 
 TINY = ["--device=cpu", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--vocab_size=128",
         "--batch_size=4", "--warmup_iters=1", "--iters=3"]
@@ -101,8 +101,11 @@ def test_muon_grouping():
     assert all(p.grad is None for p in model.parameters())
 
 
-def test_muon_trains_and_resumes(tiny, tmp_path):
-    cfg = replace(tiny, optimizer="muon", out_dir=str(tmp_path / "muon"))
+@pytest.mark.parametrize("arch", ["gpt2", "llama_gqa"])
+def test_muon_trains_and_resumes(tiny, tmp_path, arch):
+    """Muon trains (with SwiGLU's gate and up in one matrix, and grouped-query attention's narrower k and v
+    rows in c_attn) and resumes exactly."""
+    cfg = replace(tiny, optimizer="muon", out_dir=str(tmp_path / "muon"), **ARCHS[arch])
     train.train(cfg)
     evals = [r["val_loss"] for r in metrics(cfg) if "val_loss" in r]
     assert evals[-1] < evals[0] - 0.5
