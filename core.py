@@ -94,6 +94,15 @@ class ModelKeys:
 
 # the keys that say what a trained model is: a resumed run may not change them
 ARCH_KEYS = tuple(f.name for f in dataclasses.fields(ModelKeys) if f.name != "dropout")
+# those that say how big it is, which the scripts print as sizes; the others say which architecture it is
+SIZE_KEYS = ("block_size", "n_layer", "n_head", "n_embd")
+
+
+def not_gpt2(config: GPTConfig) -> list[str]:
+    """'key=value' of each architecture key, sizes aside, in which config is not GPT-2 (GPTConfig's
+    defaults): [] for GPT-2 of any size."""
+    return [f"{k}={getattr(config, k)!r}" for k in ARCH_KEYS
+            if k not in SIZE_KEYS and getattr(config, k) != getattr(GPTConfig, k)]
 
 
 # -----------------------------------------------------------------------------

@@ -195,6 +195,18 @@ def test_what_a_run_prints(tiny, capsys):
     assert r["mfu"] == pytest.approx(model.flops_per_token(16) * r["tokens_per_s"] / 1e10)
 
 
+def test_the_model_line_names_the_keys_that_are_not_gpt2s(tiny, capsys):
+    """A preset's run says which architecture keys differ from GPT-2's, in the keys' order, values as a
+    config file writes them; keys the preset sets to GPT-2's value (rope_theta, norm_eps) are not named."""
+    cfg = replace(tiny, max_iters=1, eval_interval=1, eval_iters=1, **ARCHS["modern_gqa"], mlp_hidden=48)
+    train.train(cfg)
+    model = [line for line in capsys.readouterr().out.splitlines() if line.startswith("model: ")]
+    assert model == [f"model: {train.GPT(cfg.gpt_config(vocab_size=64)).get_num_params() / 1e6:.2f}M "
+                     f"parameters, 2 layers, 2 heads, 32 wide, context 16, bias=False, pos_embedding='rope', "
+                     f"norm='rmsnorm', mlp='relu2', mlp_hidden=48, qk_norm=True, n_kv_head=1, "
+                     f"tie_embeddings=False, logit_softcap=15.0 (scratch)"]
+
+
 def test_a_signal_between_evals_stops_after_that_step(tiny, monkeypatch, capsys):
     """SIGTERM during step 3 of a run whose next eval is far: it saves iter 3 and stops there."""
     step = train.train_step
