@@ -24,6 +24,7 @@ import core
 from model import GPT, GPTConfig
 from core import load_model
 from conftest import in_process, preset, small_model, tiny_train_config, write_dataset
+from test_arch import make_hf
 from train import TrainConfig
 
 NULL = contextlib.nullcontext()
@@ -39,10 +40,12 @@ def train_tiny(out_dir, data_dir, **kw) -> str:
 
 @pytest.fixture(scope="module")
 def char_runs(tmp_path_factory):
-    """{bias: out_dir} of two runs on synthetic char data: 23 real ids padded to 64 rows, a few steps each."""
+    """{bias: out_dir} of two runs on synthetic char data: 23 real ids padded to 64 rows, a few steps each;
+    and under "modern" one of arch_modern.py's keys."""
     tmp = tmp_path_factory.mktemp("char")
     data = write_dataset(tmp / "data")
-    return {bias: train_tiny(tmp / f"out-{bias}", data, bias=bias) for bias in (True, False)}
+    runs = {bias: train_tiny(tmp / f"out-{bias}", data, bias=bias) for bias in (True, False)}
+    return {**runs, "modern": train_tiny(tmp / "out-modern", data, **preset("modern"))}
 
 
 def png_size(path) -> tuple[int, int]:
@@ -140,11 +143,19 @@ def reference_scores(hf, tok, example, block_size) -> tuple[torch.Tensor, torch.
 
 
 @pytest.mark.hf_parity
-def test_scores_match_hf(make_hf_dir):
-    from transformers import GPT2LMHeadModel
-    hf_dir = make_hf_dir(seed=3, vocab_size=50257, n_positions=32)
-    hf = GPT2LMHeadModel.from_pretrained(hf_dir).eval()
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_scores_match_hf(make_hf_dir, tmp_path, kind):
+    """HellaSwag's scores of each ending against HF's GPT2LMHeadModel, or LlamaForCausalLM (untied, RoPE: the
+    right-padded batch of 4 changes no real token's position)."""
+    from transformers import AutoModelForCausalLM
+    if kind == "gpt2":
+        hf_dir = make_hf_dir(seed=3, vocab_size=50257, n_positions=32)
+    else:
+        hf_dir = str(tmp_path / "llama")
+        make_hf("llama", seed=3, vocab_size=50257, max_position_embeddings=32).save_pretrained(hf_dir)
+    hf = AutoModelForCausalLM.from_pretrained(hf_dir).eval()
     model, tok, _ = load_model(hf_dir)
+    assert model.config.pos_embedding == ("learned" if kind == "gpt2" else "rope")
     examples = fact_examples()[:3]
     examples.append({"ctx": "A very long context, " * 12,
                      "endings": ["a", "b c", "longer ending here", "x " * 40],
@@ -161,7 +172,7 @@ def test_scores_match_hf(make_hf_dir):
     with torch.no_grad():
         for name, p in padded.state_dict().items():
             rows = model.state_dict()[name]
-            if name in ("transformer.wte.weight", "lm_head.weight"):  # tied: one tensor
+            if name in ("transformer.wte.weight", "lm_head.weight"):  # one tensor where tied
                 rows = torch.cat([rows, torch.full((50304 - 50257, rows.size(1)), 3.0)])
             p.copy_(rows)
         for ex in examples[:2]:
@@ -348,9 +359,11 @@ def test_plot_of_a_real_run(char_runs, tmp_path, figures):
         {f"{split} bits per byte": [r[f"{split}_bpb"] for r in evals] for split in ("train", "val")}
 
 
-@pytest.mark.parametrize("bias", [True, False])
-def test_attention_maps_are_the_models(char_runs, bias):
-    model, tok, _ = load_model("resume", char_runs[bias])
+@pytest.mark.parametrize("run", [True, False, "modern"], ids=["bias", "no_bias", "modern"])
+def test_attention_maps_are_the_models(char_runs, run):
+    """The maps are the weights each layer attends with (after QK-norm and RoPE's rotation, arch_modern.py):
+    causal rows of probabilities that, times the layer's values, give its output."""
+    model, tok, _ = load_model("resume", char_runs[run])
     idx = torch.tensor(tok.encode("ABCDEFGHIJKLM"))
     maps = ev.attention_maps(model, idx)
     T = len(idx)
