@@ -20,7 +20,7 @@ import bench
 import core
 import train
 from configurator import UsageError
-from conftest import ARCHS, cli_args, metrics, python, torchrun_ok, write_dataset
+from conftest import ARCHS, cli_args, in_process, metrics, python, torchrun_ok, write_dataset
 from core import get_batch, load_checkpoint, read_metrics, save_checkpoint
 from model import GPT, GPTConfig
 from train import TrainConfig, batch_offsets, get_lr
@@ -85,13 +85,16 @@ def final_weights(cfg):
 
 @pytest.mark.parametrize("arch", ["gpt2", "modern_gqa"])
 def test_resume_is_exact(tiny, tmp_path, arch):
+    """A run stopped and resumed from its checkpoint alone (python train.py --init_from=resume --out_dir=X:
+    its keys, the architecture's among them, from the checkpoint) ends as the uninterrupted run does."""
     # dropout: its randomness must resume too
     tiny = replace(tiny, dropout=0.1, eval_interval=7, log_interval=1, **ARCHS[arch])
     straight = replace(tiny, out_dir=str(tmp_path / "straight"))
     train.train(straight)
     part = replace(tiny, out_dir=str(tmp_path / "parts"), max_iters=9)  # stop between evals
     assert train.train(part)["iter_num"] == 9
-    train.train(replace(part, max_iters=20, init_from="resume"))
+    r = in_process(train.main, "--init_from=resume", f"--out_dir={part.out_dir}", "--max_iters=20")
+    assert r.returncode == 0, r.stderr
     a, b = final_weights(straight), final_weights(part)
     assert all(torch.equal(a[k], b[k]) for k in a)
     losses = lambda cfg: {r["iter"]: r["loss"] for r in metrics(cfg) if "loss" in r}
