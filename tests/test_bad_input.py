@@ -162,7 +162,7 @@ CASES = [
     case("sample.py", ["--init_from={llamatok}"],
          "init_from='{llamatok}': a HF llama model whose tokenizer this codebase does not read "
          "(tokenizer_config.json names LlamaTokenizerFast); it reads the tokenizer of a model exported by "
-         "eval.py --mode=export from its meta.json", sub=SUB),
+         "eval.py --mode=export from its meta.json"),
     case("eval.py", ["--init_from={qwenfiles}"],
          "init_from='{qwenfiles}': a HF qwen3 model whose tokenizer this codebase does not read (it holds "
          "tokenizer.json, vocab.json, merges.txt);"),
