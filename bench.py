@@ -9,6 +9,7 @@ Benchmarks, separate from training so that speed claims have one place to come f
                                                       # fused AdamW, bf16 autocast and torch.compile, side by
                                                       side
     python bench.py --mode=generate --device=cpu      # tokens/s: cached vs uncached generate vs HF generate
+    python bench.py config/arch_llama.py --mode=generate --device=cpu   # any mode, any architecture's keys
     python bench.py --mode=speedrun --device=cpu      # Tiny Shakespeare to val 1.88: reference recipe vs ours
 
 Train mode prints ms/iter, tokens/s, achieved TFLOP/s, MFU against the device's peak (core.PEAK_FLOPS, or
@@ -33,9 +34,9 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from configurator import (UsageError, cli, configure, device_name, dtype_name, key, non_negative, one_of,
                           positive)
 from core import (ModelKeys, autocast, checkpoint_activations, choose_weight_layout, cpu_has_bf16,
-                  device_problems, get_batch, init_distributed, leave_distributed, load_checkpoint,
-                  maybe_compile, model_from_checkpoint, open_data, peak_flops, progress, read_metrics,
-                  resolve_device, resolve_dtype, shard)
+                  device_problems, get_batch, hf_model, init_distributed, leave_distributed, load_checkpoint,
+                  maybe_compile, model_from_checkpoint, not_gpt2, open_data, peak_flops, progress,
+                  read_metrics, resolve_device, resolve_dtype, shard)
 from model import GPT, GPTConfig, padded_vocab
 
 
@@ -82,6 +83,12 @@ class BenchConfig(ModelKeys):
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def arch(model: GPT) -> str:
+    """' (pos_embedding='rope', ...)': the architecture keys in which model is not GPT-2; '' for GPT-2."""
+    keys = not_gpt2(model.config)
+    return f" ({', '.join(keys)})" if keys else ""
 
 
 def timed(run: Callable[[], object], device: torch.device) -> tuple[object, float]:
@@ -156,9 +163,9 @@ def bench_train(cfg: BenchConfig, device: torch.device) -> dict:
     flops, mfu = model.estimate_mfu(tok_s, cfg.block_size, peak)
     mem = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     dtype = resolve_dtype(cfg.dtype, device, cfg.n_embd)
-    print(f"{model.get_num_params() / 1e6:.2f}M params, batch {cfg.batch_size}x{cfg.block_size}, {device}, "
-          f"{dtype}, compiled={compiled}, {cfg.optimizer}: {1000 * dt:.1f} ms/iter, {tok_s:,.0f} tok/s, "
-          f"{flops / 1e12:.2f} TFLOP/s"
+    print(f"{model.get_num_params() / 1e6:.2f}M params{arch(model)}, batch {cfg.batch_size}x{cfg.block_size}"
+          f", {device}, {dtype}, compiled={compiled}, {cfg.optimizer}: {1000 * dt:.1f} ms/iter, "
+          f"{tok_s:,.0f} tok/s, {flops / 1e12:.2f} TFLOP/s"
           + (f", MFU {100 * mfu:.1f}%" if mfu is not None else " (no peak known: pass --peak_tflops for MFU)")
           + (f", peak memory {mem:.2f} GiB" if mem is not None else ""))
     return {"ms_per_iter": 1000 * dt, "tokens_per_s": tok_s, "flops": flops, "mfu": mfu, "compiled": compiled}
@@ -244,7 +251,8 @@ def bench_compare(cfg: BenchConfig, device: torch.device) -> list[dict]:
              "tokens_per_s": cfg.batch_size * cfg.block_size / float(np.median(col))}
             for (d, c, o), (_, _, compiled), col in zip(variants, made, zip(*times))]
     base = rows[0]["tokens_per_s"]
-    print(f"train step, batch {cfg.batch_size}x{cfg.block_size}, {cfg.n_layer} layers x {cfg.n_embd}, "
+    print(f"train step, batch {cfg.batch_size}x{cfg.block_size}, {cfg.n_layer} layers x {cfg.n_embd}"
+          f"{arch(made[0][1])}, "
           f"{device}, {torch.get_num_threads()} threads; median of {cfg.rounds} rounds of {cfg.iters} steps")
     print("| dtype | compile | optimizer | ms/iter | tokens/s | speedup |\n|---|---|---|---|---|---|")
     for r in rows:
@@ -312,23 +320,27 @@ def read_bandwidth(device: torch.device, mib: int = 256) -> float:
 
 
 def decode_bytes(model: GPT) -> int:
-    """Bytes of weights one decode step reads: all of them but the position and token embeddings, of which it
-    reads a row (the token embedding is also the output layer, read whole there)."""
-    wpe = model.transformer.wpe.weight
-    return sum(p.numel() * p.element_size() for p in model.parameters()) - wpe.numel() * wpe.element_size()
+    """Bytes of weights one decode step reads: all of them but the lookup tables (position embeddings, and
+    token embeddings apart from the output layer), of which it reads a row."""
+    return model.get_num_params(non_embedding=True) * model.lm_head.weight.element_size()
 
 
-def generate_models(cfg: BenchConfig, device: torch.device) -> tuple[torch.nn.Module, dict[str, GPT]]:
-    """HF's GPT-2 with random weights, and ours loaded from it (the very same weights) in the variants timed:
-    fp32 and bf16, each eager and (with cfg.compile) with compiled decoding."""
-    from transformers import GPT2Config, GPT2LMHeadModel
+GPT2_TOKENS = 50257  # the ids of GPT-2's tokenizer: the vocabulary of generate mode's models
+
+
+def generate_models(cfg: BenchConfig, device: torch.device) -> tuple[torch.nn.Module | None, dict[str, GPT]]:
+    """Our model of cfg's keys with random weights, in the variants timed: fp32 and bf16, each eager and
+    (with cfg.compile) with compiled decoding; and with cfg.hf the HF model that computes the same on the
+    very same weights (core.hf_model), or None, said in one line, where no HF class does (arch_modern.py)."""
     torch.manual_seed(cfg.seed)
-    hf_config = GPT2Config(n_positions=cfg.block_size, n_embd=cfg.n_embd, n_layer=cfg.n_layer,
-                           n_head=cfg.n_head, vocab_size=50257, bos_token_id=None, eos_token_id=None)
-    hf = GPT2LMHeadModel(hf_config).eval()
-    with tempfile.TemporaryDirectory() as d:
-        hf.save_pretrained(d)
-        fp32 = GPT.from_pretrained(d).eval().to(device)
+    fp32 = GPT(cfg.gpt_config(vocab_size=GPT2_TOKENS)).eval()
+    hf = None
+    if cfg.hf:
+        try:
+            hf = hf_model(fp32).to(device)
+        except UsageError as e:
+            print(f"no HF generate row: {e}")
+    fp32.to(device)
     models = {"eager fp32": fp32, "eager bf16": copy.deepcopy(fp32).to(torch.bfloat16)}
     for dtype in ("fp32", "bf16"):
         layout, seconds = choose_weight_layout(models[f"eager {dtype}"])
@@ -338,7 +350,7 @@ def generate_models(cfg: BenchConfig, device: torch.device) -> tuple[torch.nn.Mo
         if cfg.compile:
             models[f"compiled {dtype}"] = copy.deepcopy(models[f"eager {dtype}"])
             models[f"compiled {dtype}"].compile_decoding()
-    return hf.to(device), models
+    return hf, models
 
 
 def time_generation(runs: dict, rounds: int, n_tokens: dict, device: torch.device) -> tuple[dict, dict]:
@@ -353,12 +365,13 @@ def time_generation(runs: dict, rounds: int, n_tokens: dict, device: torch.devic
 
 def bench_generate(cfg: BenchConfig, device: torch.device) -> dict:
     """Greedy decoding of max_new_tokens after a random prompt, at batch 1 and gen_batch, on one set of random
-    GPT-2 weights: ours eager and compiled (compile=True) in fp32 and bf16, uncached, and HF's generate.
-    Methods take turns, three rounds; each reports its best round, so a busy moment hurts no single method.
-    Also the machine's read bandwidth, and what share of its limit each run reaches."""
+    weights of cfg's model (GPT-2 124M by default): ours eager and compiled (compile=True) in fp32 and bf16,
+    uncached, and HF's generate where a HF class computes the model. Methods take turns, three rounds; each
+    reports its best round, so a busy moment hurts no single method. Also the machine's read bandwidth, and
+    what share of its limit each run reaches."""
     hf, models = generate_models(cfg, device)
     n, batches = cfg.max_new_tokens, sorted({1, cfg.gen_batch})
-    prompts = {b: torch.randint(0, 50257, (b, cfg.prompt_len), device=device) for b in batches}
+    prompts = {b: torch.randint(0, GPT2_TOKENS, (b, cfg.prompt_len), device=device) for b in batches}
     runs, n_tokens = {}, {}
     for b in batches:
         for name, model in models.items():
@@ -366,7 +379,7 @@ def bench_generate(cfg: BenchConfig, device: torch.device) -> dict:
         if b == 1:
             runs["uncached fp32", b] = functools.partial(models["eager fp32"].generate, prompts[b], n,
                                                          temperature=0, use_cache=False)
-        if cfg.hf:
+        if hf is not None:
             runs["HF generate fp32", b] = functools.partial(
                 hf.generate, prompts[b], attention_mask=torch.ones_like(prompts[b]), do_sample=False,
                 max_new_tokens=n, min_new_tokens=n, pad_token_id=0)
@@ -377,11 +390,11 @@ def bench_generate(cfg: BenchConfig, device: torch.device) -> dict:
         agree = bf16_agreement(models, outputs[("eager fp32", 1)], cfg.prompt_len)
     bandwidth = read_bandwidth(device)
     limits = {dtype: bandwidth / decode_bytes(models[f"eager {dtype}"]) for dtype in ("fp32", "bf16")}
-    # ours against each other; HF's generate apart (it computes GPT-2, which a fork's model may not be)
+    # ours against each other; HF's generate apart (a fork's model may compute what HF's class does not)
     fp32_same = all(torch.equal(outputs[key], outputs[("eager fp32", key[1])]) for key in outputs
                     if "bf16" not in key[0] and "HF" not in key[0])
     hf_same = all(torch.equal(outputs[key], outputs[("eager fp32", key[1])]) for key in outputs
-                  if "HF" in key[0]) if cfg.hf else None
+                  if "HF" in key[0]) if hf is not None else None
     bf16_same = torch.equal(outputs.get(("compiled bf16", 1), outputs[("eager bf16", 1)]),
                             outputs[("eager bf16", 1)])
     print_generate(cfg, models["eager fp32"], device, best, limits, bandwidth)
@@ -417,7 +430,7 @@ def bf16_agreement(models: dict, tokens: torch.Tensor, prompt_len: int) -> float
 
 def print_generate(cfg: BenchConfig, model: GPT, device: torch.device, best: dict, limits: dict,
                    bandwidth: float) -> None:
-    print(f"generate: {model.get_num_params() / 1e6:.0f}M params, prompt {cfg.prompt_len}, "
+    print(f"generate: {model.get_num_params() / 1e6:.0f}M params{arch(model)}, prompt {cfg.prompt_len}, "
           f"{cfg.max_new_tokens} new tokens, greedy, {device}, {torch.get_num_threads()} threads")
     print(f"memory read bandwidth: {bandwidth / 1e9:.1f} GB/s (sum over 256 MiB); weights read per token: "
           f"{decode_bytes(model) / 1e6:.0f} MB in fp32, half in bf16")

@@ -94,6 +94,15 @@ class ModelKeys:
 
 # the keys that say what a trained model is: a resumed run may not change them
 ARCH_KEYS = tuple(f.name for f in dataclasses.fields(ModelKeys) if f.name != "dropout")
+# those that say how big it is, which the scripts print as sizes; the others say which architecture it is
+SIZE_KEYS = ("block_size", "n_layer", "n_head", "n_embd")
+
+
+def not_gpt2(config: GPTConfig) -> list[str]:
+    """'key=value' of each architecture key, sizes aside, in which config is not GPT-2 (GPTConfig's
+    defaults): [] for GPT-2 of any size."""
+    return [f"{k}={getattr(config, k)!r}" for k in ARCH_KEYS
+            if k not in SIZE_KEYS and getattr(config, k) != getattr(GPTConfig, k)]
 
 
 # -----------------------------------------------------------------------------
@@ -392,7 +401,26 @@ def init_from_problem(init_from: str, script: str) -> str | None:
     if config["model_type"] not in HF_MODEL_TYPES:
         return (f"init_from={init_from!r}: a HF model of model_type {config['model_type']!r}; this codebase "
                 f"loads model_type {', '.join(map(repr, HF_MODEL_TYPES))}")
+    # GPT-2 models speak GPT-2's BPE; a Llama or Qwen3 model's tokenizer is its own, unless it is an export
+    # of this codebase's, whose meta.json says which of ours it is
+    if config["model_type"] != "gpt2" and not os.path.isfile(os.path.join(init_from, "meta.json")):
+        return (f"init_from={init_from!r}: a HF {config['model_type']} model whose tokenizer this codebase "
+                f"does not read ({hf_tokenizer(init_from)}); it reads the tokenizer of a model exported by "
+                f"eval.py --mode=export from its meta.json")
     return None
+
+
+def hf_tokenizer(folder: str) -> str:
+    """What says which tokenizer a HF model directory holds: its tokenizer_config.json's tokenizer_class,
+    else the tokenizer files it holds."""
+    path = os.path.join(folder, "tokenizer_config.json")
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        with open(path, encoding="utf-8") as f:
+            if name := json.load(f).get("tokenizer_class"):
+                return f"tokenizer_config.json names {name}"
+    files = [name for name in ("tokenizer.json", "tokenizer.model", "vocab.json", "merges.txt")
+             if os.path.isfile(os.path.join(folder, name))]
+    return f"it holds {', '.join(files)}" if files else "it holds no tokenizer files"
 
 
 def load_model(init_from: str, out_dir: str = "out",

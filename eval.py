@@ -4,12 +4,12 @@ Evaluate, look inside and export a trained GPT, or OpenAI's GPT-2. One script, f
     python eval.py --mode=hellaswag --init_from=gpt2         # HellaSwag accuracy (prepare its data first)
     python eval.py --mode=plot --out_dir=out                 # loss curves of out/metrics.jsonl: out/loss.png
     python eval.py --mode=attention --start="To be, or not"  # every layer's and head's: out/attention.png
-    python eval.py --mode=export --output=hf-model           # a HF GPT-2 directory (default: out/hf)
+    python eval.py --mode=export --output=hf-model           # a HF GPT-2, Llama or Qwen3 directory
 
 The model: init_from='resume' loads out_dir/ckpt.pt (tokenizer from its meta); 'gpt2', ... or a local HF
-directory use GPT-2's BPE. Keys and defaults are in EvalConfig (configurator.py: config files and
---key=value). How HellaSwag is scored is said in core.py, beside the code, which train.py's --eval_hellaswag
-runs too.
+directory use GPT-2's BPE, or the tokenizer of an export's meta.json. Keys and defaults are in EvalConfig
+(configurator.py: config files and --key=value). How HellaSwag is scored is said in core.py, beside the code,
+which train.py's --eval_hellaswag runs too.
 """
 import hashlib
 import json

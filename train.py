@@ -28,8 +28,8 @@ from core import (ARCH_KEYS, SEPARATOR, Interrupted, ModelKeys, MetricsLog, any_
                   check_new_run, checkpoint_activations, claim_out_dir, clock, device_problems, encode_prompt,
                   gathered_state, get_batch, hellaswag_accuracy, init_distributed, init_from_problem,
                   is_sharded, leave_distributed, load_checkpoint, load_pretrained, load_sharded_optimizer,
-                  maybe_compile, model_from_checkpoint, open_data, peak_flops, prepare_out_dir, progress,
-                  resolve_device, resolve_dtype, save_checkpoint, shard, stop_requests)
+                  maybe_compile, model_from_checkpoint, not_gpt2, open_data, peak_flops, prepare_out_dir,
+                  progress, resolve_device, resolve_dtype, save_checkpoint, shard, stop_requests)
 from data.common import DataError, Tokenizer, load_hellaswag
 from model import GPT, GPTConfig, padded_vocab
 
@@ -617,8 +617,10 @@ def announce(run: Run) -> None:
     cfg, c = run.cfg, run.model.config
     if cfg.verbose:
         print(json.dumps(asdict(cfg), indent=1))
+    # GPT-2's architecture unless said: e.g. ", pos_embedding='rope', norm='rmsnorm'" after the sizes
+    arch = "".join(f", {k}" for k in not_gpt2(c))
     print(f"model: {run.model.get_num_params() / 1e6:.2f}M parameters, {c.n_layer} layers, {c.n_head} heads, "
-          f"{c.n_embd} wide, context {c.block_size} ({cfg.init_from})")
+          f"{c.n_embd} wide, context {c.block_size}{arch} ({cfg.init_from})")
     train_tokens, steps = len(run.data["train"]), cfg.max_iters - run.iter_num
     passes = steps * run.tokens_per_iter / train_tokens
     print(f"data: {os.path.join('data', cfg.dataset)}, {train_tokens:,} train and {len(run.data['val']):,} "

@@ -4,6 +4,7 @@ orphaned)."""
 import io
 import json
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -19,8 +20,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-# SHARED_DATA (default ../shared/data beside the checkout) holds Tiny Shakespeare and tiktoken's GPT-2 BPE
-# files (README, Tests)
+# ../shared/data beside the checkout holds Tiny Shakespeare and tiktoken's GPT-2 BPE files (see README, Tests)
 SHARED = Path(os.environ.get("SHARED_DATA", ROOT.parent / "shared" / "data"))
 if (SHARED / "tiktoken-cache").is_dir():
     os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tiktoken-cache"))
@@ -152,10 +152,16 @@ def tiny(tiny_config):
 
 
 def preset(name: str) -> dict:
-    """The keys config/arch_<name>.py sets, read as train.py reads a config file (it is plain Python)."""
-    import runpy
+    """The keys a config/arch_*.py file sets, read as train.py reads a config file (it is plain Python)."""
     return {k: v for k, v in runpy.run_path(str(ROOT / "config" / f"arch_{name}.py")).items()
             if not k.startswith("_")}
+
+
+# the architectures the run machinery (resume, DDP, FSDP, Muon, activation checkpointing) is tested with:
+# GPT-2, and the presets with grouped-query attention on top (the tiny configs' 2 heads share 1 key/value
+# head)
+ARCHS = {"gpt2": {}, "modern_gqa": {**preset("modern"), "n_kv_head": 1},
+         "llama_gqa": {**preset("llama"), "n_kv_head": 1}}
 
 
 def small_model(block_size=32, vocab_size=80, seed=0, n_layer=2, n_head=2, n_embd=32, **kw):

@@ -19,8 +19,6 @@ ALONE = {"rope": dict(pos_embedding="rope", rope_theta=500.0), "rmsnorm": dict(n
          "swiglu": dict(mlp="swiglu"), "relu2": dict(mlp="relu2"), "mlp_hidden": dict(mlp_hidden=40),
          "qk_norm": dict(qk_norm=True), "gqa": dict(n_kv_head=1), "untied": dict(tie_embeddings=False),
          "softcap": dict(logit_softcap=3.0)}
-
-
 VARIANTS = {**ALONE, "llama": preset("llama"), "modern": preset("modern"),
             "llama_gqa": {**preset("llama"), "n_kv_head": 2}}
 

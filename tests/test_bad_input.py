@@ -17,7 +17,8 @@ import eval as ev
 import sample
 import train
 from configurator import configure, help_text
-from conftest import in_process, python, write_dataset
+from conftest import in_process, preset, python, small_model, write_dataset
+from data.common import Tokenizer
 from data.custom import prepare as custom
 from data.fineweb_edu import prepare as fineweb_edu
 from data.hellaswag import prepare as hellaswag
@@ -157,6 +158,17 @@ CASES = [
     case("sample.py", ["--init_from={bert}"],
          "init_from='{bert}': a HF model of model_type 'bert'; this codebase loads model_type 'gpt2', "
          "'llama', 'qwen3'"),
+    # a Llama or Qwen3 model from elsewhere speaks a tokenizer of its own: named, from what its folder holds
+    case("sample.py", ["--init_from={llamatok}"],
+         "init_from='{llamatok}': a HF llama model whose tokenizer this codebase does not read "
+         "(tokenizer_config.json names LlamaTokenizerFast); it reads the tokenizer of a model exported by "
+         "eval.py --mode=export from its meta.json"),
+    case("eval.py", ["--init_from={qwenfiles}"],
+         "init_from='{qwenfiles}': a HF qwen3 model whose tokenizer this codebase does not read (it holds "
+         "tokenizer.json, vocab.json, merges.txt);"),
+    case("train.py", ["--init_from={llamabare}"],
+         "init_from='{llamabare}': a HF llama model whose tokenizer this codebase does not read (it holds no "
+         "tokenizer files);"),
     case("sample.py", ["--init_from=scratch"],
          "init_from='scratch': no such folder, and not one of resume, gpt2, gpt2-medium, gpt2-large, "
          "gpt2-xl;"),
@@ -177,6 +189,10 @@ CASES = [
     case("eval.py", ["--mode=export", "--init_from={cfgonly}", "--output={tmp}/hf"],
          "init_from='{cfgonly}' is a training run's out_dir (it holds config.json): use python eval.py "
          "--out_dir={cfgonly}", sub=SUB),
+    case("eval.py", ["--mode=export", "--out_dir={modern}", "--output={tmp}/hf"],
+         "cannot export mlp='relu2', logit_softcap=15.0: no HF class computes it the same way (the nearest, "
+         "Qwen3ForCausalLM, needs pos_embedding='rope', norm='rmsnorm', mlp='swiglu', qk_norm=True, "
+         "logit_softcap=None, bias=False)", sub=SUB),
     case("eval.py", ["--init_from={empty}"],
          "init_from='{empty}': {empty} is neither a run of train.py (no ckpt.pt) nor a HF model directory "
          "(no config.json)"),
@@ -228,14 +244,23 @@ def world(tmp_path) -> dict[str, str]:
     """The files bad runs are pointed at, by placeholder name: a run's out_dir ({out}: a checkpoint cut
     short, best.pt, metrics, config), other runs' folders, a dataset, config files, a file where a folder
     should be, a read-only folder."""
-    names = ("afile", "empty", "nobin", "ro", "out", "foreign", "otherarch", "cfgonly", "bert")
+    names = ("afile", "empty", "nobin", "ro", "out", "foreign", "otherarch", "cfgonly", "bert", "llamatok",
+             "qwenfiles", "llamabare", "modern")
     w = {"tmp": tmp_path, "data": write_dataset(tmp_path / "data"), "text": tmp_path / "in.txt",
          **{name: tmp_path / name for name in names},
          **{name: tmp_path / f"{name}.py" for name in ("syntax", "raises", "unknown")}}
-    for name in ("out", "foreign", "otherarch", "empty", "ro", "cfgonly", "bert"):
+    for name in ("out", "foreign", "otherarch", "empty", "ro", "cfgonly", "bert", "llamatok", "qwenfiles",
+                 "llamabare", "modern"):
         w[name].mkdir()
     (w["cfgonly"] / "config.json").write_text('{"init_from": "scratch", "dtype": "auto"}\n')  # a run's own
     (w["bert"] / "config.json").write_text('{"model_type": "bert"}\n')  # a HF model of a kind not loaded here
+    # HF models of kinds loaded here, with tokenizers of their own, and no meta.json of an export's
+    for name, model_type in (("llamatok", "llama"), ("qwenfiles", "qwen3"), ("llamabare", "llama")):
+        (w[name] / "config.json").write_text(f'{{"model_type": "{model_type}"}}\n')
+    (w["llamatok"] / "tokenizer_config.json").write_text('{"tokenizer_class": "LlamaTokenizerFast"}\n')
+    (w["llamatok"] / "tokenizer.json").write_text("{}\n")
+    for name in ("tokenizer.json", "vocab.json", "merges.txt"):
+        (w["qwenfiles"] / name).write_text("{}\n")
     w["afile"].write_text("not a folder\n")
     w["text"].write_text("hello world\n" * 20)
     write_dataset(w["nobin"])
@@ -248,6 +273,10 @@ def world(tmp_path) -> dict[str, str]:
     ckpt = {"model": {"w": torch.zeros(4)}, "model_args": args, "iter_num": 2, "best_val_loss": 1.0,
             "config": {"optimizer": "adamw"}, "meta": {}, "optimizer": {}, "scaler": {}}
     core.save_checkpoint(ckpt, str(w["otherarch"] / "ckpt.pt"))
+    modern = small_model(n_layer=1, **preset("modern"))  # a run of arch_modern.py, which no HF class computes
+    chars = Tokenizer.char([chr(i) for i in range(48, 128)])  # 80 of them, the model's vocab_size
+    core.save_checkpoint({**ckpt, "model": modern.state_dict(), "meta": chars.meta(),
+                          "model_args": dataclasses.asdict(modern.config)}, str(w["modern"] / "ckpt.pt"))
     core.save_checkpoint(ckpt, str(w["out"] / "best.pt"))
     whole = (w["out"] / "best.pt").read_bytes()
     (w["out"] / "ckpt.pt").write_bytes(whole[:len(whole) // 2])  # cut short

@@ -12,18 +12,25 @@ import core
 import train
 from configurator import UsageError
 from model import GPT, GPTConfig, Optimizers
-from conftest import metrics
+from conftest import ARCHS, ROOT, metrics
 
 TINY = ["--device=cpu", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--vocab_size=128",
         "--batch_size=4", "--warmup_iters=1", "--iters=3"]
 
 
+MODERN = str(ROOT / "config" / "arch_modern.py")
+LLAMA = str(ROOT / "config" / "arch_llama.py")
+
+
 @pytest.mark.parametrize("extra", [["--compile=False"], ["--compile=False", "--optimizer=muon"],
-                                   ["--compile=False", "--dtype=bfloat16"]])
+                                   ["--compile=False", "--dtype=bfloat16"], [MODERN, "--compile=False"]])
 def test_bench_train_prints_figures(capsys, extra):
     r = bench.main(TINY + extra)
     out = capsys.readouterr().out
     assert "ms/iter" in out and "tok/s" in out and "TFLOP/s" in out and "pass --peak_tflops" in out
+    # the model's architecture where it is not GPT-2's
+    named = "params (bias=False, pos_embedding='rope', norm='rmsnorm', mlp='relu2'" in out
+    assert named == (MODERN in extra)
     assert r["ms_per_iter"] > 0 and r["tokens_per_s"] > 0 and r["flops"] > 0 and r["mfu"] is None
     r = bench.main(TINY + extra + ["--peak_tflops=1.0"])
     assert r["mfu"] == pytest.approx(r["flops"] / 1e12)
@@ -68,13 +75,32 @@ def test_bench_generate(capsys):
                                       "eager fp32, batch 3", "eager bf16, batch 3"}
 
 
+GENERATE = ["--mode=generate", "--device=cpu", "--n_layer=2", "--n_head=2", "--n_embd=32", "--prompt_len=8",
+            "--block_size=64", "--max_new_tokens=30", "--gen_batch=1", "--compile=False"]
+
+
 @pytest.mark.hf_parity
-def test_bench_generate_hf_row_gives_our_tokens():
-    """HF's generate, timed beside ours on the same random GPT-2 weights, decodes the same greedy tokens."""
-    r = bench.main(["--mode=generate", "--device=cpu", "--n_layer=2", "--n_head=2", "--n_embd=32",
-                    "--prompt_len=8", "--block_size=64", "--max_new_tokens=30", "--gen_batch=1",
-                    "--compile=False"])
-    assert r["hf_identical"], "HF's generate gave other tokens than ours on the same GPT-2 weights"
+@pytest.mark.parametrize("arch", [[], [LLAMA, "--n_kv_head=1"]], ids=["gpt2", "llama_gqa"])
+def test_bench_generate_hf_row_gives_our_tokens(arch, capsys):
+    """HF's generate, timed beside ours on the same random weights (GPT2LMHeadModel, or LlamaForCausalLM for
+    arch_llama.py's keys, core.hf_model), decodes the same greedy tokens."""
+    r = bench.main([*arch, *GENERATE])
+    assert r["hf_identical"], "HF's generate gave other tokens than ours on the same weights"
+    assert "HF generate fp32, batch 1" in r["tokens_per_s"]
+    assert "no HF generate row" not in capsys.readouterr().out
+
+
+def test_bench_generate_of_a_model_no_hf_class_computes(capsys):
+    """python bench.py config/arch_modern.py --mode=generate: our rows as ever, and no HF row, which one line
+    says why."""
+    r = bench.main([MODERN, *GENERATE])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == ("no HF generate row: cannot export mlp='relu2', logit_softcap=15.0: no HF class "
+                      "computes it the same way (the nearest, Qwen3ForCausalLM, needs pos_embedding='rope', "
+                      "norm='rmsnorm', mlp='swiglu', qk_norm=True, logit_softcap=None, bias=False)")
+    assert set(r["tokens_per_s"]) == {"eager fp32, batch 1", "eager bf16, batch 1", "uncached fp32, batch 1"}
+    assert r["identical"] and r["hf_identical"] is None
+    assert not [line for line in out if line.startswith("| HF generate")]
 
 
 def test_muon_grouping():
@@ -101,8 +127,11 @@ def test_muon_grouping():
     assert all(p.grad is None for p in model.parameters())
 
 
-def test_muon_trains_and_resumes(tiny, tmp_path):
-    cfg = replace(tiny, optimizer="muon", out_dir=str(tmp_path / "muon"))
+@pytest.mark.parametrize("arch", ["gpt2", "llama_gqa"])
+def test_muon_trains_and_resumes(tiny, tmp_path, arch):
+    """Muon trains (with SwiGLU's gate and up in one matrix, and grouped-query attention's narrower k and v
+    rows in c_attn) and resumes exactly."""
+    cfg = replace(tiny, optimizer="muon", out_dir=str(tmp_path / "muon"), **ARCHS[arch])
     train.train(cfg)
     evals = [r["val_loss"] for r in metrics(cfg) if "val_loss" in r]
     assert evals[-1] < evals[0] - 0.5
@@ -154,21 +183,27 @@ def test_auto_dtype_choices(monkeypatch):
         core.resolve_dtype("fp8", cpu)
 
 
-def test_compare_says_when_compile_failed(no_compiler, capsys):
+@pytest.mark.parametrize("arch", [[], [MODERN]], ids=["gpt2", "modern"])
+def test_compare_says_when_compile_failed(no_compiler, capsys, arch):
+    """Every variant runs where compiling fails (of GPT-2 or a preset, which the header names), its row saying
+    so."""
     with pytest.warns(UserWarning, match="torch.compile failed"):
-        rows = bench.main(TINY + ["--mode=compare", "--iters=1", "--rounds=1", "--compile=False"])
+        rows = bench.main(arch + TINY + ["--mode=compare", "--iters=1", "--rounds=1", "--compile=False"])
     assert [r["compiled"] for r in rows] == [False] * len(rows)
-    assert capsys.readouterr().out.count("| failed: eager |") == sum(r["compile"] for r in rows) > 0
+    out = capsys.readouterr().out
+    assert out.count("| failed: eager |") == sum(r["compile"] for r in rows) > 0
+    named = "2 layers x 32 (bias=False, pos_embedding='rope', norm='rmsnorm', mlp='relu2'" in out
+    assert named == bool(arch)
 
 
-def test_memory_mode_counts_what_a_step_holds(capsys):
+@pytest.mark.parametrize("arch", ["gpt2", "modern_gqa"])
+def test_memory_mode_counts_what_a_step_holds(capsys, arch):
     """One process: parameters, gradients (as many) and AdamW's two moments (twice as many) in fp32, and
     less activation memory kept for the backward when blocks recompute theirs."""
-    shape = dict(n_layer=4, n_head=2, n_embd=64, block_size=64, vocab_size=64, batch_size=4)
-    cfg = bench.BenchConfig(mode="memory", iters=1, device="cpu", **shape)
+    shape = dict(n_layer=4, n_head=2, n_embd=64, block_size=64, vocab_size=64, **ARCHS[arch])
+    cfg = bench.BenchConfig(mode="memory", iters=1, device="cpu", batch_size=4, **shape)
     r = bench.bench_memory(cfg, torch.device("cpu"))
-    n = sum(p.numel() for p in GPT(GPTConfig(**{k: v for k, v in shape.items() if k != "batch_size"}))
-            .parameters())
+    n = sum(p.numel() for p in GPT(GPTConfig(**shape)).parameters())
     assert r["params"] == pytest.approx(4 * n / 2**20) and r["grads"] == r["params"]
     assert r["optimizer"] == pytest.approx(2 * r["params"], rel=1e-3)  # exp_avg, exp_avg_sq (+ step counts)
     assert r["activations_checkpointed"] < 0.6 * r["activations"]

@@ -23,7 +23,8 @@ from data.hellaswag import prepare as hellaswag_prepare
 import core
 from model import GPT, GPTConfig
 from core import load_model
-from conftest import in_process, small_model, tiny_train_config, write_dataset
+from conftest import in_process, preset, small_model, tiny_train_config, write_dataset
+from test_arch import make_hf
 from train import TrainConfig
 
 NULL = contextlib.nullcontext()
@@ -39,10 +40,12 @@ def train_tiny(out_dir, data_dir, **kw) -> str:
 
 @pytest.fixture(scope="module")
 def char_runs(tmp_path_factory):
-    """{bias: out_dir} of two runs on synthetic char data: 23 real ids padded to 64 rows, a few steps each."""
+    """{bias: out_dir} of two runs on synthetic char data: 23 real ids padded to 64 rows, a few steps each;
+    and under "modern" one of arch_modern.py's keys."""
     tmp = tmp_path_factory.mktemp("char")
     data = write_dataset(tmp / "data")
-    return {bias: train_tiny(tmp / f"out-{bias}", data, bias=bias) for bias in (True, False)}
+    runs = {bias: train_tiny(tmp / f"out-{bias}", data, bias=bias) for bias in (True, False)}
+    return {**runs, "modern": train_tiny(tmp / "out-modern", data, **preset("modern"))}
 
 
 def png_size(path) -> tuple[int, int]:
@@ -140,11 +143,19 @@ def reference_scores(hf, tok, example, block_size) -> tuple[torch.Tensor, torch.
 
 
 @pytest.mark.hf_parity
-def test_scores_match_hf(make_hf_dir):
-    from transformers import GPT2LMHeadModel
-    hf_dir = make_hf_dir(seed=3, vocab_size=50257, n_positions=32)
-    hf = GPT2LMHeadModel.from_pretrained(hf_dir).eval()
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_scores_match_hf(make_hf_dir, tmp_path, kind):
+    """HellaSwag's scores of each ending against HF's GPT2LMHeadModel, or LlamaForCausalLM (untied, RoPE: the
+    right-padded batch of 4 changes no real token's position)."""
+    from transformers import AutoModelForCausalLM
+    if kind == "gpt2":
+        hf_dir = make_hf_dir(seed=3, vocab_size=50257, n_positions=32)
+    else:
+        hf_dir = str(tmp_path / "llama")
+        make_hf("llama", seed=3, vocab_size=50257, max_position_embeddings=32).save_pretrained(hf_dir)
+    hf = AutoModelForCausalLM.from_pretrained(hf_dir).eval()
     model, tok, _ = load_model(hf_dir)
+    assert model.config.pos_embedding == ("learned" if kind == "gpt2" else "rope")
     examples = fact_examples()[:3]
     examples.append({"ctx": "A very long context, " * 12,
                      "endings": ["a", "b c", "longer ending here", "x " * 40],
@@ -161,7 +172,7 @@ def test_scores_match_hf(make_hf_dir):
     with torch.no_grad():
         for name, p in padded.state_dict().items():
             rows = model.state_dict()[name]
-            if name in ("transformer.wte.weight", "lm_head.weight"):  # tied: one tensor
+            if name in ("transformer.wte.weight", "lm_head.weight"):  # one tensor where tied
                 rows = torch.cat([rows, torch.full((50304 - 50257, rows.size(1)), 3.0)])
             p.copy_(rows)
         for ex in examples[:2]:
@@ -348,9 +359,11 @@ def test_plot_of_a_real_run(char_runs, tmp_path, figures):
         {f"{split} bits per byte": [r[f"{split}_bpb"] for r in evals] for split in ("train", "val")}
 
 
-@pytest.mark.parametrize("bias", [True, False])
-def test_attention_maps_are_the_models(char_runs, bias):
-    model, tok, _ = load_model("resume", char_runs[bias])
+@pytest.mark.parametrize("run", [True, False, "modern"], ids=["bias", "no_bias", "modern"])
+def test_attention_maps_are_the_models(char_runs, run):
+    """The maps are the weights each layer attends with (after QK-norm and RoPE's rotation, arch_modern.py):
+    causal rows of probabilities that, times the layer's values, give its output."""
+    model, tok, _ = load_model("resume", char_runs[run])
     idx = torch.tensor(tok.encode("ABCDEFGHIJKLM"))
     maps = ev.attention_maps(model, idx)
     T = len(idx)
@@ -456,22 +469,35 @@ def test_export_without_cached_bpe_files_leaves_a_note(make_hf_dir, tmp_path, mo
 CHARS = sorted(set("ROMEO: JULIET.\nhello, world ünï€😀\t'"))
 
 
+# the architectures a char run is exported as: GPT2LMHeadModel, LlamaForCausalLM (grouped-query attention) and
+# Qwen3ForCausalLM (QK-norm)
+EXPORTED = {"gpt2": {}, "llama": {**preset("llama"), "n_head": 4, "n_kv_head": 2},
+            "qwen3": {**preset("llama"), "qk_norm": True, "norm_eps": 1e-6}}
+
+
 @pytest.fixture(scope="module")
-def char_run(tmp_path_factory) -> str:
-    """out_dir of a run's checkpoint of a random char model on CHARS (64 rows, 16 of them padding). Its
-    matrices are drawn wide (std 0.5) so that greedy decoding wanders over the vocabulary instead of repeating
-    one character."""
-    tok = Tokenizer.char(CHARS)
-    model = small_model(block_size=64, vocab_size=64, tokenizer_vocab_size=len(CHARS))
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 2:
-                p.normal_(0, 0.5, generator=generator)
-    out = tmp_path_factory.mktemp("char-run")
-    core.save_checkpoint({"model": model.state_dict(), "model_args": asdict(model.config), "iter_num": 0,
-                          "best_val_loss": 9.0, "config": {}, "meta": tok.meta()}, str(out / "ckpt.pt"))
-    return str(out)
+def char_run(tmp_path_factory):
+    """char_run(arch='gpt2') -> out_dir of a run's checkpoint of a random char model of EXPORTED[arch] on
+    CHARS (64 rows, 16 of them padding), made once. Its matrices are drawn wide (std 0.5) so that greedy
+    decoding wanders over the vocabulary instead of repeating one character."""
+    made = {}
+
+    def make(arch: str = "gpt2") -> str:
+        if arch in made:
+            return made[arch]
+        tok = Tokenizer.char(CHARS)
+        model = small_model(block_size=64, vocab_size=64, tokenizer_vocab_size=len(CHARS), **EXPORTED[arch])
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.dim() == 2:
+                    p.normal_(0, 0.5, generator=generator)
+        out = tmp_path_factory.mktemp(f"char-run-{arch}")
+        core.save_checkpoint({"model": model.state_dict(), "model_args": asdict(model.config), "iter_num": 0,
+                              "best_val_loss": 9.0, "config": {}, "meta": tok.meta()}, str(out / "ckpt.pt"))
+        made[arch] = str(out)
+        return made[arch]
+    return make
 
 
 def greedy_sample(*args: str) -> str:
@@ -491,7 +517,7 @@ def test_char_export_tokenizer_has_our_ids(char_run, tmp_path):
     """AutoTokenizer loads a char export's tokenizer with our ids: every character its own token, spaces,
     newlines and characters past ASCII included, and decoding gives the text back as it was."""
     from transformers import AutoTokenizer
-    model, tok, _ = load_model("resume", char_run)
+    model, tok, _ = load_model("resume", char_run())
     out = ev.export_hf(model, str(tmp_path / "hf"), tok)
     hf_tok = AutoTokenizer.from_pretrained(out)
     for text in ("ROMEO: hello, world.\n\n", "  ünï €😀\t'wo ", "\n", "ROMEO :\nJULIET ."):
@@ -504,14 +530,27 @@ def test_char_export_tokenizer_has_our_ids(char_run, tmp_path):
 
 
 @pytest.mark.hf_parity
-def test_pipeline_runs_a_char_export_greedily_as_sample_py(char_run, tmp_path):
-    """python eval.py --mode=export of a char run is a directory HF's text-generation pipeline runs as it is,
-    and its greedy text is sample.py's with --temperature=0."""
-    out = ev.main(["--mode=export", f"--out_dir={char_run}", f"--output={tmp_path / 'hf'}"])
-    ours = greedy_sample(f"--out_dir={char_run}", "--start=ROMEO:")
+@pytest.mark.parametrize("arch, cls", [("gpt2", "GPT2LMHeadModel"), ("llama", "LlamaForCausalLM"),
+                                       ("qwen3", "Qwen3ForCausalLM")])
+def test_pipeline_runs_a_char_export_greedily_as_sample_py(char_run, tmp_path, arch, cls):
+    """python eval.py --mode=export of a char run is a directory of the HF class that computes the same, which
+    HF's text-generation pipeline runs as it is, its greedy text sample.py's with --temperature=0; and
+    init_from= that directory loads it back into this codebase: the run's logits, the same text."""
+    from transformers import AutoConfig
+    run = char_run(arch)
+    out = ev.main(["--mode=export", f"--out_dir={run}", f"--output={tmp_path / 'hf'}"])
+    assert AutoConfig.from_pretrained(out).architectures == [cls]
+    ours = greedy_sample(f"--out_dir={run}", "--start=ROMEO:")
     assert ours.startswith("ROMEO:") and len(ours) == len("ROMEO:") + 20
     assert len(set(ours[6:])) > 5  # the model wanders: a text worth comparing
     assert pipeline_greedy(out, "ROMEO:") == ours
+    assert greedy_sample(f"--init_from={out}", "--start=ROMEO:") == ours
+    (model, tok, _), (back, back_tok, _) = load_model("resume", run), load_model(out)
+    assert back_tok.chars == tok.chars and back.config.real_vocab_size == len(CHARS)
+    idx = torch.tensor([tok.encode("ROMEO: hello, world.\n")])
+    with torch.no_grad():
+        torch.testing.assert_close(back(idx, all_logits=True)[0],
+                                   model(idx, all_logits=True)[0][..., :len(CHARS)], atol=1e-5, rtol=0)
 
 
 @pytest.mark.hf_parity

@@ -210,6 +210,37 @@ def test_resume_from_the_checkpoint_alone_is_exact(tiny, tmp_path):
     assert snapshot(part.out_dir) == before
 
 
+# GPTConfig's fields, so a checkpoint's model_args, before the architecture keys (pos_embedding, norm, ...)
+OLD_MODEL_ARGS = ("block_size", "vocab_size", "n_layer", "n_head", "n_embd", "dropout", "bias",
+                  "tokenizer_vocab_size")
+
+
+def test_a_checkpoint_from_before_the_architecture_keys_is_gpt2(tiny, tmp_path):
+    """A checkpoint written before the architecture keys existed (its model_args and config lack them)
+    samples (sample.py) as it did and resumes (train.py) as GPT-2: to the weights of an uninterrupted run."""
+    straight = replace(tiny, max_iters=8, eval_interval=4, log_interval=1)
+    part = replace(straight, out_dir=str(tmp_path / "old"), max_iters=4)
+    train.train(straight)
+    train.train(part)
+    path = os.path.join(part.out_dir, "ckpt.pt")
+    ckpt = core.load_checkpoint(path)
+    new_keys = set(core.ARCH_KEYS) - set(OLD_MODEL_ARGS)
+    assert new_keys <= ckpt["model_args"].keys() and new_keys <= ckpt["config"].keys()
+    args = ("--device=cpu", "--dtype=float32", "--num_samples=2", "--max_new_tokens=20", "--start=AB")
+    before = in_process(sample.main, f"--out_dir={part.out_dir}", *args)
+    core.save_checkpoint({**ckpt, "model_args": {k: ckpt["model_args"][k] for k in OLD_MODEL_ARGS},
+                          "config": {k: v for k, v in ckpt["config"].items() if k not in new_keys}}, path)
+    after = in_process(sample.main, f"--out_dir={part.out_dir}", *args)
+    assert after.returncode == 0 and after.stdout == before.stdout and after.stdout.startswith("AB")
+    r = in_process(train.main, "--init_from=resume", f"--out_dir={part.out_dir}", "--max_iters=8")
+    assert r.returncode == 0, r.stderr
+    a = core.load_checkpoint(os.path.join(straight.out_dir, "ckpt.pt"))
+    b = core.load_checkpoint(path)
+    assert b["iter_num"] == 8 and b["model_args"] == a["model_args"]  # written with the keys, GPT-2's
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+
+
 def test_resume_refuses_data_with_another_vocabulary(tiny, tmp_path):
     from conftest import write_dataset
     train.train(replace(tiny, max_iters=2, eval_interval=2))

@@ -20,7 +20,7 @@ import bench
 import core
 import train
 from configurator import UsageError
-from conftest import cli_args, metrics, python, torchrun_ok, write_dataset
+from conftest import ARCHS, cli_args, in_process, metrics, python, torchrun_ok, write_dataset
 from core import get_batch, load_checkpoint, read_metrics, save_checkpoint
 from model import GPT, GPTConfig
 from train import TrainConfig, batch_offsets, get_lr
@@ -83,14 +83,18 @@ def final_weights(cfg):
     return load_checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"))["model"]
 
 
-def test_resume_is_exact(tiny, tmp_path):
+@pytest.mark.parametrize("arch", ["gpt2", "modern_gqa"])
+def test_resume_is_exact(tiny, tmp_path, arch):
+    """A run stopped and resumed from its checkpoint alone (python train.py --init_from=resume --out_dir=X:
+    its keys, the architecture's among them, from the checkpoint) ends as the uninterrupted run does."""
     # dropout: its randomness must resume too
-    tiny = replace(tiny, dropout=0.1, eval_interval=7, log_interval=1)
+    tiny = replace(tiny, dropout=0.1, eval_interval=7, log_interval=1, **ARCHS[arch])
     straight = replace(tiny, out_dir=str(tmp_path / "straight"))
     train.train(straight)
     part = replace(tiny, out_dir=str(tmp_path / "parts"), max_iters=9)  # stop between evals
     assert train.train(part)["iter_num"] == 9
-    train.train(replace(part, max_iters=20, init_from="resume"))
+    r = in_process(train.main, "--init_from=resume", f"--out_dir={part.out_dir}", "--max_iters=20")
+    assert r.returncode == 0, r.stderr
     a, b = final_weights(straight), final_weights(part)
     assert all(torch.equal(a[k], b[k]) for k in a)
     losses = lambda cfg: {r["iter"]: r["loss"] for r in metrics(cfg) if "loss" in r}
@@ -192,6 +196,18 @@ def test_what_a_run_prints(tiny, capsys):
     r = metrics(cfg)[-2]
     assert r["iter"] == 6 and f"tok/s, mfu {100 * r['mfu']:.1f}%, " in out
     assert r["mfu"] == pytest.approx(model.flops_per_token(16) * r["tokens_per_s"] / 1e10)
+
+
+def test_the_model_line_names_the_keys_that_are_not_gpt2s(tiny, capsys):
+    """A preset's run says which architecture keys differ from GPT-2's, in the keys' order, values as a
+    config file writes them; keys the preset sets to GPT-2's value (rope_theta, norm_eps) are not named."""
+    cfg = replace(tiny, max_iters=1, eval_interval=1, eval_iters=1, **ARCHS["modern_gqa"], mlp_hidden=48)
+    train.train(cfg)
+    model = [line for line in capsys.readouterr().out.splitlines() if line.startswith("model: ")]
+    assert model == [f"model: {train.GPT(cfg.gpt_config(vocab_size=64)).get_num_params() / 1e6:.2f}M "
+                     f"parameters, 2 layers, 2 heads, 32 wide, context 16, bias=False, pos_embedding='rope', "
+                     f"norm='rmsnorm', mlp='relu2', mlp_hidden=48, qk_norm=True, n_kv_head=1, "
+                     f"tie_embeddings=False, logit_softcap=15.0 (scratch)"]
 
 
 def test_a_signal_between_evals_stops_after_that_step(tiny, monkeypatch, capsys):
@@ -386,12 +402,13 @@ def test_init_from_hf_dir_and_crop(tiny, make_hf_dir):
     assert ckpt["config"]["n_embd"] == 64  # the resolved config records the model's real shape
 
 
-def test_ddp_equals_one_process(tiny, tmp_path):
+@pytest.mark.parametrize("arch", ["gpt2", "modern_gqa"])
+def test_ddp_equals_one_process(tiny, tmp_path, arch):
     # bias=False: the key bias has an exactly-zero true gradient (softmax ignores a per-row constant), so Adam
     # turns its float noise into full-size updates that no two reduction orders can agree on
     # eval_iters=5: the second process takes a turn past the last batch, which counts nothing
     cfg = replace(tiny, max_iters=6, eval_interval=6, log_interval=1, gradient_accumulation_steps=4,
-                  bias=False, eval_iters=5)
+                  eval_iters=5, **{**ARCHS[arch], "bias": False})
     one = replace(cfg, out_dir=str(tmp_path / "one"))
     train.train(one)
     two = replace(cfg, out_dir=str(tmp_path / "two"), overwrite=True)
@@ -408,6 +425,8 @@ def test_ddp_equals_one_process(tiny, tmp_path):
                        for r in metrics(c) if "val_loss" in r]
     assert len(evals(one)) == 2
     np.testing.assert_allclose(evals(two), evals(one), rtol=1e-5, err_msg="eval losses and bpb, 2 vs 1")
+    if arch != "gpt2":  # the refusal below is the same for every architecture: one torchrun less
+        return
     r = python("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py",
                *cli_args(replace(two, gradient_accumulation_steps=3)))
     assert r.returncode != 0 and "does not divide over 2 processes" in r.stderr
