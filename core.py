@@ -194,13 +194,15 @@ class MemoryEstimate:
         return sum(dataclasses.astuple(self))
 
     def __str__(self) -> str:
-        parts = ", ".join(f"{f.name} {size(getattr(self, f.name))}" for f in dataclasses.fields(self))
-        return f"~{size(self.total)} a process ({parts})"
+        parts = ", ".join(f"{f.name} {human_bytes(getattr(self, f.name))}" for f in dataclasses.fields(self))
+        return f"~{human_bytes(self.total)} a process ({parts})"
 
 
-def size(n: int) -> str:
-    """Bytes as GiB, or MiB below one GiB."""
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+def human_bytes(n: int) -> str:
+    """Bytes as GiB, or MiB below one GiB (a decimal below 10 MiB)."""
+    if n >= 2**30:
+        return f"{n / 2**30:.1f} GiB"
+    return f"{n / 2**20:.{0 if n >= 10 * 2**20 else 1}f} MiB"
 
 
 OPTIMIZER_STATES = {"adamw": 2, "muon": 1}  # fp32 tensors the size of a parameter: two moments; a momentum

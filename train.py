@@ -25,11 +25,11 @@ from configurator import (UsageError, check, cli, configure, device_name, dtype_
                           one_of, positive, probability, unwritable)
 from core import (SEPARATOR, Interrupted, MemoryEstimate, MetricsLog, any_process, autocast, check_new_run,
                   checkpoint_activations, claim_out_dir, clock, device_problems, encode_prompt,
-                  estimate_memory, free_memory, gathered_state, get_batch, hellaswag_accuracy,
+                  estimate_memory, free_memory, gathered_state, get_batch, hellaswag_accuracy, human_bytes,
                   init_distributed, init_from_problem, is_sharded, leave_distributed, load_checkpoint,
                   load_pretrained, load_sharded_optimizer, local_device, maybe_compile, model_from_checkpoint,
                   open_data, peak_flops, prepare_out_dir, progress, resolve_device, resolve_dtype,
-                  save_checkpoint, shard, size, stop_requests)
+                  save_checkpoint, shard, stop_requests)
 from data.common import Tokenizer, load_hellaswag
 from model import GPT, GPTConfig, padded_vocab
 
@@ -346,9 +346,9 @@ class Run:
         self.sharing = 1 if device.type == "cuda" else int(os.environ.get("LOCAL_WORLD_SIZE", 1))
         if self.free is None or not self.cfg.check_memory or self.memory.total * self.sharing <= self.free:
             return
-        raise UsageError(f"this run needs {memory_need(self)} but {device} has {size(self.free)} free: "
-                         f"{self.what_fits(model, self.free // self.sharing)}; or --check_memory=False to "
-                         f"start anyway")
+        raise UsageError(f"this run needs {memory_need(self)} but {device} has {human_bytes(self.free)} "
+                         f"free: {self.what_fits(model, self.free // self.sharing)}; or --check_memory=False "
+                         f"to start anyway")
 
     def estimate(self, model: GPT, **changes) -> MemoryEstimate:
         """core.estimate_memory of this run, or of the run with changes to its config."""
@@ -693,7 +693,7 @@ def announce(run: Run) -> None:
 
 def flags(change: dict, need: int) -> str:
     """--key=value of each key changed, with the memory the run then needs."""
-    return " ".join(f"--{k}={v}" for k, v in change.items()) + f" (~{size(need)})"
+    return " ".join(f"--{k}={v}" for k, v in change.items()) + f" (~{human_bytes(need)})"
 
 
 def memory_need(run: Run) -> str:
@@ -712,7 +712,7 @@ def memory_line(run: Run) -> str:
         warn = f" ({share:.0%} of it: it may not fit; started as check_memory=False asks)"
     elif share > MEMORY_WARN:
         warn = f" ({share:.0%} of it: close to the limit)"
-    return f"memory: {memory_need(run)} of {size(run.free)} free on {device}{warn}"
+    return f"memory: {memory_need(run)} of {human_bytes(run.free)} free on {device}{warn}"
 
 
 def print_eval(prefix: str, losses: dict, master: bool) -> None:
