@@ -4,9 +4,10 @@ imports model.py, configurator.py and data/common.py, never a script:
 
     scripts (train, sample, eval, bench) -> core -> model, data.common -> configurator
 
-Devices and dtypes, the dataset on disk, checkpoints (with checksums), loading a model from a run or from
-GPT-2, prompts, torch.compile with a fallback, peak FLOPs for MFU, a run's out_dir (its lock, who owns it),
-its metrics.jsonl (written and read), its processes and stop signals, progress bars, and HellaSwag scoring.
+Devices and dtypes, the memory a training process will hold against what its device has free, the dataset on
+disk, checkpoints (with checksums), loading a model from a run or from GPT-2, prompts, torch.compile with a
+fallback, peak FLOPs for MFU, a run's out_dir (its lock, who owns it), its metrics.jsonl (written and read),
+its processes and stop signals, progress bars, and HellaSwag scoring.
 """
 import contextlib
 import dataclasses
@@ -215,8 +216,12 @@ def estimate_memory(model: GPT, batch_size: int, device: torch.device, dtype: to
     micro-batches of batch_size x block_size in autocast dtype: the backward of a micro-batch, when the
     gradients of the micro-steps before, the optimizer state and all the forward kept are there at once.
     shards: FSDP's processes (1: unsharded); ddp: DDP, whose buckets hold a second copy of the gradients;
-    accum: micro-steps per step (FSDP keeps whole gradients between them). Modelled on eager PyTorch;
-    compiled code keeps as much or less. Tested against measured peaks (tests/test_memory.py)."""
+    accum: micro-steps per step (FSDP keeps whole gradients between them).
+    It counts tensors as eager PyTorch keeps them (compiled code keeps as much or less); not what a process
+    holds before (libraries, the CUDA context: free_memory's figure leaves them out already), nor freed memory
+    an allocator keeps for reuse: glibc keeps freed blocks under 32 MiB, which took the resident peak of runs
+    whose tensors were all that small to about 1.5x the estimate. tests/test_memory.py measures the peak of
+    train.py's loop on a CPU (within 30%; 11% at most when measured), test_cuda.py CUDA's."""
     n = sum(p.numel() for p in model.parameters())  # tied weights once
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     a = torch.finfo(dtype).bits // 8  # bytes of an activation (4: fp32, no autocast)
