@@ -39,23 +39,27 @@ def saved_bytes(model: GPT, idx: torch.Tensor, dtype: torch.dtype) -> tuple[int,
     return (sum(n for n, copy in saved.values() if not copy), sum(n for n, copy in saved.values() if copy))
 
 
-@pytest.mark.parametrize("dtype,dropout,shape", [
-    (torch.float32, 0.0, dict(n_layer=2, n_head=2, n_embd=64, block_size=64, vocab_size=512)),
-    (torch.bfloat16, 0.0, dict(n_layer=2, n_head=4, n_embd=128, block_size=128, vocab_size=512)),
-    (torch.float32, 0.2, dict(n_layer=1, n_head=2, n_embd=96, block_size=80, vocab_size=1000)),
-    (torch.bfloat16, 0.2, dict(n_layer=1, n_head=2, n_embd=96, block_size=80, vocab_size=1000)),
-    (torch.bfloat16, 0.0, dict(n_layer=3, n_head=4, n_embd=256, block_size=128, vocab_size=8192)),
+@pytest.mark.parametrize("dtype,dropout,checkpointing,shape", [
+    (torch.float32, 0.0, False, dict(n_layer=2, n_head=2, n_embd=64, block_size=64, vocab_size=512)),
+    (torch.bfloat16, 0.0, False, dict(n_layer=2, n_head=4, n_embd=128, block_size=128, vocab_size=512)),
+    (torch.float32, 0.2, False, dict(n_layer=1, n_head=2, n_embd=96, block_size=80, vocab_size=1000)),
+    (torch.bfloat16, 0.2, False, dict(n_layer=1, n_head=2, n_embd=96, block_size=80, vocab_size=1000)),
+    (torch.bfloat16, 0.0, False, dict(n_layer=3, n_head=4, n_embd=256, block_size=128, vocab_size=8192)),
+    (torch.float32, 0.0, True, dict(n_layer=4, n_head=2, n_embd=64, block_size=64, vocab_size=256)),
 ])
-def test_kept_activations_are_what_autograd_saves(dtype, dropout, shape):
+def test_kept_activations_are_what_autograd_saves(dtype, dropout, checkpointing, shape):
     """The estimate's kept activations (each norm's input, each matmul's, q, k, v, the MLP's hidden layer,
-    dropout masks, attention's math path with dropout on a CPU, the head's log-probabilities) against the
-    storages autograd saves in a forward, within 2%; autocast's weight copies exactly."""
+    dropout masks, attention's math path with dropout on a CPU, the head's log-probabilities; with activation
+    checkpointing each block's input) against the storages autograd saves in a forward, within 2%;
+    autocast's weight copies exactly."""
     model = small_model(dropout=dropout, **shape).train()
+    if checkpointing:
+        core.checkpoint_activations(model)
     B = 3
     idx = torch.randint(0, shape["vocab_size"], (B, shape["block_size"]))
     activations, copies = saved_bytes(model, idx, dtype)
     a = torch.finfo(dtype).bits // 8
-    kept, _ = core.activation_bytes_per_token(model, CPU, a, checkpointing=False)
+    kept, _ = core.activation_bytes_per_token(model, CPU, a, checkpointing)
     assert kept * B * shape["block_size"] == pytest.approx(activations, rel=0.02), "formula vs saved tensors"
     n = sum(p.numel() for p in model.parameters())
     weights = core.estimate_memory(model, B, CPU, dtype).weights
@@ -163,12 +167,16 @@ def snapshot(folder) -> dict:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())} if folder.exists() else None
 
 
-def test_a_run_that_cannot_fit_is_refused_with_the_keys_that_make_it_fit(tiny, free, tmp_path):
-    """One line, exit 2, no out_dir; the command it suggests then starts (and fits: it is checked too)."""
+def test_a_run_that_cannot_fit_is_refused_with_the_keys_that_make_it_fit(tiny, free, monkeypatch):
+    """One line, exit 2, before the model is made or out_dir claimed; the command it suggests then starts
+    (and fits: it is checked too)."""
     cfg = replace(tiny, batch_size=8, gradient_accumulation_steps=2, max_iters=1)
     need = run_estimate(cfg)
     free(need.total * 3 // 4)
-    r = in_process(train.main, *cli_args(cfg))
+    with monkeypatch.context() as m:
+        for step in ("build_model", "claim_out_dir"):
+            m.setattr(train, step, lambda *args, step=step: pytest.fail(f"{step} before the refusal"))
+        r = in_process(train.main, *cli_args(cfg))
     assert r.returncode == 2 and "Traceback" not in r.stderr and r.stdout == ""
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: this run needs "), r.stderr
     assert f"needs {need} but cpu has {core.human_bytes(need.total * 3 // 4)} free: it fits with " in r.stderr
