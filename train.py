@@ -293,7 +293,7 @@ class Run:
         cfg, resume = self.cfg, self.cfg.init_from == "resume"
         self.data, self.meta = open_data(os.path.join("data", cfg.dataset), cfg.block_size)  # before the lock
         self.device = resolve_device(cfg.device)
-        planned = planned_model(cfg, self.meta)
+        planned = None if cfg.eval_only else planned_model(cfg, self.meta)  # eval_only needs far less
         if planned is not None:  # before anything is written or allocated
             self.check_memory(planned)
         with contextlib.ExitStack() as held:  # should a step here fail, what it took is released at once
@@ -318,7 +318,7 @@ class Run:
         ckpt = load_checkpoint(self.path("ckpt.pt"), self.device) if cfg.init_from == "resume" else None
         torch.manual_seed(cfg.seed)  # the same initial weights on every process
         self.model = build_model(cfg, self.meta, ckpt)
-        if self.memory is None:  # pretrained weights, whose shape is known now: before they go to the device
+        if self.memory is None and not cfg.eval_only:  # pretrained weights, whose shape is known now
             self.check_memory(self.model)
         self.model = self.model.to(self.device)
         if finished(cfg, ckpt, self.master):
@@ -688,7 +688,8 @@ def announce(run: Run) -> None:
           f"over the train split")
     print(f"device {run.device}, {run.dtype}, compile={cfg.compile}, {run.world} process(es); "
           f"writing to {cfg.out_dir}/ (the whole config is in config.json)")
-    print(memory_line(run))
+    if run.memory is not None:  # not for eval_only
+        print(memory_line(run))
 
 
 def flags(change: dict, need: int) -> str:

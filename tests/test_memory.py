@@ -219,6 +219,14 @@ def test_a_resumed_run_is_checked_before_its_files_change(tiny, free, tmp_path):
     assert snapshot(tmp_path / "out") == before
 
 
+def test_eval_only_is_not_checked_for_training(tiny, free):
+    """An evaluation holds no gradients, optimizer state or kept activations: not refused, no memory line."""
+    train.train(replace(tiny, max_iters=2, eval_interval=2))
+    free(1024)
+    r = in_process(train.main, "--init_from=resume", f"--out_dir={tiny.out_dir}", "--eval_only=True")
+    assert r.returncode == 0 and "eval at iter 2: " in r.stdout and "memory:" not in r.stdout, r.stderr
+
+
 def test_pretrained_weights_are_checked_once_loaded_leaving_no_out_dir(tiny, free, make_hf_dir):
     """A HF model's shape is known once loaded: the check comes then, before the device, and the out_dir the
     run made goes again."""
