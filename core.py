@@ -219,9 +219,10 @@ def estimate_memory(model: GPT, batch_size: int, device: torch.device, dtype: to
     accum: micro-steps per step (FSDP keeps whole gradients between them).
     It counts tensors as eager PyTorch keeps them (compiled code keeps as much or less); not what a process
     holds before (libraries, the CUDA context: free_memory's figure leaves them out already), nor freed memory
-    an allocator keeps for reuse: glibc keeps freed blocks under 32 MiB, which took the resident peak of runs
-    whose tensors were all that small to about 1.5x the estimate. tests/test_memory.py measures the peak of
-    train.py's loop on a CPU (within 30%; 11% at most when measured), test_cuda.py CUDA's."""
+    an allocator keeps for reuse: glibc keeps freed blocks under 32 MiB, which raised the resident peak of
+    tests/test_memory.py's runs, whose tensors are all that small, to about 1.5x the estimate (2-core AMD
+    EPYC, torch 2.13.0 CPU, 2026-12-06). Those tests compare it with the peak of train.py's loop on a CPU,
+    test_cuda.py with CUDA's."""
     n = sum(p.numel() for p in model.parameters())  # tied weights once
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     a = torch.finfo(dtype).bits // 8  # bytes of an activation (4: fp32, no autocast)
