@@ -34,9 +34,9 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from configurator import (UsageError, cli, configure, device_name, dtype_name, key, non_negative, one_of,
                           positive)
 from core import (ModelKeys, autocast, checkpoint_activations, choose_weight_layout, cpu_has_bf16,
-                  device_problems, get_batch, hf_model, init_distributed, leave_distributed, load_checkpoint,
-                  maybe_compile, model_from_checkpoint, not_gpt2, open_data, peak_flops, progress,
-                  read_metrics, resolve_device, resolve_dtype, shard)
+                  device_problems, estimate_memory, get_batch, hf_model, init_distributed, leave_distributed,
+                  load_checkpoint, maybe_compile, model_from_checkpoint, not_gpt2, open_data, peak_flops,
+                  progress, read_metrics, resolve_device, resolve_dtype, shard)
 from model import GPT, GPTConfig, padded_vocab
 
 
@@ -189,15 +189,44 @@ def saved_activation_bytes(model: GPT, x: torch.Tensor) -> int:
     return sum(storages.values())
 
 
+def proc_status(key: str) -> int:
+    """A size in /proc/self/status (Linux), in bytes: VmRSS (resident now), VmHWM (its peak)."""
+    with open("/proc/self/status", encoding="utf-8") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key + ":"))
+
+
+def reset_peak(device: torch.device) -> int | None:
+    """Measure the peak (peak_held) from now on; returns what the process holds now: CUDA's allocated bytes
+    on a GPU, resident bytes on a CPU (Linux; None elsewhere)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        return torch.cuda.memory_allocated(device)
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="utf-8") as f:
+            f.write("5")  # VmHWM starts again from VmRSS
+        return proc_status("VmRSS")
+    except (OSError, StopIteration):
+        return None
+
+
+def peak_held(device: torch.device) -> int:
+    """The most the process held since reset_peak, counted as reset_peak counts it."""
+    return torch.cuda.max_memory_allocated(device) if device.type == "cuda" else proc_status("VmHWM")
+
+
 def bench_memory(cfg: BenchConfig, device: torch.device) -> dict:
     """Per-process memory of parameters, gradients and AdamW state after a step, and the step time, of one
-    process, or of each process under torchrun (DDP, or FSDP with --fsdp=True); then, in one process, the
-    activations kept for the backward at block_size with and without activation checkpointing. fp32."""
+    process, or of each process under torchrun (DDP, or FSDP with --fsdp=True); what a step took at its peak
+    beside core.estimate_memory's estimate; then, in one process, the activations kept for the backward at
+    block_size with and without activation checkpointing. fp32. On a CPU the peak is the resident memory's
+    growth, which also holds the libraries loaded on first use and blocks the allocator keeps for reuse."""
     ddp = int(os.environ.get("RANK", -1)) != -1
     with contextlib.ExitStack() as stack:
         if ddp:
             device = init_distributed(device)
             stack.push(leave_distributed)
+        held = reset_peak(device)  # before the model
         torch.manual_seed(cfg.seed)
         model = GPT(cfg.gpt_config()).to(device)
         if ddp and cfg.fsdp:
@@ -214,15 +243,21 @@ def bench_memory(cfg: BenchConfig, device: torch.device) -> dict:
             return loss
         step()
         dt = time_steps(step, cfg.iters)
+        peak = (peak_held(device) - held) / 2**20 if held is not None else None
         state = [t for s in optimizer.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
         mib = {"params": local_bytes(model.parameters()) / 2**20,
                "grads": local_bytes(p.grad for p in model.parameters()) / 2**20,
                "optimizer": local_bytes(state) / 2**20}
-        how = f"{dist.get_world_size()} processes, {'FSDP' if cfg.fsdp else 'DDP'}" if ddp else "one process"
+        world = dist.get_world_size() if ddp else 1
+        estimate = estimate_memory(model, cfg.batch_size, device, torch.float32,
+                                   shards=world if cfg.fsdp else 1, ddp=ddp and not cfg.fsdp)
+        how = f"{world} processes, {'FSDP' if cfg.fsdp else 'DDP'}" if ddp else "one process"
         if not ddp or dist.get_rank() == 0:
             print(f"| {how} | {mib['params']:.0f} | {mib['grads']:.0f} | {mib['optimizer']:.0f} "
                   f"| {sum(mib.values()):.0f} | {1000 * dt:.0f} |")
-        result = {**mib, "ms_per_iter": 1000 * dt}
+            print(f"peak of a step, batch {cfg.batch_size}x{cfg.block_size}: "
+                  f"{'unknown' if peak is None else f'{peak:.0f} MiB'} measured, {estimate} estimated")
+        result = {**mib, "ms_per_iter": 1000 * dt, "peak": peak, "estimate": estimate.total / 2**20}
         if ddp:
             return result
     for name, recompute in (("activations", False), ("activations_checkpointed", True)):

@@ -4,9 +4,10 @@ imports model.py, configurator.py and data/common.py, never a script:
 
     scripts (train, sample, eval, bench) -> core -> model, data.common -> configurator
 
-Devices and dtypes, the dataset on disk, checkpoints (with checksums), loading a model from a run or from
-GPT-2, prompts, torch.compile with a fallback, peak FLOPs for MFU, a run's out_dir (its lock, who owns it),
-its metrics.jsonl (written and read), its processes and stop signals, progress bars, and HellaSwag scoring.
+Devices and dtypes, the memory a training process will hold against what its device has free, the dataset on
+disk, checkpoints (with checksums), loading a model from a run or from GPT-2, prompts, torch.compile with a
+fallback, peak FLOPs for MFU, a run's out_dir (its lock, who owns it), its metrics.jsonl (written and read),
+its processes and stop signals, progress bars, and HellaSwag scoring.
 """
 import contextlib
 import dataclasses
@@ -241,6 +242,165 @@ def choose_weight_layout(model: GPT) -> tuple[str, dict[str, float]]:
             w = m.weight.data
             m.weight.data = w.t().contiguous().t() if choice == "(in, out)" else w.contiguous()
     return choice, best
+
+
+# -----------------------------------------------------------------------------
+# memory: what one training process holds, against what its device has free
+
+@dataclasses.dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes one training process holds at its peak, by part (estimate_memory)."""
+    weights: int  # fp32 master weights (this process's shard under FSDP) and autocast's copies of them
+    grads: int
+    optimizer: int
+    activations: int  # what a micro-batch's forward keeps for the backward, and the loss's backward at work
+    batch: int  # the micro-batch and the next one, fetched while the device works
+
+    @property
+    def total(self) -> int:
+        return sum(dataclasses.astuple(self))
+
+    def __str__(self) -> str:
+        parts = ", ".join(f"{f.name} {human_bytes(getattr(self, f.name))}" for f in dataclasses.fields(self))
+        return f"~{human_bytes(self.total)} a process ({parts})"
+
+
+def human_bytes(n: int) -> str:
+    """Bytes as GiB, or MiB below one GiB (a decimal below 10 MiB)."""
+    if n >= 2**30:
+        return f"{n / 2**30:.1f} GiB"
+    return f"{n / 2**20:.{0 if n >= 10 * 2**20 else 1}f} MiB"
+
+
+OPTIMIZER_STATES = {"adamw": 2, "muon": 1}  # fp32 tensors the size of a parameter: two moments; a momentum
+
+
+def estimate_memory(model: GPT, batch_size: int, device: torch.device, dtype: torch.dtype,
+                    optimizer: str = "adamw", checkpointing: bool = False, shards: int = 1, ddp: bool = False,
+                    accum: int = 1) -> MemoryEstimate:
+    """What one process holds at the peak of training model (real, or a skeleton on the meta device) on
+    micro-batches of batch_size x block_size in autocast dtype: the backward of a micro-batch, when the
+    gradients of the micro-steps before, the optimizer state and all the forward kept are there at once.
+    shards: FSDP's processes (1: unsharded); ddp: DDP, whose buckets hold a second copy of the gradients;
+    accum: micro-steps per step (FSDP keeps whole gradients between them).
+    It counts tensors as eager PyTorch keeps them (compiled code keeps as much or less); not what a process
+    holds before (libraries, the CUDA context: free_memory's figure leaves them out already), nor freed memory
+    an allocator keeps for reuse: glibc keeps freed blocks under 32 MiB, which raised the resident peak of
+    tests/test_memory.py's runs, whose tensors are all that small, to about 1.5x the estimate (2-core AMD
+    EPYC, torch 2.13.0 CPU, 2026-12-06). Those tests compare it with the peak of train.py's loop on a CPU,
+    test_cuda.py with CUDA's."""
+    n = sum(p.numel() for p in model.parameters())  # tied weights once
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    a = torch.finfo(dtype).bits // 8  # bytes of an activation (4: fp32, no autocast)
+    weights = 4 * n // shards
+    if a != 4:  # autocast's copy of each matmul's weight, kept for the backward
+        weights += a * sum(m.weight.numel() for m in linears)
+    if shards > 1:  # FSDP gathers the root's parameters (embeddings, head) and a block's at a time
+        blocks = model.transformer.h
+        weights += 4 * (n - sum(p.numel() for p in blocks.parameters()) +
+                        sum(p.numel() for p in blocks[0].parameters()))
+    grads = 4 * n // (shards if accum == 1 else 1) * (2 if ddp else 1)
+    opt = model.configure_optimizers(0.0, 1e-3, (0.9, 0.95), optimizer)
+    parts = getattr(opt, "optimizers", {"adamw": opt})  # model.Optimizers, or AdamW alone
+    states = sum(OPTIMIZER_STATES[name] * p.numel()
+                 for name, o in parts.items() for g in o.param_groups for p in g["params"])
+    tokens = batch_size * model.config.block_size
+    activations = tokens * sum(activation_bytes_per_token(model, device, a, checkpointing))
+    return MemoryEstimate(weights=weights, grads=grads, optimizer=4 * states // shards,
+                          activations=activations, batch=2 * 8 * batch_size * (model.config.block_size + 1))
+
+
+def activation_bytes_per_token(model: GPT, device: torch.device, a: int,
+                               checkpointing: bool) -> tuple[int, int]:
+    """(kept, work): bytes per token of what a micro-batch's forward keeps for the backward (the tensors
+    autograd saves, as the tests count them), and of what the backward adds at its peak, the loss's gradient.
+    a: bytes of an activation under autocast (4: fp32). With checkpointing, each block keeps its input only,
+    and one block at a time recomputes the rest in the backward."""
+    c, drop = model.config, model.config.dropout > 0
+    s = 4 if device.type == "cpu" else a  # attention computes in fp32 on a CPU under autocast (model.py)
+    # with dropout, attention on a CPU (and on MPS at all) takes the math path: three (T, T) matrices a head
+    math_attention = device.type == "mps" or (device.type == "cpu" and drop)
+    mask = 1 if device.type == "cuda" else a  # a dropout mask: bool on CUDA, else of its input's dtype
+
+    def block_bytes(block: torch.nn.Module) -> int:
+        """What one block keeps, from its modules: model.py's Block, its .attn and .mlp."""
+        linears = [m for m in block.modules() if isinstance(m, torch.nn.Linear)]
+        attn = [m.out_features for m in block.attn.modules() if isinstance(m, torch.nn.Linear)]
+        mlp = [m.out_features for m in block.mlp.modules() if isinstance(m, torch.nn.Linear)]
+        norms = sum(isinstance(m, (torch.nn.LayerNorm, torch.nn.RMSNorm)) for m in block.modules())
+        kept = norms * (4 * c.n_embd + 8)  # each norm's input (the fp32 residual stream), its mean and 1/std
+        kept += a * sum(m.in_features for m in linears)  # each matmul's input, in the autocast dtype
+        kept += s * (sum(attn) - attn[-1])  # q, k, v: the outputs of the attention's matmuls but the last
+        kept += a * (sum(mlp) - mlp[-1])  # the MLP's hidden layer, into its nonlinearity
+        if drop:
+            kept += mask * c.n_embd * sum(isinstance(m, torch.nn.Dropout) for m in block.modules())
+        if math_attention:
+            kept += 3 * 4 * block.attn.n_head * c.block_size
+        else:  # its log-sum-exp; on a CPU under autocast, also its own fp32 output beside c_proj's cast
+            kept += 4 * block.attn.n_head + (4 * c.n_embd if s != a else 0)
+        return kept
+
+    per_block = [block_bytes(b) for b in model.transformer.h]
+    V, C = c.vocab_size, c.n_embd
+    # the head keeps ln_f's fp32 input, lm_head's input and cross_entropy's fp32 log-probabilities; the
+    # embeddings their dropout mask (fp32 on a CPU)
+    kept = 4 * C + a * C + 4 * V + ((1 if device.type == "cuda" else 4) * C if drop else 0)
+    kept += len(per_block) * 4 * C if checkpointing else sum(per_block)
+    # the loss's backward: the logits the caller still holds, and the fp32 gradients of the log-probabilities
+    # and of the logits at once; with checkpointing, the block being recomputed too
+    work = a * V + 8 * V + (max(per_block) if checkpointing else 0)
+    return kept, work
+
+
+def available_ram() -> int | None:
+    """Bytes of RAM the system can give without swapping (/proc/meminfo's MemAvailable), or where that file is
+    missing its free pages (which leave out the file cache it could drop); None where neither is known."""
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # in kB
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # an unknown name (macOS), or no sysconf (Windows)
+        return None
+
+
+# a container's memory limit and use: cgroup v2, then v1, with the file cache that can be dropped
+CGROUP_FILES = (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory.stat",
+                 "inactive_file"),
+                ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+                 "/sys/fs/cgroup/memory/memory.stat", "total_inactive_file"))
+
+
+def cgroup_room() -> int | None:
+    """Bytes a container's memory limit leaves (its limit less its use, the droppable file cache not counted
+    as used), or None where no limit is set: above it, the OS kills the process whatever RAM is free."""
+    for limit_path, usage_path, stat_path, cache_key in CGROUP_FILES:
+        try:
+            with open(limit_path, encoding="utf-8") as f:
+                limit = f.read().strip()
+            if limit == "max" or int(limit) >= 2**60:  # no limit
+                return None
+            with open(usage_path, encoding="utf-8") as f:
+                usage = int(f.read())
+            with open(stat_path, encoding="utf-8") as f:
+                cache = dict(line.split()[:2] for line in f if line.strip()).get(cache_key, "0")
+            return int(limit) - usage + int(cache)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Bytes this process can still take on device: CUDA's free memory; elsewhere the system's available RAM
+    (MPS shares it), within a container's limit; None where unknown."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    known = [b for b in (available_ram(), cgroup_room()) if b is not None]
+    return min(known) if known else None
 
 
 # -----------------------------------------------------------------------------
@@ -558,9 +718,25 @@ def check_new_run(out_dir: str, overwrite: bool) -> None:
 def claim_out_dir(out_dir: str, new_run: bool, overwrite: bool) -> Iterator[None]:
     """Hold out_dir for this process, for a new run (checked by check_new_run) or a resumed one. A second run
     on it is refused, naming the PID that holds it. flock is released by the OS when the process dies, so a
-    killed run leaves no stale lock; one that ends removes its lock file, so a refused run leaves the folder
-    as it was."""
+    killed run leaves no stale lock; one that ends removes its lock file, and the folders it made if it
+    wrote nothing into them, so a refused run leaves the disk as it was."""
+    made, folder = [], os.path.abspath(out_dir)
+    while not os.path.exists(folder):  # what makedirs creates, innermost first
+        made.append(folder)
+        folder = os.path.dirname(folder)
     os.makedirs(out_dir, exist_ok=True)
+    try:
+        yield from _hold(out_dir, new_run, overwrite)
+    finally:
+        for folder in made:
+            try:
+                os.rmdir(folder)  # only if empty: the run wrote nothing there
+            except OSError:
+                break
+
+
+def _hold(out_dir: str, new_run: bool, overwrite: bool) -> Iterator[None]:
+    """claim_out_dir's lock on out_dir, which exists."""
     path = os.path.join(out_dir, ".lock")
     with open(path, "a+", encoding="utf-8") as f:
         try:
@@ -673,10 +849,17 @@ class MetricsLog:
             self.wandb_run.finish()
 
 
+def local_device(device: torch.device) -> torch.device:
+    """The device of this process: under torchrun, on CUDA, the GPU of its LOCAL_RANK."""
+    if device.type == "cuda" and "LOCAL_RANK" in os.environ:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return device
+
+
 def init_distributed(device: torch.device) -> torch.device:
     """Join the torchrun process group; on CUDA each process takes the GPU of its LOCAL_RANK."""
+    device = local_device(device)
     if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return device

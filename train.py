@@ -15,7 +15,7 @@ import os
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -24,12 +24,13 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from configurator import (UsageError, check, cli, configure, device_name, dtype_name, key, non_negative,
                           one_of, positive, probability, unwritable)
-from core import (ARCH_KEYS, SEPARATOR, Interrupted, ModelKeys, MetricsLog, any_process, autocast,
-                  check_new_run, checkpoint_activations, claim_out_dir, clock, device_problems, encode_prompt,
-                  gathered_state, get_batch, hellaswag_accuracy, init_distributed, init_from_problem,
-                  is_sharded, leave_distributed, load_checkpoint, load_pretrained, load_sharded_optimizer,
-                  maybe_compile, model_from_checkpoint, not_gpt2, open_data, peak_flops, prepare_out_dir,
-                  progress, resolve_device, resolve_dtype, save_checkpoint, shard, stop_requests)
+from core import (ARCH_KEYS, SEPARATOR, Interrupted, MemoryEstimate, MetricsLog, ModelKeys, any_process,
+                  autocast, check_new_run, checkpoint_activations, claim_out_dir, clock, device_problems,
+                  encode_prompt, estimate_memory, free_memory, gathered_state, get_batch, hellaswag_accuracy,
+                  human_bytes, init_distributed, init_from_problem, is_sharded, leave_distributed,
+                  load_checkpoint, load_pretrained, load_sharded_optimizer, local_device, maybe_compile,
+                  model_from_checkpoint, not_gpt2, open_data, peak_flops, prepare_out_dir, progress,
+                  resolve_device, resolve_dtype, save_checkpoint, shard, stop_requests)
 from data.common import DataError, Tokenizer, load_hellaswag
 from model import GPT, GPTConfig, padded_vocab
 
@@ -89,6 +90,8 @@ class TrainConfig(ModelKeys):
     fsdp: bool = key(False, None, "under torchrun: shard weights, gradients and AdamW state (FSDP2), not DDP")
     activation_checkpointing: bool = key(False, None, "recompute each block's activations in backward: "
                                                       "less memory")
+    check_memory: bool = key(True, None, "refuse a run whose memory estimate (a start line) exceeds what the "
+                                         "device has free; False starts it anyway")
     seed: int = key(1337, non_negative, "of weights, batches and dropout (numpy takes no negative seed)")
     peak_tflops: float | None = key(None, positive, "the device's peak, for MFU where PEAK_FLOPS lacks it")
 
@@ -112,8 +115,9 @@ class TrainConfig(ModelKeys):
         return found
 
 
+MEMORY_WARN = 0.8  # a run estimated to take more of the free memory than this says it is close to the limit
 # taken from the command line only, never from a checkpoint's config
-COMMAND_KEYS = ("init_from", "out_dir", "overwrite", "eval_only", "verbose")
+COMMAND_KEYS = ("init_from", "out_dir", "overwrite", "eval_only", "verbose", "check_memory")
 
 
 def get_lr(it: int, cfg: TrainConfig) -> float:
@@ -146,6 +150,27 @@ def process_offsets(cfg: TrainConfig, step: int, data_len: int, rank: int, world
 # -----------------------------------------------------------------------------
 # setup
 
+def scratch_config(cfg: TrainConfig, meta: dict) -> GPTConfig:
+    """A new model's shape: cfg's, with the data's vocabulary padded to a multiple of 64."""
+    vocab = meta["vocab_size"]
+    return cfg.gpt_config(vocab_size=padded_vocab(vocab), tokenizer_vocab_size=vocab)
+
+
+def planned_model(cfg: TrainConfig, meta: dict) -> GPT | None:
+    """The model the run will train as a skeleton on the meta device (its shapes, no memory), where the config
+    tells what it is: a new model, or the checkpoint's to resume; None for pretrained weights, known once
+    loaded."""
+    if cfg.init_from == "scratch":
+        config = scratch_config(cfg, meta)
+    elif cfg.init_from == "resume":  # maps the file, reads no weights
+        args = load_checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"), verify=False)["model_args"]
+        config = GPTConfig(**{**args, "dropout": cfg.dropout})
+    else:
+        return None
+    with torch.device("meta"):
+        return GPT(config)
+
+
 def build_model(cfg: TrainConfig, meta: dict, ckpt: dict | None) -> GPT:
     """The model to train: the checkpoint's (resume), a fresh one (scratch) or GPT-2's weights; cfg's shape
     keys are set to what the model really is (e.g. gpt2-medium's)."""
@@ -162,7 +187,7 @@ def build_model(cfg: TrainConfig, meta: dict, ckpt: dict | None) -> GPT:
                              f"tokens, or other chars")
         model = model_from_checkpoint({**ckpt, "model_args": {**ckpt["model_args"], "dropout": cfg.dropout}})
     elif cfg.init_from == "scratch":
-        model = GPT(cfg.gpt_config(vocab_size=padded_vocab(vocab), tokenizer_vocab_size=vocab))
+        model = GPT(scratch_config(cfg, meta))
     else:
         model = load_pretrained(cfg.init_from, cfg.dropout)
         if cfg.block_size < model.config.block_size:
@@ -250,19 +275,24 @@ class Run:
         self.tokens_per_iter = cfg.batch_size * cfg.gradient_accumulation_steps * cfg.block_size
         self.iter_num, self.best_val_loss, self.losses = 0, float("inf"), {}
         self.stepped = False  # whether an optimizer step ran: before one, a checkpoint holds nothing new
+        # check_memory's estimate, the bytes free on the device, and how many processes share them
+        self.memory, self.free, self.sharing = None, None, 1
         self.log = lambda record: None  # until start_writing
         self._held = contextlib.ExitStack()
 
     def __enter__(self) -> "Run":
         cfg, resume = self.cfg, self.cfg.init_from == "resume"
         self.data, self.meta = open_data(os.path.join("data", cfg.dataset), cfg.block_size)  # before the lock
+        self.device = resolve_device(cfg.device)
+        planned = None if cfg.eval_only else planned_model(cfg, self.meta)  # eval_only needs far less
+        if planned is not None:  # before anything is written or allocated
+            self.check_memory(planned)
         with contextlib.ExitStack() as held:  # should a step here fail, what it took is released at once
             if self.master:
                 held.enter_context(claim_out_dir(cfg.out_dir, not resume, cfg.overwrite))
             elif not resume:
                 check_new_run(cfg.out_dir, cfg.overwrite)
             self.signalled = held.enter_context(stop_requests())
-            self.device = resolve_device(cfg.device)
             if self.ddp:
                 self.device = init_distributed(self.device)
                 held.push(leave_distributed)
@@ -278,7 +308,10 @@ class Run:
         cfg = self.cfg
         ckpt = load_checkpoint(self.path("ckpt.pt"), self.device) if cfg.init_from == "resume" else None
         torch.manual_seed(cfg.seed)  # the same initial weights on every process
-        self.model = build_model(cfg, self.meta, ckpt).to(self.device)
+        self.model = build_model(cfg, self.meta, ckpt)
+        if self.memory is None and not cfg.eval_only:  # pretrained weights, whose shape is known now
+            self.check_memory(self.model)
+        self.model = self.model.to(self.device)
         if finished(cfg, ckpt, self.master):
             self.iter_num, self.best_val_loss = ckpt["iter_num"], ckpt["best_val_loss"]
             return None
@@ -294,6 +327,53 @@ class Run:
         if not cfg.eval_only:
             self.announce_eta(model, example)
         return model
+
+    def check_memory(self, model: GPT) -> None:
+        """Estimate what this process will hold training model (core.estimate_memory) and what its device has
+        free; refuse a run that does not fit (unless check_memory is False), naming the keys with which it
+        would. The processes on one machine share its RAM."""
+        device = local_device(self.device)
+        self.memory, self.free = self.estimate(model), free_memory(device)
+        self.sharing = 1 if device.type == "cuda" else int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+        if self.free is None or not self.cfg.check_memory or self.memory.total * self.sharing <= self.free:
+            return
+        raise UsageError(f"this run needs {memory_need(self)} but {device} has {human_bytes(self.free)} "
+                         f"free: {self.what_fits(model, self.free // self.sharing)}; or --check_memory=False "
+                         f"to start anyway")
+
+    def estimate(self, model: GPT, **changes) -> MemoryEstimate:
+        """core.estimate_memory of this run, or of the run with changes to its config."""
+        cfg = replace(self.cfg, **changes)
+        fsdp = self.ddp and cfg.fsdp
+        dtype = resolve_dtype(cfg.dtype, self.device, model.config.n_embd)
+        return estimate_memory(model, cfg.batch_size, self.device, dtype, cfg.optimizer,
+                               cfg.activation_checkpointing, shards=self.world if fsdp else 1,
+                               ddp=self.ddp and not fsdp, accum=cfg.gradient_accumulation_steps // self.world)
+
+    def what_fits(self, model: GPT, room: int) -> str:
+        """The keys with which the run would fit in room bytes: each that fits alone within MEMORY_WARN of it,
+        else all of them together."""
+        cfg, B, G = self.cfg, self.cfg.batch_size, self.cfg.gradient_accumulation_steps
+        needs = lambda change: self.estimate(model, **change).total  # noqa: E731
+        # smaller micro-batches, more of them: the same tokens per step (G stays a multiple of the processes)
+        batches = [{"batch_size": b, "gradient_accumulation_steps": G * B // b} for b in range(B - 1, 0, -1)
+                   if B % b == 0]
+        others = [{"activation_checkpointing": True}] if not cfg.activation_checkpointing else []
+        if self.ddp and not cfg.fsdp and cfg.optimizer == "adamw":
+            others.append({"fsdp": True})
+        if resolve_dtype(cfg.dtype, self.device, model.config.n_embd) == torch.float32:
+            others.append({"dtype": "bfloat16"})
+        batch = next((c for c in batches if needs(c) <= MEMORY_WARN * room), None)
+        alone = [c for c in ([batch] if batch else []) + others if needs(c) <= MEMORY_WARN * room]
+        if alone:
+            return "it fits with " + " or ".join(flags(c, needs(c)) for c in alone)
+        together = {k: v for change in others for k, v in change.items()}
+        for change in [{**c, **together} for c in [{}, *batches]]:  # the largest micro-batch that then fits
+            if needs(change) <= room:
+                return f"it fits with {flags(change, needs(change))}"
+        least = {**(batches[-1] if batches else {}), **together}
+        tried = f"even with {flags(least, needs(least))}" if least else "as it is"
+        return f"{tried} it does not fit: a smaller model (n_layer, n_embd, block_size) or FSDP on more GPUs"
 
     def announce_eta(self, model: torch.nn.Module, example: tuple[torch.Tensor, torch.Tensor]) -> None:
         """Time one micro-step (forward and backward of a micro-batch, its gradients dropped) and say how
@@ -628,6 +708,32 @@ def announce(run: Run) -> None:
           f"over the train split")
     print(f"device {run.device}, {run.dtype}, compile={cfg.compile}, {run.world} process(es); "
           f"writing to {cfg.out_dir}/ (the whole config is in config.json)")
+    if run.memory is not None:  # not for eval_only
+        print(memory_line(run))
+
+
+def flags(change: dict, need: int) -> str:
+    """--key=value of each key changed, with the memory the run then needs."""
+    return " ".join(f"--{k}={v}" for k, v in change.items()) + f" (~{human_bytes(need)})"
+
+
+def memory_need(run: Run) -> str:
+    """What the run needs, a process and all of them on this machine where they share its RAM."""
+    return f"{run.memory}" + (f" x {run.sharing} processes" if run.sharing > 1 else "")
+
+
+def memory_line(run: Run) -> str:
+    """The start line of the run's memory estimate beside what its device has free."""
+    device = local_device(run.device)
+    if run.free is None:
+        return f"memory: {memory_need(run)}; what {device} has free is unknown here: not checked"
+    share = run.memory.total * run.sharing / run.free
+    warn = ""
+    if share > 1:  # check_memory=False
+        warn = f" ({share:.0%} of it: it may not fit; started as check_memory=False asks)"
+    elif share > MEMORY_WARN:
+        warn = f" ({share:.0%} of it: close to the limit)"
+    return f"memory: {memory_need(run)} of {human_bytes(run.free)} free on {device}{warn}"
 
 
 def print_eval(prefix: str, losses: dict, master: bool) -> None:

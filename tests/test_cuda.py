@@ -1,7 +1,8 @@
 """The main job on a CUDA GPU: HF parity, cached and compiled generation, compiled train steps in bf16 and
-fp16, fused AdamW and Muon, train.py end to end (compile, resume, NCCL under torchrun), flash attention, and
-what eval.py and sample.py do with a CUDA-trained run. Every test is marked cuda: deselected (and counted)
-where there is no CUDA GPU; `python -m pytest -m cuda tests` runs them alone."""
+fp16, fused AdamW and Muon, train.py end to end (compile, resume, NCCL under torchrun), flash attention,
+what eval.py and sample.py do with a CUDA-trained run, and the memory estimate against CUDA's peak. Every
+test is marked cuda: deselected (and counted) where there is no CUDA GPU; `python -m pytest -m cuda tests`
+runs them alone."""
 import os
 import shutil
 import sys
@@ -11,9 +12,10 @@ import pytest
 import torch
 from transformers import GPT2LMHeadModel
 
+import bench
 import core
 import train
-from conftest import cli_args, metrics, preset, python, run, small_model
+from conftest import cli_args, metrics, preset, python, run, small_model, write_dataset
 from model import GPT
 
 pytestmark = pytest.mark.cuda
@@ -145,3 +147,32 @@ def test_flash_attention_is_selected_for_training_shapes(arch):
         torch.cuda.synchronize()
     names = " ".join(e.key for e in prof.key_averages()).lower()
     assert "flash" in names, names[:2000]
+
+
+@pytest.mark.parametrize("shape", [
+    dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, vocab_size=50304, batch_size=4),  # GPT-2 124M
+    dict(n_layer=4, n_head=8, n_embd=512, block_size=512, vocab_size=512, batch_size=16),  # blocks dominate
+])
+def test_memory_estimate_against_bench_memory_on_cuda(shape):
+    """bench.py --mode=memory on the GPU (fp32, eager, AdamW): the peak of CUDA memory a step allocates
+    against core.estimate_memory's, within 30%."""
+    r = bench.bench_memory(bench.BenchConfig(mode="memory", device="cuda", iters=2, **shape), CUDA)
+    assert r["estimate"] == pytest.approx(r["peak"], rel=0.3), f"estimate vs measured peak (MiB): {r}"
+
+
+@pytest.mark.parametrize("vocab", [23, 8000])
+def test_memory_estimate_against_a_bf16_run_on_cuda(cuda_run, monkeypatch, tmp_path, vocab):
+    """train.py's own loop on the GPU in bf16, eager (two steps, evals, the timed micro-step): the peak of
+    CUDA memory it allocates against the run's estimate, within 30%."""
+    estimates, check = [], train.Run.check_memory
+    monkeypatch.setattr(train.Run, "check_memory",
+                        lambda self, model: (check(self, model), estimates.append(self.memory.total)))
+    monkeypatch.setattr(train.Run, "save", lambda self, name: None)  # a checkpoint is no part of a step
+    data = write_dataset(tmp_path / "data", n_train=100000, n_val=10000, vocab=vocab)
+    cfg = cuda_run(compile=False, dataset=data, n_layer=4, n_head=8, n_embd=512, block_size=512,
+                   batch_size=16, max_iters=2, lr_decay_iters=2, warmup_iters=0, eval_interval=2,
+                   eval_iters=1)
+    before = bench.reset_peak(CUDA)
+    train.train(cfg)
+    peak = bench.peak_held(CUDA) - before
+    assert estimates[0] == pytest.approx(peak, rel=0.3), f"estimate {estimates[0]} vs measured peak {peak}"

@@ -152,9 +152,10 @@ def test_prepare_picks_dtype_by_model_width_and_allows_tf32(tiny, monkeypatch):
         torch.set_float32_matmul_precision(previous)
 
 
-def test_what_a_run_prints(tiny, capsys):
+def test_what_a_run_prints(tiny, capsys, monkeypatch):
     """stdout, line by line: the config (verbose), what is about to run, each eval and logged step with the
     numbers metrics.jsonl holds, and where the model went."""
+    monkeypatch.setattr(train, "free_memory", lambda device: 2**30)  # the memory line's free memory
     cfg = replace(tiny, max_iters=4, eval_interval=2, log_interval=2, verbose=True)
     train.train(cfg)
     out = capsys.readouterr().out.splitlines()
@@ -168,6 +169,8 @@ def test_what_a_run_prints(tiny, capsys):
         f"passes over the train split",  # 128 * 4 / 20,000 = 0.0256
         f"device cpu, torch.float32, compile=False, 1 process(es); writing to {cfg.out_dir}/ (the whole "
         f"config is in config.json)",
+        f"memory: {core.estimate_memory(model, 4, torch.device('cpu'), torch.float32, accum=2)} of 1.0 GiB "
+        f"free on cpu",
         "one micro-step takes MS ms: about ELAPSED for 4 steps and ELAPSED for 3 evals"]  # evals at 0, 2, 4
     steps = [r for r in metrics(cfg) if "loss" in r]
     evals = [r for r in metrics(cfg) if "val_loss" in r]
