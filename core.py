@@ -322,16 +322,27 @@ def activation_bytes_per_token(model: GPT, device: torch.device, a: int,
     math_attention = device.type == "mps" or (device.type == "cpu" and drop)
     mask = 1 if device.type == "cuda" else a  # a dropout mask: bool on CUDA, else of its input's dtype
 
+    # a norm keeps its fp32 input and 1/std (LayerNorm also its mean; RMSNorm the normalized input too)
+    norm = 4 * c.n_embd + 8 if c.norm == "layernorm" else 8 * c.n_embd + 4
+
     def block_bytes(block: torch.nn.Module) -> int:
         """What one block keeps, from its modules: model.py's Block, its .attn and .mlp."""
         linears = [m for m in block.modules() if isinstance(m, torch.nn.Linear)]
         attn = [m.out_features for m in block.attn.modules() if isinstance(m, torch.nn.Linear)]
         mlp = [m.out_features for m in block.mlp.modules() if isinstance(m, torch.nn.Linear)]
-        norms = sum(isinstance(m, (torch.nn.LayerNorm, torch.nn.RMSNorm)) for m in block.modules())
-        kept = norms * (4 * c.n_embd + 8)  # each norm's input (the fp32 residual stream), its mean and 1/std
+        kept = 2 * norm  # ln_1 and ln_2
         kept += a * sum(m.in_features for m in linears)  # each matmul's input, in the autocast dtype
-        kept += s * (sum(attn) - attn[-1])  # q, k, v: the outputs of the attention's matmuls but the last
-        kept += a * (sum(mlp) - mlp[-1])  # the MLP's hidden layer, into its nonlinearity
+        hs, qk = block.attn.head_size, block.attn.n_head + block.attn.n_kv_head  # qk: heads of q and k
+        if s != a and c.pos_embedding == "rope" and not c.qk_norm:
+            kept += s * (attn[0] - hs * qk)  # once rotated, only v's fp32 copy is kept, not q's and k's
+        else:  # q, k, v: the output of c_attn, or its fp32 copies
+            kept += s * (sum(attn) - attn[-1])
+        # q and k as attention gets them where they are new tensors (QK-norm's output, or RoPE's rotation);
+        # QK-norm also keeps its normalized input and 1/rms
+        kept += s * hs * qk * (c.qk_norm or c.pos_embedding == "rope")
+        kept += (s * hs * qk + 4 * qk) * c.qk_norm
+        kept += a * (sum(mlp) - mlp[-1])  # the MLP's hidden layer into its nonlinearity (ReLU^2: relu's)
+        kept += a * c.mlp_width * (c.mlp == "swiglu")  # and silu(gate), beside the gate and up halves
         if drop:
             kept += mask * c.n_embd * sum(isinstance(m, torch.nn.Dropout) for m in block.modules())
         if math_attention:
@@ -342,9 +353,10 @@ def activation_bytes_per_token(model: GPT, device: torch.device, a: int,
 
     per_block = [block_bytes(b) for b in model.transformer.h]
     V, C = c.vocab_size, c.n_embd
-    # the head keeps ln_f's fp32 input, lm_head's input and cross_entropy's fp32 log-probabilities; the
-    # embeddings their dropout mask (fp32 on a CPU)
-    kept = 4 * C + a * C + 4 * V + ((1 if device.type == "cuda" else 4) * C if drop else 0)
+    # the head keeps ln_f's, lm_head's input and cross_entropy's fp32 log-probabilities; the embeddings their
+    # dropout mask (fp32 on a CPU)
+    kept = norm + a * C + 4 * V + ((1 if device.type == "cuda" else 4) * C if drop else 0)
+    kept += a * V * (c.logit_softcap is not None)  # the softcap's tanh keeps its output
     kept += len(per_block) * 4 * C if checkpointing else sum(per_block)
     # the loss's backward: the logits the caller still holds, and the fp32 gradients of the log-probabilities
     # and of the logits at once; with checkpointing, the block being recomputed too

@@ -12,7 +12,7 @@ import torch
 
 import core
 import train
-from conftest import cli_args, in_process, run, small_model, tiny_train_config, write_dataset
+from conftest import cli_args, in_process, preset, run, small_model, tiny_train_config, write_dataset
 from model import GPT, GPTConfig
 
 CPU = torch.device("cpu")
@@ -46,6 +46,18 @@ def saved_bytes(model: GPT, idx: torch.Tensor, dtype: torch.dtype) -> tuple[int,
     (torch.bfloat16, 0.2, False, dict(n_layer=1, n_head=2, n_embd=96, block_size=80, vocab_size=1000)),
     (torch.bfloat16, 0.0, False, dict(n_layer=3, n_head=4, n_embd=256, block_size=128, vocab_size=8192)),
     (torch.float32, 0.0, True, dict(n_layer=4, n_head=2, n_embd=64, block_size=64, vocab_size=256)),
+    # the architecture presets, with grouped-query attention: within 5% (fp32 RoPE and QK-norm keep 4% more
+    # than the formula counts)
+    (torch.float32, 0.0, False, dict(n_layer=2, n_head=4, n_embd=128, block_size=128, vocab_size=512,
+                                     **preset("llama"), n_kv_head=2)),
+    (torch.bfloat16, 0.0, False, dict(n_layer=2, n_head=4, n_embd=128, block_size=128, vocab_size=512,
+                                      **preset("llama"), n_kv_head=2)),
+    (torch.float32, 0.1, False, dict(n_layer=2, n_head=4, n_embd=128, block_size=128, vocab_size=512,
+                                     **preset("modern"))),
+    (torch.float32, 0.0, True, dict(n_layer=2, n_head=4, n_embd=128, block_size=128, vocab_size=512,
+                                    **preset("modern"))),
+    (torch.bfloat16, 0.0, False, dict(n_layer=2, n_head=4, n_embd=128, block_size=128, vocab_size=512,
+                                      **preset("modern"))),
 ])
 def test_kept_activations_are_what_autograd_saves(dtype, dropout, checkpointing, shape):
     """The estimate's kept activations (each norm's input, each matmul's, q, k, v, the MLP's hidden layer,
@@ -60,7 +72,8 @@ def test_kept_activations_are_what_autograd_saves(dtype, dropout, checkpointing,
     activations, copies = saved_bytes(model, idx, dtype)
     a = torch.finfo(dtype).bits // 8
     kept, _ = core.activation_bytes_per_token(model, CPU, a, checkpointing)
-    assert kept * B * shape["block_size"] == pytest.approx(activations, rel=0.02), "formula vs saved tensors"
+    rel = 0.02 if "pos_embedding" not in shape else 0.05
+    assert kept * B * shape["block_size"] == pytest.approx(activations, rel=rel), "formula vs saved tensors"
     n = sum(p.numel() for p in model.parameters())
     weights = core.estimate_memory(model, B, CPU, dtype).weights
     assert weights - 4 * n == copies, "estimated autocast weight copies vs those autograd saved"
