@@ -6,8 +6,8 @@ Benchmarks, separate from training so that speed claims have one place to come f
                     --batch_size=64
     python bench.py --profile=True                    # also writes a torch.profiler trace to bench_trace.json
     python bench.py --mode=compare --device=cpu ...   # the same train step as fp32 eager with plain AdamW,
-                                                      # fused AdamW, bf16 autocast and torch.compile, side by
-                                                      side
+                                                      # fused AdamW, bf16 autocast and torch.compile, and
+                                                      # with config/arch_*.py's architectures, side by side
     python bench.py --mode=generate --device=cpu      # tokens/s: cached vs uncached generate vs HF generate
     python bench.py --mode=speedrun --device=cpu      # Tiny Shakespeare to val 1.88: reference recipe vs ours
 
@@ -30,8 +30,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from configurator import (UsageError, cli, configure, device_name, dtype_name, key, non_negative, one_of,
-                          positive)
+from configurator import (CONFIG_DIR, UsageError, check, cli, configure, device_name, dtype_name, key,
+                          non_negative, one_of, positive)
 from core import (ModelKeys, autocast, checkpoint_activations, choose_weight_layout, cpu_has_bf16,
                   device_problems, get_batch, init_distributed, leave_distributed, load_checkpoint,
                   maybe_compile, model_from_checkpoint, open_data, peak_flops, progress, read_metrics,
@@ -228,29 +228,53 @@ def bench_memory(cfg: BenchConfig, device: torch.device) -> dict:
     return result
 
 
+# compare mode times each beside the model of the keys given (GPT-2 by default)
+ARCH_PRESETS = [os.path.join(CONFIG_DIR, "arch_llama.py"), os.path.join(CONFIG_DIR, "arch_modern.py")]
+
+
+def with_config_file(cfg: BenchConfig, path: str) -> BenchConfig:
+    """cfg with the keys that the config file at path assigns (a preset: config/arch_llama.py), read as
+    configure() reads any config file, then checked together with cfg's other keys."""
+    given: set[str] = set()
+    from_file = configure(BenchConfig, [path], given)
+    cfg = replace(cfg, **{k: getattr(from_file, k) for k in given})
+    check(cfg)
+    return cfg
+
+
 def bench_compare(cfg: BenchConfig, device: torch.device) -> list[dict]:
     """One train step, several ways, in one process; fp32 eager with plain torch.optim.AdamW is the baseline.
-    The variants take turns for `rounds` rounds of `iters` steps and each reports its median round, so a slow
-    moment of a shared machine does not land on one variant only."""
-    variants = [("float32", False, "plain"), ("float32", False, "adamw"), ("float32", True, "adamw"),
+    The model of the keys given (GPT-2 by default) in each dtype, compiled or not, then each of ARCH_PRESETS
+    on top of those keys, eager and compiled, in bf16 where the device has it. The variants take turns for
+    `rounds` rounds of `iters` steps and each reports its median round, so a slow moment of a shared machine
+    does not land on one variant only."""
+    fast = "float32" if device.type == "cpu" and not cpu_has_bf16() else "bfloat16"
+    settings = [("float32", False, "plain"), ("float32", False, "adamw"), ("float32", True, "adamw"),
                 ("bfloat16", False, "adamw"), ("bfloat16", True, "adamw")]
-    if device.type == "cpu" and not cpu_has_bf16():
-        variants = [v for v in variants if v[0] != "bfloat16"]
-    made = [make_step(replace(cfg, dtype=d, compile=c, optimizer=o), device) for d, c, o in variants]
+    if fast == "float32":
+        settings = [s for s in settings if s[0] != "bfloat16"]
+    # (preset file, or '' for the keys given; dtype; compile; optimizer)
+    variants = [("", *s) for s in settings]
+    variants += [(preset, fast, c, "adamw") for preset in ARCH_PRESETS for c in (False, True)]
+    made = [make_step(replace(with_config_file(cfg, p) if p else cfg, dtype=d, compile=c, optimizer=o),
+                      device) for p, d, c, o in variants]
     times = [[time_steps(step, cfg.iters) for step, _, _ in made]
              for _ in progress(range(cfg.rounds), "rounds")]
-    rows = [{"dtype": d, "compile": c, "compiled": compiled, "optimizer": o,
-             "ms_per_iter": 1000 * float(np.median(col)),
+    rows = [{"model": os.path.basename(p) or "keys given", "params": model.get_num_params(), "dtype": d,
+             "compile": c, "compiled": compiled, "optimizer": o, "ms_per_iter": 1000 * float(np.median(col)),
              "tokens_per_s": cfg.batch_size * cfg.block_size / float(np.median(col))}
-            for (d, c, o), (_, _, compiled), col in zip(variants, made, zip(*times))]
+            for (p, d, c, o), (_, model, compiled), col in zip(variants, made, zip(*times))]
     base = rows[0]["tokens_per_s"]
     print(f"train step, batch {cfg.batch_size}x{cfg.block_size}, {cfg.n_layer} layers x {cfg.n_embd}, "
           f"{device}, {torch.get_num_threads()} threads; median of {cfg.rounds} rounds of {cfg.iters} steps")
-    print("| dtype | compile | optimizer | ms/iter | tokens/s | speedup |\n|---|---|---|---|---|---|")
+    print("model 'keys given': the command line's (GPT-2 unless its keys say otherwise); a preset: those "
+          "keys with the preset file's on top")
+    print("| model | params | dtype | compile | optimizer | ms/iter | tokens/s | speedup |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         optimizer = "AdamW (plain)" if r["optimizer"] == "plain" else "AdamW (fused)"
         compile_ = "failed: eager" if r["compile"] and not r["compiled"] else r["compile"]
-        print(f"| {r['dtype']} | {compile_} | {optimizer} "
+        print(f"| {r['model']} | {r['params'] / 1e6:.2f}M | {r['dtype']} | {compile_} | {optimizer} "
               f"| {r['ms_per_iter']:.1f} | {r['tokens_per_s']:,.0f} | {r['tokens_per_s'] / base:.2f}x |")
     return rows
 
