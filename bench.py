@@ -9,7 +9,8 @@ Benchmarks, separate from training so that speed claims have one place to come f
                                                       # fused AdamW, bf16 autocast and torch.compile, and
                                                       # with config/arch_*.py's architectures, side by side
     python bench.py --mode=generate --device=cpu      # tokens/s: cached vs uncached generate vs HF generate
-    python bench.py --mode=speedrun --device=cpu      # Tiny Shakespeare to val 1.88: reference recipe vs ours
+    python bench.py --mode=speedrun --device=cpu      # Tiny Shakespeare to val 1.88: the reference recipe,
+                                                      # GPT-2's speedrun and ours, side by side
 
 Train mode prints ms/iter, tokens/s, achieved TFLOP/s, MFU against the device's peak (core.PEAK_FLOPS, or
 --peak_tflops on CPUs) and peak memory.
@@ -51,7 +52,8 @@ class BenchConfig(ModelKeys):
     batch_size: int = key(12, positive, "sequences per timed step")
     warmup_iters: int = key(5, non_negative, "untimed steps first: compilation and allocator warm-up")
     iters: int = key(20, positive, "timed steps")
-    rounds: int = key(5, positive, "compare mode: rounds of iters steps per variant, taken in turns")
+    rounds: int = key(5, positive, "compare mode: rounds of iters steps per variant; speedrun mode: runs of "
+                                   "each config; taken in turns")
     learning_rate: float = key(6e-4, positive, "the optimizer's learning rate")
     optimizer: str = key("adamw", one_of("adamw", "muon", "plain"), "'plain': torch.optim.AdamW's defaults "
                                                                     "(not fused, one decay group)")
@@ -283,7 +285,10 @@ REFERENCE_RECIPE = ["config/train_shakespeare_char.py", "--device=cpu", "--compi
                     "--log_interval=1", "--block_size=64", "--batch_size=12", "--n_layer=4", "--n_head=4",
                     "--n_embd=128", "--max_iters=2000", "--lr_decay_iters=2000", "--dropout=0.0",
                     "--dtype=float32"]  # the reference codebase never autocasts on CPU
-SPEEDRUN = {"reference recipe": REFERENCE_RECIPE, "speedrun": ["config/train_shakespeare_char_cpu.py"]}
+# wall time to val 1.88, side by side: GPT-2's best and the faster one, config/arch_modern.py's architecture
+SPEEDRUN = {"reference recipe": REFERENCE_RECIPE,
+            "speedrun, GPT-2": ["config/train_shakespeare_char_cpu_gpt2.py"],
+            "speedrun": ["config/train_shakespeare_char_cpu.py"]}
 
 
 @torch.no_grad()
@@ -300,30 +305,43 @@ def full_val_loss(ckpt_path: str, device: torch.device) -> float:
     return (sum(losses) / len(x)).item()
 
 
+def speedrun_once(args: list[str], out_dir: str, device: torch.device) -> dict:
+    """One `python train.py *args` process into out_dir: its wall time from start to exit, its last eval
+    and its loss on all of val.bin."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "train.py", *args, f"--out_dir={out_dir}"], capture_output=True,
+                          text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"python train.py {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
+    last_eval = read_metrics(f"{out_dir}/metrics.jsonl")[1][-1]
+    return {"wall_s": wall, "iters": last_eval["iter"], "val_loss": last_eval["val_loss"],
+            "full_val_loss": full_val_loss(f"{out_dir}/ckpt.pt", device)}
+
+
 def bench_speedrun(cfg: BenchConfig, device: torch.device) -> dict:
-    """Wall time to train Tiny Shakespeare chars: the reference CPU recipe vs
-    config/train_shakespeare_char_cpu.py, one after the other on this machine, each as its own `python
-    train.py` process (on --dataset instead of data/shakespeare_char if it is given)."""
+    """Wall time to train Tiny Shakespeare chars to val 1.88: the reference CPU recipe, GPT-2's speedrun
+    and config/train_shakespeare_char_cpu.py (on --dataset instead of data/shakespeare_char if it is given).
+    They take turns for `rounds` rounds, so a slow moment of a shared machine does not land on one run only;
+    each reports its median wall time, the range, and the losses of its last round."""
     dataset = [f"--dataset={cfg.dataset}"] if cfg.dataset else []
-    results = {}
+    rounds = {name: [] for name in SPEEDRUN}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, args in progress(SPEEDRUN.items(), "speedrun runs"):
-            out_dir = f"{tmp}/{name.replace(' ', '_')}"
-            t0 = time.perf_counter()
-            proc = subprocess.run([sys.executable, "train.py", *args, *dataset, f"--out_dir={out_dir}"],
-                                  capture_output=True, text=True)
-            wall = time.perf_counter() - t0
-            if proc.returncode != 0:
-                raise RuntimeError(f"{name} failed:\n{proc.stderr[-2000:]}")
-            last_eval = read_metrics(f"{out_dir}/metrics.jsonl")[1][-1]
-            results[name] = {"wall_s": wall, "iters": last_eval["iter"], "val_loss": last_eval["val_loss"],
-                             "full_val_loss": full_val_loss(f"{out_dir}/ckpt.pt", device)}
+        for i in progress(range(cfg.rounds), "speedrun rounds"):
+            for name, args in SPEEDRUN.items():
+                out_dir = f"{tmp}/{name.replace(' ', '_').replace(',', '')}_{i}"
+                rounds[name].append(speedrun_once(args + dataset, out_dir, device))
+    results = {name: {**runs[-1], "wall_s": float(np.median([r["wall_s"] for r in runs])),
+                      "wall_s_each": [r["wall_s"] for r in runs]} for name, runs in rounds.items()}
     ref = results["reference recipe"]["wall_s"]
-    print("| run | iters | wall time | vs reference | val loss (train.py eval) | val loss (all of val.bin) |")
-    print("|---|---|---|---|---|---|")
+    print(f"wall time from start to exit of each train.py process: the median of {cfg.rounds} round(s)")
+    print("| run | iters | wall time | range | vs reference | val loss (train.py eval) "
+          "| val loss (all of val.bin) |")
+    print("|---|---|---|---|---|---|---|")
     for name, r in results.items():
-        print(f"| {name} | {r['iters']} | {r['wall_s']:.1f} s | {r['wall_s'] / ref:.2f}x "
-              f"| {r['val_loss']:.4f} | {r['full_val_loss']:.4f} |")
+        print(f"| {name} | {r['iters']} | {r['wall_s']:.1f} s | {min(r['wall_s_each']):.1f}-"
+              f"{max(r['wall_s_each']):.1f} s | {r['wall_s'] / ref:.2f}x | {r['val_loss']:.4f} "
+              f"| {r['full_val_loss']:.4f} |")
     return results
 
 
