@@ -6,11 +6,12 @@ Benchmarks, separate from training so that speed claims have one place to come f
                     --batch_size=64
     python bench.py --profile=True                    # also writes a torch.profiler trace to bench_trace.json
     python bench.py --mode=compare --device=cpu ...   # the same train step as fp32 eager with plain AdamW,
-                                                      # fused AdamW, bf16 autocast and torch.compile, side by
-                                                      side
+                                                      # fused AdamW, bf16 autocast and torch.compile, and
+                                                      # with config/arch_*.py's architectures, side by side
     python bench.py --mode=generate --device=cpu      # tokens/s: cached vs uncached generate vs HF generate
     python bench.py config/arch_llama.py --mode=generate --device=cpu   # any mode, any architecture's keys
-    python bench.py --mode=speedrun --device=cpu      # Tiny Shakespeare to val 1.88: reference recipe vs ours
+    python bench.py --mode=speedrun --device=cpu      # Tiny Shakespeare to val 1.88: the reference recipe,
+                                                      # GPT-2's speedrun and ours, side by side
 
 Train mode prints ms/iter, tokens/s, achieved TFLOP/s, MFU against the device's peak (core.PEAK_FLOPS, or
 --peak_tflops on CPUs) and peak memory.
@@ -31,8 +32,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from configurator import (UsageError, cli, configure, device_name, dtype_name, key, non_negative, one_of,
-                          positive)
+from configurator import (CONFIG_DIR, UsageError, check, cli, configure, device_name, dtype_name, key,
+                          non_negative, one_of, positive)
 from core import (ModelKeys, autocast, checkpoint_activations, choose_weight_layout, cpu_has_bf16,
                   device_problems, estimate_memory, get_batch, hf_model, init_distributed, leave_distributed,
                   load_checkpoint, maybe_compile, model_from_checkpoint, not_gpt2, open_data, peak_flops,
@@ -52,7 +53,8 @@ class BenchConfig(ModelKeys):
     batch_size: int = key(12, positive, "sequences per timed step")
     warmup_iters: int = key(5, non_negative, "untimed steps first: compilation and allocator warm-up")
     iters: int = key(20, positive, "timed steps")
-    rounds: int = key(5, positive, "compare mode: rounds of iters steps per variant, taken in turns")
+    rounds: int = key(5, positive, "compare mode: rounds of iters steps per variant; speedrun mode: runs of "
+                                   "each config; taken in turns")
     learning_rate: float = key(6e-4, positive, "the optimizer's learning rate")
     optimizer: str = key("adamw", one_of("adamw", "muon", "plain"), "'plain': torch.optim.AdamW's defaults "
                                                                     "(not fused, one decay group)")
@@ -270,30 +272,54 @@ def bench_memory(cfg: BenchConfig, device: torch.device) -> dict:
     return result
 
 
+# compare mode times each beside the model of the keys given (GPT-2 by default)
+ARCH_PRESETS = [os.path.join(CONFIG_DIR, "arch_llama.py"), os.path.join(CONFIG_DIR, "arch_modern.py")]
+
+
+def with_config_file(cfg: BenchConfig, path: str) -> BenchConfig:
+    """cfg with the keys that the config file at path assigns (a preset: config/arch_llama.py), read as
+    configure() reads any config file, then checked together with cfg's other keys."""
+    given: set[str] = set()
+    from_file = configure(BenchConfig, [path], given)
+    cfg = replace(cfg, **{k: getattr(from_file, k) for k in given})
+    check(cfg)
+    return cfg
+
+
 def bench_compare(cfg: BenchConfig, device: torch.device) -> list[dict]:
     """One train step, several ways, in one process; fp32 eager with plain torch.optim.AdamW is the baseline.
-    The variants take turns for `rounds` rounds of `iters` steps and each reports its median round, so a slow
-    moment of a shared machine does not land on one variant only."""
-    variants = [("float32", False, "plain"), ("float32", False, "adamw"), ("float32", True, "adamw"),
+    The model of the keys given (GPT-2 by default) in each dtype, compiled or not, then each of ARCH_PRESETS
+    on top of those keys, eager and compiled, in bf16 where the device has it. The variants take turns for
+    `rounds` rounds of `iters` steps and each reports its median round, so a slow moment of a shared machine
+    does not land on one variant only."""
+    fast = "float32" if device.type == "cpu" and not cpu_has_bf16() else "bfloat16"
+    settings = [("float32", False, "plain"), ("float32", False, "adamw"), ("float32", True, "adamw"),
                 ("bfloat16", False, "adamw"), ("bfloat16", True, "adamw")]
-    if device.type == "cpu" and not cpu_has_bf16():
-        variants = [v for v in variants if v[0] != "bfloat16"]
-    made = [make_step(replace(cfg, dtype=d, compile=c, optimizer=o), device) for d, c, o in variants]
+    if fast == "float32":
+        settings = [s for s in settings if s[0] != "bfloat16"]
+    # (preset file, or '' for the keys given; dtype; compile; optimizer)
+    variants = [("", *s) for s in settings]
+    variants += [(preset, fast, c, "adamw") for preset in ARCH_PRESETS for c in (False, True)]
+    made = [make_step(replace(with_config_file(cfg, p) if p else cfg, dtype=d, compile=c, optimizer=o),
+                      device) for p, d, c, o in variants]
     times = [[time_steps(step, cfg.iters) for step, _, _ in made]
              for _ in progress(range(cfg.rounds), "rounds")]
-    rows = [{"dtype": d, "compile": c, "compiled": compiled, "optimizer": o,
-             "ms_per_iter": 1000 * float(np.median(col)),
+    rows = [{"model": os.path.basename(p) or "keys given", "params": model.get_num_params(), "dtype": d,
+             "compile": c, "compiled": compiled, "optimizer": o, "ms_per_iter": 1000 * float(np.median(col)),
              "tokens_per_s": cfg.batch_size * cfg.block_size / float(np.median(col))}
-            for (d, c, o), (_, _, compiled), col in zip(variants, made, zip(*times))]
+            for (p, d, c, o), (_, model, compiled), col in zip(variants, made, zip(*times))]
     base = rows[0]["tokens_per_s"]
     print(f"train step, batch {cfg.batch_size}x{cfg.block_size}, {cfg.n_layer} layers x {cfg.n_embd}"
           f"{arch(made[0][1])}, "
           f"{device}, {torch.get_num_threads()} threads; median of {cfg.rounds} rounds of {cfg.iters} steps")
-    print("| dtype | compile | optimizer | ms/iter | tokens/s | speedup |\n|---|---|---|---|---|---|")
+    print("model 'keys given': the command line's (GPT-2 unless its keys say otherwise); a preset: those "
+          "keys with the preset file's on top")
+    print("| model | params | dtype | compile | optimizer | ms/iter | tokens/s | speedup |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         optimizer = "AdamW (plain)" if r["optimizer"] == "plain" else "AdamW (fused)"
         compile_ = "failed: eager" if r["compile"] and not r["compiled"] else r["compile"]
-        print(f"| {r['dtype']} | {compile_} | {optimizer} "
+        print(f"| {r['model']} | {r['params'] / 1e6:.2f}M | {r['dtype']} | {compile_} | {optimizer} "
               f"| {r['ms_per_iter']:.1f} | {r['tokens_per_s']:,.0f} | {r['tokens_per_s'] / base:.2f}x |")
     return rows
 
@@ -302,7 +328,10 @@ REFERENCE_RECIPE = ["config/train_shakespeare_char.py", "--device=cpu", "--compi
                     "--log_interval=1", "--block_size=64", "--batch_size=12", "--n_layer=4", "--n_head=4",
                     "--n_embd=128", "--max_iters=2000", "--lr_decay_iters=2000", "--dropout=0.0",
                     "--dtype=float32"]  # the reference codebase never autocasts on CPU
-SPEEDRUN = {"reference recipe": REFERENCE_RECIPE, "speedrun": ["config/train_shakespeare_char_cpu.py"]}
+# wall time to val 1.88, side by side: GPT-2's best and the faster one, config/arch_modern.py's architecture
+SPEEDRUN = {"reference recipe": REFERENCE_RECIPE,
+            "speedrun, GPT-2": ["config/train_shakespeare_char_cpu_gpt2.py"],
+            "speedrun": ["config/train_shakespeare_char_cpu.py"]}
 
 
 @torch.no_grad()
@@ -319,30 +348,43 @@ def full_val_loss(ckpt_path: str, device: torch.device) -> float:
     return (sum(losses) / len(x)).item()
 
 
+def speedrun_once(args: list[str], out_dir: str, device: torch.device) -> dict:
+    """One `python train.py *args` process into out_dir: its wall time from start to exit, its last eval
+    and its loss on all of val.bin."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "train.py", *args, f"--out_dir={out_dir}"], capture_output=True,
+                          text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"python train.py {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
+    last_eval = read_metrics(f"{out_dir}/metrics.jsonl")[1][-1]
+    return {"wall_s": wall, "iters": last_eval["iter"], "val_loss": last_eval["val_loss"],
+            "full_val_loss": full_val_loss(f"{out_dir}/ckpt.pt", device)}
+
+
 def bench_speedrun(cfg: BenchConfig, device: torch.device) -> dict:
-    """Wall time to train Tiny Shakespeare chars: the reference CPU recipe vs
-    config/train_shakespeare_char_cpu.py, one after the other on this machine, each as its own `python
-    train.py` process (on --dataset instead of data/shakespeare_char if it is given)."""
+    """Wall time to train Tiny Shakespeare chars to val 1.88: the reference CPU recipe, GPT-2's speedrun
+    and config/train_shakespeare_char_cpu.py (on --dataset instead of data/shakespeare_char if it is given).
+    They take turns for `rounds` rounds, so a slow moment of a shared machine does not land on one run only;
+    each reports its median wall time, the range, and the losses of its last round."""
     dataset = [f"--dataset={cfg.dataset}"] if cfg.dataset else []
-    results = {}
+    rounds = {name: [] for name in SPEEDRUN}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, args in progress(SPEEDRUN.items(), "speedrun runs"):
-            out_dir = f"{tmp}/{name.replace(' ', '_')}"
-            t0 = time.perf_counter()
-            proc = subprocess.run([sys.executable, "train.py", *args, *dataset, f"--out_dir={out_dir}"],
-                                  capture_output=True, text=True)
-            wall = time.perf_counter() - t0
-            if proc.returncode != 0:
-                raise RuntimeError(f"{name} failed:\n{proc.stderr[-2000:]}")
-            last_eval = read_metrics(f"{out_dir}/metrics.jsonl")[1][-1]
-            results[name] = {"wall_s": wall, "iters": last_eval["iter"], "val_loss": last_eval["val_loss"],
-                             "full_val_loss": full_val_loss(f"{out_dir}/ckpt.pt", device)}
+        for i in progress(range(cfg.rounds), "speedrun rounds"):
+            for name, args in SPEEDRUN.items():
+                out_dir = f"{tmp}/{name.replace(' ', '_').replace(',', '')}_{i}"
+                rounds[name].append(speedrun_once(args + dataset, out_dir, device))
+    results = {name: {**runs[-1], "wall_s": float(np.median([r["wall_s"] for r in runs])),
+                      "wall_s_each": [r["wall_s"] for r in runs]} for name, runs in rounds.items()}
     ref = results["reference recipe"]["wall_s"]
-    print("| run | iters | wall time | vs reference | val loss (train.py eval) | val loss (all of val.bin) |")
-    print("|---|---|---|---|---|---|")
+    print(f"wall time from start to exit of each train.py process: the median of {cfg.rounds} round(s)")
+    print("| run | iters | wall time | range | vs reference | val loss (train.py eval) "
+          "| val loss (all of val.bin) |")
+    print("|---|---|---|---|---|---|---|")
     for name, r in results.items():
-        print(f"| {name} | {r['iters']} | {r['wall_s']:.1f} s | {r['wall_s'] / ref:.2f}x "
-              f"| {r['val_loss']:.4f} | {r['full_val_loss']:.4f} |")
+        print(f"| {name} | {r['iters']} | {r['wall_s']:.1f} s | {min(r['wall_s_each']):.1f}-"
+              f"{max(r['wall_s_each']):.1f} s | {r['wall_s'] / ref:.2f}x | {r['val_loss']:.4f} "
+              f"| {r['full_val_loss']:.4f} |")
     return results
 
 

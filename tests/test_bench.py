@@ -10,7 +10,7 @@ import torch
 import bench
 import core
 import train
-from configurator import UsageError
+from configurator import UsageError, configure
 from model import GPT, GPTConfig, Optimizers
 from conftest import ARCHS, ROOT, metrics
 
@@ -50,6 +50,27 @@ def test_bench_compare(capsys):
     assert [r["compiled"] for r in rows] == [r["compile"] for r in rows] and any(r["compile"] for r in rows)
     table = capsys.readouterr().out
     assert all(f"| {r['tokens_per_s']:,.0f} |" in table for r in rows) and "failed: eager" not in table
+    # each preset, eager and compiled, timed the model that the command line with the preset file after it
+    # builds: its parameter count, which differs for each architecture here
+    built = {"keys given": configure(bench.BenchConfig, TINY)}
+    built |= {os.path.basename(p): configure(bench.BenchConfig, TINY + [p]) for p in bench.ARCH_PRESETS}
+    assert sorted(r["model"] for r in rows) == sorted(["keys given"] * (len(rows) - 4) + 2 * list(built)[1:])
+    for r in rows:
+        n = GPT(built[r["model"]].gpt_config()).get_num_params()
+        assert r["params"] == n, f"{r['model']}: timed a model of {r['params']} parameters, not {n}"
+        assert f"| {r['model']} | {n / 1e6:.2f}M |" in table
+    assert len({r["params"] for r in rows}) == 3, "the architectures compared have the same parameter count"
+
+
+def test_with_config_file_is_the_file_after_the_command_line():
+    """A preset applied to a config in bench.py is that config with the file read after its keys, as
+    configure() reads a command line: every key equal, the preset's own and the others."""
+    given = TINY + ["--mode=compare", "--n_layer=3", "--bias=False", "--mlp=swiglu"]
+    for path in bench.ARCH_PRESETS:
+        ours = bench.with_config_file(configure(bench.BenchConfig, given), path)
+        assert ours == configure(bench.BenchConfig, given + [path]), path
+    with pytest.raises(UsageError, match="rope.*even head size"):  # checked with the keys it joins
+        bench.with_config_file(configure(bench.BenchConfig, TINY + ["--n_head=32"]), bench.ARCH_PRESETS[0])
 
 
 def test_bench_generate(capsys):

@@ -22,6 +22,16 @@ from train import TrainConfig
 # -----------------------------------------------------------------------------
 # the quick start's judge (tests/test_docs.py runs the quick start itself, as the README writes it)
 
+CPU_SPEEDRUN = ROOT / "config" / "train_shakespeare_char_cpu.py"
+
+
+def test_cpu_speedrun_has_the_modern_presets_architecture():
+    """config/train_shakespeare_char_cpu.py writes out config/arch_modern.py's keys: the preset read after it
+    changes no key."""
+    alone = configure(TrainConfig, [str(CPU_SPEEDRUN)])
+    assert alone == configure(TrainConfig, [str(CPU_SPEEDRUN), str(ROOT / "config" / "arch_modern.py")])
+
+
 def test_full_val_loss_is_every_window_of_val_bin(tiny_config):
     """bench.full_val_loss (the quick start's and speedrun's judge) against the mean loss recomputed here over
     consecutive block_size windows of all of val.bin."""
@@ -178,18 +188,24 @@ def test_wandb_offline_run_is_written(tiny_config, tmp_path):
 # -----------------------------------------------------------------------------
 # bench.py --mode=speedrun, on tiny runs
 
-def test_speedrun_mode_times_both_runs_and_judges_them(tmp_path, monkeypatch, capsys):
+def test_speedrun_mode_times_the_runs_in_turns_and_judges_them(tmp_path, monkeypatch, capsys):
+    """Each run of bench.SPEEDRUN (here the first two, with tiny shapes) once a round, in turns; its wall time
+    the median of its rounds, its losses those of its last round."""
     data = write_dataset(tmp_path / "data")
     tiny = [*TINY_SHAPE, "--max_iters=4", "--eval_interval=4"]
-    runs = {"reference recipe": ["config/train_shakespeare_char.py", *tiny],
-            "speedrun": ["config/train_shakespeare_char_cpu.py", *tiny]}
+    runs = {name: [args[0], *tiny] for name, args in list(bench.SPEEDRUN.items())[:2]}  # their config files
     monkeypatch.setattr(bench, "SPEEDRUN", runs)
-    results = bench.main(["--mode=speedrun", "--device=cpu", f"--dataset={data}"])
+    started, once = [], bench.speedrun_once
+    monkeypatch.setattr(bench, "speedrun_once", lambda args, *a: started.append(args[0]) or once(args, *a))
+    results = bench.main(["--mode=speedrun", "--device=cpu", f"--dataset={data}", "--rounds=2"])
     out = capsys.readouterr().out
-    assert set(results) == {"reference recipe", "speedrun"}
+    assert started == [args[0] for args in runs.values()] * 2, "the runs did not take turns, round by round"
+    assert list(results) == list(runs) and list(runs)[0] == "reference recipe"
     for name, r in results.items():
-        assert r["iters"] == 4 and r["wall_s"] > 0 and np.isfinite(r["val_loss"])
-        assert 0 < r["full_val_loss"] < 5
-        assert f"| {name} | 4 | {r['wall_s']:.1f} s |" in out
+        assert len(r["wall_s_each"]) == 2 and r["wall_s"] == pytest.approx(np.median(r["wall_s_each"]))
+        assert r["iters"] == 4 and np.isfinite(r["val_loss"]) and 0 < r["full_val_loss"] < 5
+        assert (f"| {name} | 4 | {r['wall_s']:.1f} s | {min(r['wall_s_each']):.1f}-"
+                f"{max(r['wall_s_each']):.1f} s | {r['wall_s'] / results['reference recipe']['wall_s']:.2f}x "
+                f"| {r['val_loss']:.4f} | {r['full_val_loss']:.4f} |") in out
     assert "| reference recipe | 4 |" in out and "| 1.00x |" in out
 
