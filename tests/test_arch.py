@@ -345,3 +345,18 @@ def test_hf_configs_of_other_variants_are_refused():
         model_py.config_from_hf(bad, "x")
     assert str(e.value) == ("x: this Llama variant cannot be reproduced exactly: hidden_act is 'gelu', not "
                             "'silu'; head_dim is 32, not 16; rope_type is 'linear', not 'default'")
+
+
+def test_a_transformers_4_llama_config_gives_its_rope_theta_and_scaling():
+    """config_from_hf on a Llama config as transformers < 5 has it (rope_theta and rope_scaling attributes, no
+    rope_parameters): its rope_theta in our config, and a scaled RoPE (the old "type" key) refused."""
+    import types
+
+    import transformers
+    d = transformers.LlamaConfig(hidden_size=64, num_attention_heads=4).to_dict()
+    d.pop("rope_parameters", None)
+    old = types.SimpleNamespace(**{**d, "rope_theta": 500.0, "rope_scaling": None})
+    assert model_py.config_from_hf(old, "x").rope_theta == 500.0
+    old.rope_scaling = {"type": "linear", "factor": 2.0}
+    with pytest.raises(ValueError, match="rope_type is 'linear', not 'default'"):
+        model_py.config_from_hf(old, "x")
