@@ -349,12 +349,13 @@ def test_hf_configs_of_other_variants_are_refused():
 
 def test_a_transformers_4_llama_config_gives_its_rope_theta_and_scaling():
     """config_from_hf on a Llama config as transformers < 5 has it (rope_theta and rope_scaling attributes, no
-    rope_parameters): its rope_theta in our config, and a scaled RoPE (the old "type" key) refused."""
+    rope_parameters, and before 4.45 no head_dim): its rope_theta in our config, and a scaled RoPE (the old
+    "type" key) refused."""
     import types
 
     import transformers
     d = transformers.LlamaConfig(hidden_size=64, num_attention_heads=4).to_dict()
-    d.pop("rope_parameters", None)
+    d.pop("rope_parameters", None), d.pop("head_dim", None)
     old = types.SimpleNamespace(**{**d, "rope_theta": 500.0, "rope_scaling": None})
     assert model_py.config_from_hf(old, "x").rope_theta == 500.0
     old.rope_scaling = {"type": "linear", "factor": 2.0}
