@@ -71,6 +71,11 @@ MUTATIONS = [
     ("model.py", "qk_norm=cfg.model_type == \"qwen3\"", "qk_norm=False", "test_arch.py"),
     ("core.py", "differ += [f\"n_kv_head={config.n_kv_head!r}\"] * (config.kv_heads != config.n_head)",
      "pass", "test_arch.py"),
+    ("train.py", "(math.log(2) * self.bytes[split])", "(math.log(3) * self.bytes[split])", "test_train.py"),
+    ("train.py", 'out[f"{split}_loss"] * tokens /', 'out[f"{split}_loss"] * (tokens - 1) /', "test_train.py"),
+    ("model.py", "else 4 * self.n_embd", "else 3 * self.n_embd", "test_model.py"),
+    ("model.py", "        if self.mlp_hidden is not None:\n            return self.mlp_hidden\n", "",
+     "test_arch.py"),
     ("bench.py", "* len(x[i:i + 256])", "* 256", "test_promises.py"),
     # under DDP only, which runs in torchrun's processes, where mutmut's test mapping does not reach
     ("train.py", "if isinstance(model, DDP) and not last", "if isinstance(model, DDP) and last",

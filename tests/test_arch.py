@@ -301,20 +301,28 @@ def test_logits_loss_and_greedy_tokens_equal_hf(kind, kv_heads, tied, tmp_path):
 
 
 @pytest.mark.hf_parity
-@pytest.mark.parametrize("name, kw, cls", [("llama", {}, "LlamaForCausalLM"),
-                                           ("llama_gqa", {}, "LlamaForCausalLM"),
-                                           ("llama", dict(qk_norm=True), "Qwen3ForCausalLM"),
-                                           ("untied", dict(bias=False), "GPT2LMHeadModel")])
+@pytest.mark.parametrize("name, kw, cls", [
+    ("llama", dict(bias=True, rope_theta=500.0), "LlamaForCausalLM"), ("llama_gqa", {}, "LlamaForCausalLM"),
+    ("llama", dict(qk_norm=True, tie_embeddings=True), "Qwen3ForCausalLM"),
+    ("untied", dict(bias=False, norm_eps=1e-3), "GPT2LMHeadModel")])
 def test_export_writes_the_hf_class_that_computes_the_same(name, kw, cls):
-    model = variant(name, **kw).float().eval()
+    """core.hf_model's export computes our logits (biases, rope_theta, norm_eps and tying other than HF's
+    defaults among the cases), carries our dropout, and GPT.from_pretrained reads it back as the same
+    architecture and logits."""
+    model = variant(name, dropout=0.1, **kw).float().eval()
     hf = core.hf_model(model)
     assert type(hf).__name__ == cls
+    assert getattr(hf.config, "attention_dropout", getattr(hf.config, "attn_pdrop", None)) == 0.1
     idx = torch.randint(0, 80, (2, 20))
     with torch.no_grad():
         torch.testing.assert_close(hf(idx).logits, model(idx, all_logits=True)[0], atol=1e-5, rtol=0)
     with tempfile.TemporaryDirectory() as d:
         hf.save_pretrained(d)
         back = GPT.from_pretrained(d).eval()
+    keys = [k for k in core.ARCH_KEYS if k not in ("n_kv_head", "mlp_hidden")] + ["kv_heads", "mlp_width"]
+    gpt2 = cls == "GPT2LMHeadModel"
+    expect = {**{k: getattr(model.config, k) for k in keys}, "bias": model.config.bias or gpt2}
+    assert {k: getattr(back.config, k) for k in keys} == expect  # GPT-2's bias=False is exported as zeros
     with torch.no_grad():
         torch.testing.assert_close(back(idx, all_logits=True)[0], model(idx, all_logits=True)[0], atol=1e-5,
                                    rtol=0)
@@ -337,3 +345,19 @@ def test_hf_configs_of_other_variants_are_refused():
         model_py.config_from_hf(bad, "x")
     assert str(e.value) == ("x: this Llama variant cannot be reproduced exactly: hidden_act is 'gelu', not "
                             "'silu'; head_dim is 32, not 16; rope_type is 'linear', not 'default'")
+
+
+def test_a_transformers_4_llama_config_gives_its_rope_theta_and_scaling():
+    """config_from_hf on a Llama config as transformers < 5 has it (rope_theta and rope_scaling attributes, no
+    rope_parameters, and before 4.45 no head_dim): its rope_theta in our config, and a scaled RoPE (the old
+    "type" key) refused."""
+    import types
+
+    import transformers
+    d = transformers.LlamaConfig(hidden_size=64, num_attention_heads=4).to_dict()
+    d.pop("rope_parameters", None), d.pop("head_dim", None)
+    old = types.SimpleNamespace(**{**d, "rope_theta": 500.0, "rope_scaling": None})
+    assert model_py.config_from_hf(old, "x").rope_theta == 500.0
+    old.rope_scaling = {"type": "linear", "factor": 2.0}
+    with pytest.raises(ValueError, match="rope_type is 'linear', not 'default'"):
+        model_py.config_from_hf(old, "x")

@@ -408,3 +408,44 @@ def test_good_values_at_the_edges_pass(world):
     assert cfg.max_iters == 0
     assert configure(sample.SampleConfig, ["--temperature=0", "--top_p=1", "--top_k=1", "--max_new_tokens=0",
                                            "--top_k=None"]).top_k is None
+
+
+def test_model_keys_name_each_head_problem():
+    """ModelKeys.problems (train.py's and bench.py's check, before GPTConfig) against the arithmetic of the
+    heads: 36 / 4 = 9 is an odd head size, which only rope refuses; 3 does not divide 4."""
+    assert core.ModelKeys(n_embd=36, n_head=4, pos_embedding="rope").problems() == \
+        ["pos_embedding='rope': needs an even head size, not n_embd / n_head = 9"]
+    assert core.ModelKeys(n_embd=36, n_head=4).problems() == []  # learned positions: any head size
+    assert core.ModelKeys(n_embd=32, n_head=4, n_kv_head=3).problems() == \
+        ["n_kv_head=3: must divide n_head=4"]
+    assert core.ModelKeys(n_embd=32, n_head=4, n_kv_head=2, pos_embedding="rope").problems() == []
+
+
+def test_a_missing_checkpoint_suggests_runs_in_the_working_directory(tmp_path, monkeypatch):
+    """A relative out_dir's siblings are the working directory's folders; an out_dir whose parent does not
+    exist has no siblings, and the error says only how to go on (no listing of a missing folder)."""
+    monkeypatch.chdir(tmp_path)
+    os.mkdir("out-char")
+    core.save_checkpoint({"model": {}, "model_args": {}, "iter_num": 0, "best_val_loss": 1.0, "config": {},
+                          "meta": {}}, "out-char/ckpt.pt")
+    with pytest.raises(core.UsageError) as e:
+        core.load_checkpoint("out/ckpt.pt")
+    assert str(e.value) == ("no checkpoint at out/ckpt.pt: did you mean --out_dir=out-char? Else train one "
+                            "first, or point out_dir at the run to load")
+    with pytest.raises(core.UsageError) as e:
+        core.load_checkpoint("missing/out/ckpt.pt")
+    assert str(e.value) == "no checkpoint at missing/out/ckpt.pt: train one first, or point out_dir at the " \
+                           "run to load"
+
+
+def test_hf_tokenizer_names_the_class_else_the_files(tmp_path):
+    """What hf_tokenizer says against what the folder holds: tokenizer_config.json's tokenizer_class when the
+    file is a JSON object naming one, else (unreadable, not an object, no class) the tokenizer files."""
+    assert core.hf_tokenizer(str(tmp_path)) == "it holds no tokenizer files"
+    (tmp_path / "tokenizer.model").write_bytes(b"")
+    (tmp_path / "merges.txt").write_text("")
+    for config in ("{not json", "[1, 2]", '{"tokenizer_class": null}'):
+        (tmp_path / "tokenizer_config.json").write_text(config)
+        assert core.hf_tokenizer(str(tmp_path)) == "it holds tokenizer.model, merges.txt", config
+    (tmp_path / "tokenizer_config.json").write_text('{"tokenizer_class": "LlamaTokenizer"}')
+    assert core.hf_tokenizer(str(tmp_path)) == "tokenizer_config.json names LlamaTokenizer"

@@ -222,6 +222,18 @@ def test_attention_runs_in_fp32_under_cpu_autocast():
         torch.testing.assert_close(logits.float(), m(idx, all_logits=True)[0], atol=0.05, rtol=0.05)
 
 
+def test_written_out_attention_keeps_a_bf16_models_dtype():
+    """attention_weights (eval.py's maps) on bf16 q, k, v, as a bf16 model without autocast gives them: bf16
+    output and weights, each within bf16's rounding of a plain fp32 masked softmax of the same inputs."""
+    q, k, v = (torch.randn(2, 4, 6, 8).bfloat16() for _ in range(3))
+    y, w = model_py.attention_weights(q, k, v, None)
+    scores = q.float() @ k.float().transpose(-2, -1) / math.sqrt(8)
+    ref_w = scores.masked_fill(~torch.ones(6, 6, dtype=torch.bool).tril(), float("-inf")).softmax(-1)
+    assert (y.dtype, w.dtype) == (torch.bfloat16, torch.bfloat16)
+    torch.testing.assert_close(w.float(), ref_w, atol=2e-2, rtol=2e-2)
+    torch.testing.assert_close(y.float(), ref_w @ v.float(), atol=3e-2, rtol=3e-2)
+
+
 def test_sdpa_arguments_follow_mode_and_autocast(monkeypatch):
     """What each attention call gets: dropout only in training (config.dropout), never in eval mode; under
     CPU autocast fp32 inputs with autocast off inside; without autocast, the model's own dtype."""
