@@ -340,11 +340,12 @@ def test_export_refuses_what_no_hf_class_computes(name, keys):
 def test_hf_configs_of_other_variants_are_refused():
     import transformers
     bad = transformers.LlamaConfig(hidden_size=64, num_attention_heads=4, head_dim=32, hidden_act="gelu",
-                                   rope_scaling={"rope_type": "linear", "factor": 2.0})
+                                   rope_scaling={"rope_type": "linear", "factor": 2.0}, attention_bias=True)
     with pytest.raises(ValueError) as e:
         model_py.config_from_hf(bad, "x")
     assert str(e.value) == ("x: this Llama variant cannot be reproduced exactly: hidden_act is 'gelu', not "
-                            "'silu'; head_dim is 32, not 16; rope_type is 'linear', not 'default'")
+                            "'silu'; head_dim is 32, not 16; rope_type is 'linear', not 'default'; "
+                            "mlp_bias is False, not True")
 
 
 def test_a_transformers_4_llama_config_gives_its_rope_theta_and_scaling():
