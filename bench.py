@@ -349,16 +349,17 @@ def full_val_loss(ckpt_path: str, device: torch.device) -> float:
 
 
 def speedrun_once(args: list[str], out_dir: str, device: torch.device) -> dict:
-    """One `python train.py *args` process into out_dir: its wall time from start to exit, its last eval
-    and its loss on all of val.bin."""
-    t0 = time.perf_counter()
+    """One `python train.py *args` process into out_dir: its wall time from start to exit, the CPU time it
+    used (user + system; 0 where the OS does not report it), its last eval and its loss on all of val.bin."""
+    t0, cpu0 = time.perf_counter(), os.times()
     proc = subprocess.run([sys.executable, "train.py", *args, f"--out_dir={out_dir}"], capture_output=True,
                           text=True)
-    wall = time.perf_counter() - t0
+    wall, cpu1 = time.perf_counter() - t0, os.times()
     if proc.returncode != 0:
         raise RuntimeError(f"python train.py {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
     last_eval = read_metrics(f"{out_dir}/metrics.jsonl")[1][-1]
-    return {"wall_s": wall, "iters": last_eval["iter"], "val_loss": last_eval["val_loss"],
+    cpu = cpu1.children_user + cpu1.children_system - cpu0.children_user - cpu0.children_system
+    return {"wall_s": wall, "cpu_s": cpu, "iters": last_eval["iter"], "val_loss": last_eval["val_loss"],
             "full_val_loss": full_val_loss(f"{out_dir}/ckpt.pt", device)}
 
 
@@ -375,16 +376,18 @@ def bench_speedrun(cfg: BenchConfig, device: torch.device) -> dict:
                 out_dir = f"{tmp}/{name.replace(' ', '_').replace(',', '')}_{i}"
                 rounds[name].append(speedrun_once(args + dataset, out_dir, device))
     results = {name: {**runs[-1], "wall_s": float(np.median([r["wall_s"] for r in runs])),
+                      "cpu_s": float(np.median([r["cpu_s"] for r in runs])),
                       "wall_s_each": [r["wall_s"] for r in runs]} for name, runs in rounds.items()}
     ref = results["reference recipe"]["wall_s"]
-    print(f"wall time from start to exit of each train.py process: the median of {cfg.rounds} round(s)")
-    print("| run | iters | wall time | range | vs reference | val loss (train.py eval) "
+    print(f"each train.py process from start to exit, the median of {cfg.rounds} round(s); CPU s: its user + "
+          f"system time (on a busy machine, the steadier figure where it runs one thread)")
+    print("| run | iters | wall time | range | vs reference | CPU s | val loss (train.py eval) "
           "| val loss (all of val.bin) |")
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         print(f"| {name} | {r['iters']} | {r['wall_s']:.1f} s | {min(r['wall_s_each']):.1f}-"
-              f"{max(r['wall_s_each']):.1f} s | {r['wall_s'] / ref:.2f}x | {r['val_loss']:.4f} "
-              f"| {r['full_val_loss']:.4f} |")
+              f"{max(r['wall_s_each']):.1f} s | {r['wall_s'] / ref:.2f}x | {r['cpu_s']:.1f} "
+              f"| {r['val_loss']:.4f} | {r['full_val_loss']:.4f} |")
     return results
 
 

@@ -203,9 +203,11 @@ def test_speedrun_mode_times_the_runs_in_turns_and_judges_them(tmp_path, monkeyp
     assert list(results) == list(runs) and list(runs)[0] == "reference recipe"
     for name, r in results.items():
         assert len(r["wall_s_each"]) == 2 and r["wall_s"] == pytest.approx(np.median(r["wall_s_each"]))
+        # a process's CPU time: more than Python's startup (> 0.1 s), at most all cores for its wall time
+        assert 0.1 < r["cpu_s"] <= os.cpu_count() * max(r["wall_s_each"]), r
         assert r["iters"] == 4 and np.isfinite(r["val_loss"]) and 0 < r["full_val_loss"] < 5
         assert (f"| {name} | 4 | {r['wall_s']:.1f} s | {min(r['wall_s_each']):.1f}-"
                 f"{max(r['wall_s_each']):.1f} s | {r['wall_s'] / results['reference recipe']['wall_s']:.2f}x "
-                f"| {r['val_loss']:.4f} | {r['full_val_loss']:.4f} |") in out
+                f"| {r['cpu_s']:.1f} | {r['val_loss']:.4f} | {r['full_val_loss']:.4f} |") in out
     assert "| reference recipe | 4 |" in out and "| 1.00x |" in out
 
