@@ -82,7 +82,7 @@ RUN = [
     'python sample.py --out_dir=out-shakespeare-char --start="ROMEO:" --num_samples=1 --max_new_tokens=300',
     "python eval.py --mode=plot --out_dir=out-shakespeare-char",
     'python eval.py --mode=attention --out_dir=out-shakespeare-char --start="To be, or not to be"',
-    "python eval.py --mode=export --out_dir=out-shakespeare-char --output=hf-model",
+    "python eval.py --mode=export --out_dir=out-llama --output=hf-model",
 ]
 
 GPUS = "needs 8 CUDA GPUs"
@@ -192,9 +192,11 @@ def check_quick_start(repo: Path, out: str) -> None:
 
 
 def check_export(repo: Path, out: str) -> None:
-    """README, Evaluation: GPT2LMHeadModel.from_pretrained loads the export."""
-    from transformers import GPT2LMHeadModel
-    model = GPT2LMHeadModel.from_pretrained(repo / "hf-model")
+    """README, Evaluation: the Llama-shaped run's export is a LlamaForCausalLM that AutoModelForCausalLM
+    loads, with the data's 65 characters."""
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained(repo / "hf-model")
+    assert type(model).__name__ == "LlamaForCausalLM"
     assert model.config.vocab_size == 65, "the export's vocabulary: Tiny Shakespeare's 65 characters"
 
 
@@ -240,7 +242,7 @@ CHECKS = {
     "python eval.py --mode=plot --out_dir=out-shakespeare-char": check_png("loss.png"),
     'python eval.py --mode=attention --out_dir=out-shakespeare-char --start="To be, or not to be"':
         check_png("attention.png"),
-    "python eval.py --mode=export --out_dir=out-shakespeare-char --output=hf-model": check_export,
+    "python eval.py --mode=export --out_dir=out-llama --output=hf-model": check_export,
 }
 
 
