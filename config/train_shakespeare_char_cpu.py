@@ -3,11 +3,11 @@
 #   python data/shakespeare_char/prepare.py && python train.py config/train_shakespeare_char_cpu.py
 #   python bench.py --mode=speedrun    # times this beside GPT-2's speedrun and the reference CPU recipe
 # What won, measured on 2 cores (docs/speedrun.md): config/arch_modern.py's architecture (its keys, below)
-# reaches 1.88 in 500 steps where GPT-2's best (config/train_shakespeare_char_cpu_gpt2.py) takes 800, at ~12%
-# more time a step. A small model is the compute-optimal one at this budget (1 layer, 128 wide), and Muon for
-# the hidden matrices beats AdamW; with QK-norm and the softcap the best peak learning rate is half GPT-2's,
-# with no warmup. dtype 'auto' trains it under bf16 autocast where the CPU has native bf16, and
-# torch.compile's 10-20 s of compilation outweighs its faster steps in a run this short.
+# reaches 1.88 in 500 steps where GPT-2's best (config/train_shakespeare_char_cpu_gpt2.py) takes 800, at ~15%
+# more time a step: 0.75x its wall time. A small model is the compute-optimal one at this budget (1 layer, 128
+# wide), and Muon for the hidden matrices beats AdamW; with QK-norm and the softcap the best peak learning
+# rate is half GPT-2's, with no warmup. dtype 'auto' trains it under bf16 autocast where the CPU has native
+# bf16, and torch.compile's 10-20 s of compilation outweighs its faster steps in a run this short.
 
 out_dir = "out-shakespeare-char"
 eval_interval = 500  # evaluate at the start and the end only: evals cost wall time
